@@ -1,0 +1,20 @@
+"""CSV templates for run uploads."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, Response
+
+from shared.runs import csvio
+
+router = APIRouter(prefix="/files", tags=["runs"])
+
+
+@router.get("/templates/{kind}")
+def template(kind: Literal["sales", "lots"]) -> Response:
+    return Response(
+        content=csvio.template_csv(kind),
+        media_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{kind}_template.csv"'},
+    )

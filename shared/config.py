@@ -1,0 +1,54 @@
+"""Process configuration: one pydantic-settings object read from `ASORA_*` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEVELOPMENT_SECRET = "asora-development-secret-not-for-production"  # noqa: S105 - refused outside development
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ASORA_", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    database_url: str | None = None
+    redis_url: str | None = None
+    data_dir: Path = Path(".asora")
+    secret_key: SecretStr = SecretStr(DEVELOPMENT_SECRET)
+    bootstrap_operator_key: SecretStr | None = None
+    flower_basic_auth: SecretStr | None = None
+
+    api_url: str = "http://127.0.0.1:8000"
+    api_key: SecretStr | None = None
+
+    # Job execution: a worker's lease on a tenant must outlive a heartbeat interval several times over,
+    # and the broker's visibility timeout must outlive the task time limit so a slow job is not redelivered.
+    tenant_lock_lease_seconds: int = 60
+    heartbeat_seconds: int = 10
+    job_stale_after_seconds: int = 120
+    job_max_attempts: int = 3
+    task_time_limit_seconds: int = 1800
+    relay_interval_seconds: float = 1.0
+    idempotency_retention_days: int = 7
+    max_upload_bytes: int = Field(default=512 * 1024 * 1024)
+    # Fault injection for the crash and concurrency tests: hold every job's transaction open this long
+    # after its work is written and before it commits. Refused in production.
+    debug_job_delay_seconds: float = 0.0
+
+    @model_validator(mode="after")
+    def _refuse_default_secret(self) -> Settings:
+        if self.environment == "production" and self.secret_key.get_secret_value() == DEVELOPMENT_SECRET:
+            raise ValueError("ASORA_SECRET_KEY must be set in production")
+        if self.environment == "production" and self.debug_job_delay_seconds:
+            raise ValueError("ASORA_DEBUG_JOB_DELAY_SECONDS is a test setting and is refused in production")
+        return self
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,61 @@
+"""Domain errors carry the contract's `{code, reason, message, details}`; adapters map them to HTTP or to a
+job's recorded error."""
+
+from __future__ import annotations
+
+from typing import Any
+
+STATUS_BY_CODE = {
+    "UNAUTHENTICATED": 401,
+    "PLAN_LIMIT_EXCEEDED": 402,
+    "FORBIDDEN": 403,
+    "NOT_FOUND": 404,
+    "CONFLICT": 409,
+    "VALIDATION_FAILED": 422,
+    "UNAVAILABLE": 503,
+}
+
+
+class DomainError(Exception):
+    code = "VALIDATION_FAILED"
+
+    def __init__(self, message: str, *, reason: str | None = None, details: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.reason = reason
+        self.details = details or []
+
+    @property
+    def status_code(self) -> int:
+        return STATUS_BY_CODE[self.code]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "reason": self.reason, "message": self.message, "details": self.details}
+
+
+class Unauthenticated(DomainError):
+    code = "UNAUTHENTICATED"
+
+
+class Forbidden(DomainError):
+    code = "FORBIDDEN"
+
+
+class PlanLimitExceeded(DomainError):
+    code = "PLAN_LIMIT_EXCEEDED"
+
+
+class NotFound(DomainError):
+    code = "NOT_FOUND"
+
+
+class Conflict(DomainError):
+    code = "CONFLICT"
+
+
+class ValidationFailed(DomainError):
+    code = "VALIDATION_FAILED"
+
+
+class Unavailable(DomainError):
+    code = "UNAVAILABLE"

@@ -1,0 +1,69 @@
+"""The append-only ledger and the lot balances derived from it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, DateTime, Index, PrimaryKeyConstraint, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from shared.base import Base, CreatedAt, Money, Quantity, UnitCost
+
+
+class LedgerEvent(Base):
+    """One immutable inventory fact. `quantity` and `amount` are signed: receipts and gains positive,
+    issues and shrink negative, reversals the negation of what they reverse."""
+
+    __tablename__ = "ledger_events"
+    __table_args__ = (
+        PrimaryKeyConstraint("tenant_id", "seq"),
+        Index("ix_ledger_events_run", "tenant_id", "run_id", postgresql_where="run_id IS NOT NULL"),
+        Index("ix_ledger_events_sku", "tenant_id", "sku", "occurred_at"),
+        Index("ix_ledger_events_lot", "tenant_id", "lot_id"),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(String(63))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    event_type: Mapped[str] = mapped_column(String(16))
+    sku: Mapped[str] = mapped_column(String(100))
+    lot_id: Mapped[str] = mapped_column(String(200))
+    bin_id: Mapped[str | None] = mapped_column(String(40))
+    quantity: Mapped[Quantity]
+    unit_cost: Mapped[UnitCost]
+    amount: Mapped[Money]
+    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    recorded_at: Mapped[CreatedAt]
+    job_id: Mapped[str] = mapped_column(String(40))
+    run_id: Mapped[str | None] = mapped_column(String(40))
+    reference: Mapped[str | None] = mapped_column(String(200))
+    reverses_seq: Mapped[int | None] = mapped_column(BigInteger)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class Lot(Base):
+    """A cost layer. Attributes are fixed at receipt; `remaining_quantity` is derived from the ledger and
+    rebuildable by `asora ledger verify --repair`."""
+
+    __tablename__ = "lots"
+    __table_args__ = (
+        PrimaryKeyConstraint("tenant_id", "lot_id"),
+        Index("ix_lots_fifo", "tenant_id", "sku", "received_at", "lot_id"),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(String(63))
+    lot_id: Mapped[str] = mapped_column(String(200))
+    sku: Mapped[str] = mapped_column(String(100))
+    bin_id: Mapped[str | None] = mapped_column(String(40))
+    vendor_id: Mapped[str | None] = mapped_column(String(40))
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    original_quantity: Mapped[Quantity]
+    received_quantity: Mapped[Quantity]
+    unit_price: Mapped[UnitCost]
+    freight_cost_per_unit: Mapped[UnitCost]
+    unit_cost: Mapped[UnitCost]
+    remaining_quantity: Mapped[Quantity]
+    status: Mapped[str] = mapped_column(String(16), server_default="live")
+    source_job_id: Mapped[str] = mapped_column(String(40))
+    source_run_id: Mapped[str | None] = mapped_column(String(40))
+    receipt_seq: Mapped[int] = mapped_column(BigInteger)

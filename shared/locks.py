@@ -1,0 +1,33 @@
+"""A per-tenant Redis lease: the cheap pre-filter in front of PostgreSQL's advisory-lock fence."""
+
+from __future__ import annotations
+
+import secrets
+
+import redis
+
+_EXTEND = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end
+return 0
+"""
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+
+
+class TenantLock:
+    def __init__(self, client: redis.Redis, tenant_id: str, lease_seconds: int) -> None:
+        self.client = client
+        self.key = f"asora:tenant-lock:{tenant_id}"
+        self.token = secrets.token_hex(16)
+        self.lease_ms = lease_seconds * 1000
+
+    def acquire(self) -> bool:
+        return bool(self.client.set(self.key, self.token, nx=True, px=self.lease_ms))
+
+    def extend(self) -> bool:
+        return bool(self.client.eval(_EXTEND, 1, self.key, self.token, self.lease_ms))
+
+    def release(self) -> None:
+        self.client.eval(_RELEASE, 1, self.key, self.token)

@@ -1,0 +1,34 @@
+"""Imports every domain's models so that the metadata (and Alembic) sees all tables."""
+
+from shared.audit.models import AuditEvent
+from shared.base import Base
+from shared.inventory.models import Bin, Category, Hub, Item, Vendor
+from shared.jobs.models import IdempotencyKey, Job, JobBlob
+from shared.ledger.models import LedgerEvent, Lot
+from shared.runs.models import Run, RunAllocation, RunSale, RunValidationError
+from shared.tenants.models import ApiKey, LedgerHead, Plan, PlanLimit, Tenant, TenantCounter
+
+__all__ = [
+    "ApiKey",
+    "AuditEvent",
+    "Base",
+    "Bin",
+    "Category",
+    "Hub",
+    "IdempotencyKey",
+    "Item",
+    "Job",
+    "JobBlob",
+    "LedgerEvent",
+    "LedgerHead",
+    "Lot",
+    "Plan",
+    "PlanLimit",
+    "Run",
+    "RunAllocation",
+    "RunSale",
+    "RunValidationError",
+    "Tenant",
+    "TenantCounter",
+    "Vendor",
+]

@@ -1,0 +1,559 @@
+"""Executing COGS runs and rollbacks inside the tenant's fenced transaction.
+
+A run parses its stored inputs, checks them against the tenant's ledger (known SKUs, costed sales, lots),
+allocates with the FIFO engine and writes lots, ledger events and per-sale results in one transaction. Any
+problem fails the run with every validation error recorded, and nothing else written.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections import defaultdict
+from collections.abc import Iterator
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from shared.base import utcnow
+from shared.copyio import copy_rows, temp_table
+from shared.errors import Conflict, DomainError, ValidationFailed
+from shared.jobs import service as jobs
+from shared.jobs.handlers import register
+from shared.jobs.models import Job
+from shared.ledger.models import Lot
+from shared.ledger.service import NewEvent, append_events
+from shared.runs import csvio, fifo
+from shared.runs import service as runs
+from shared.runs.decimals import AMOUNT_SCALE, COST_SCALE, QTY_SCALE, format_scaled, to_decimal
+from shared.runs.models import Run
+
+MAX_REPORTED_ERRORS = 10_000
+
+
+class RunValidationFailed(ValidationFailed):
+    def __init__(self, errors: list[fifo.RowError]) -> None:
+        reasons = sorted({e.reason for e in errors})
+        super().__init__(
+            f"{len(errors)} validation error(s): {', '.join(reasons)}",
+            reason=reasons[0] if len(reasons) == 1 else "MULTIPLE",
+            details=[e.as_dict() for e in errors[:MAX_REPORTED_ERRORS]],
+        )
+        self.errors = errors
+
+
+def _run_of(session: Session, job: Job) -> Run:
+    run = session.scalar(select(Run).where(Run.job_id == job.id, Run.tenant_id == job.tenant_id))
+    assert run is not None, f"job {job.id} has no run"
+    return run
+
+
+def _parse(session: Session, job: Job, name: str, fmt: str) -> Any:
+    blob = jobs.read_blob(session, job.id, name) or b""
+    if fmt == "csv":
+        parser = csvio.parse_sales_csv if name == "sales" else csvio.parse_lots_csv
+        return parser(io.BytesIO(blob))
+    records = json.loads(blob)
+    return csvio.sales_from_records(records) if name == "sales" else csvio.lots_from_records(records)
+
+
+def _micros(values: np.ndarray) -> list[datetime]:
+    return [fifo.from_datetime64(v) for v in values]
+
+
+def _row_errors(rows: Iterator[tuple[int, str]], field: str, reason: str, file: str) -> list[fifo.RowError]:
+    return [fifo.RowError(row=row, field=field, reason=reason, message=message, file=file) for row, message in rows]
+
+
+@register("cogs_run")
+class CogsRun:
+    def status_changed(self, session: Session, job: Job, error: DomainError | None = None) -> None:
+        run = _run_of(session, job)
+        now = utcnow()
+        if job.status == "running":
+            run.status, run.started_at = "running", run.started_at or now
+        elif job.status == "queued":
+            run.status = "queued"
+        elif job.status == "failed":
+            run.status, run.finished_at, run.error = "failed", now, job.error
+            errors = error.errors if isinstance(error, RunValidationFailed) else []
+            run.validation_errors_count = len(errors)
+            if errors:
+                copy_rows(
+                    session,
+                    "run_validation_errors",
+                    ("run_id", "position", "tenant_id", "row", "field", "reason", "message", "file"),
+                    (
+                        (run.id, i, run.tenant_id, e.row, e.field, e.reason, e.message[:1000], e.file)
+                        for i, e in enumerate(errors, 1)
+                    ),
+                )
+
+    def execute(self, session: Session, job: Job) -> dict[str, Any]:
+        run = _run_of(session, job)
+        tenant_id = job.tenant_id
+        inputs = job.payload["inputs"]
+        sales = _parse(session, job, "sales", inputs["sales"])
+        lots = _parse(session, job, "lots", inputs["lots"]) if "lots" in inputs else None
+        errors: list[fifo.RowError] = [*sales.errors, *(lots.errors if lots else [])]
+        for parsed, file in ((sales, "sales"), (lots, "lots")):
+            if parsed is not None and parsed.tenant_ids - {tenant_id}:
+                errors.append(
+                    fifo.RowError(0, "tenant_id", "TENANT_MISMATCH", f"the {file} file names another tenant", file)
+                )
+        sb: fifo.SalesBatch = sales.batch
+        lb: fifo.LotsBatch = lots.batch if lots else fifo.LotsBatch.empty()
+        run.sales_count, run.lots_count = len(sb), len(lb)
+
+        errors += self._check_skus(session, tenant_id, sb, lb)
+        errors += self._check_sales(session, tenant_id, sb)
+        new_lot_mask, lot_errors = self._check_lots(session, tenant_id, lb, lots)
+        errors += lot_errors
+        if errors:
+            raise RunValidationFailed(errors)
+
+        existing = self._live_lots(session, tenant_id, sorted(set(sb.sku)), exclude=set())
+        new_lots = _select_lots(lb, new_lot_mask)
+        available = _concat_lots(existing, new_lots)
+        result = fifo.allocate(sb, available)
+        if result.errors:
+            raise RunValidationFailed(result.errors)
+
+        run.total_quantity = to_decimal(result.total_quantity, QTY_SCALE)
+        run.total_cogs = to_decimal(result.total_cogs, AMOUNT_SCALE)
+        self._write_sales(session, run, sb, result)
+        if run.dry_run:
+            self._write_dry_allocations(session, run, sb, available, result)
+            run.status = "validated"
+        else:
+            self._write_ledger(session, job, run, sb, lots, new_lot_mask, existing, available, result)
+            run.status = "completed"
+            run.completed_seq = job.seq
+        run.finished_at = utcnow()
+        run.error = None
+        return {
+            "run_id": run.id,
+            "status": run.status,
+            "sales": len(sb),
+            "total_cogs": format(run.total_cogs, "f"),
+            "total_quantity": format(run.total_quantity, "f"),
+        }
+
+    # --- checks against the tenant's state ---------------------------------------------------------
+
+    def _check_skus(
+        self, session: Session, tenant_id: str, sb: fifo.SalesBatch, lb: fifo.LotsBatch
+    ) -> list[fifo.RowError]:
+        skus = sorted(set(sb.sku) | set(lb.sku))
+        known = set(
+            session.scalars(
+                text("SELECT sku FROM items WHERE tenant_id = :t AND deleted_at IS NULL AND sku = ANY(:skus)"),
+                {"t": tenant_id, "skus": skus},
+            )
+        )
+        if len(known) == len(skus):
+            return []
+        out: list[fifo.RowError] = []
+        for batch, file in ((sb, "sales"), (lb, "lots")):
+            out += _row_errors(
+                (
+                    (int(batch.row[i]), f"SKU '{sku}' is not an item of this tenant")
+                    for i, sku in enumerate(batch.sku)
+                    if sku not in known
+                ),
+                "sku",
+                "UNKNOWN_SKU",
+                file,
+            )
+        return out
+
+    def _check_sales(self, session: Session, tenant_id: str, sb: fifo.SalesBatch) -> list[fifo.RowError]:
+        temp_table(session, "tmp_run_sales", "sale_id text, sku text")
+        copy_rows(session, "tmp_run_sales", ("sale_id", "sku"), zip(sb.sale_id, sb.sku, strict=True))
+        live = "r.status = 'completed' AND NOT r.dry_run"
+        costed = set(
+            session.scalars(
+                text(f"""
+            SELECT s.sale_id FROM run_sales s JOIN runs r ON r.id = s.run_id
+            JOIN tmp_run_sales t ON t.sale_id = s.sale_id
+            WHERE s.tenant_id = :t AND {live}"""),
+                {"t": tenant_id},
+            )
+        )
+        last_dates: dict[str, datetime] = {
+            row[0]: row[1]
+            for row in session.execute(
+                text(f"""
+            SELECT s.sku, max(s.sale_date) FROM run_sales s JOIN runs r ON r.id = s.run_id
+            WHERE s.tenant_id = :t AND {live} AND s.sku IN (SELECT DISTINCT sku FROM tmp_run_sales)
+            GROUP BY s.sku"""),
+                {"t": tenant_id},
+            ).all()
+        }
+        out = _row_errors(
+            (
+                (int(sb.row[i]), f"sale '{sid}' was already costed by a live run")
+                for i, sid in enumerate(sb.sale_id)
+                if sid in costed
+            ),
+            "sale_id",
+            "DUPLICATE_SALE",
+            "sales",
+        )
+        if last_dates:
+            cutoff = {sku: fifo.to_datetime64(d) for sku, d in last_dates.items()}
+            out += _row_errors(
+                (
+                    (
+                        int(sb.row[i]),
+                        f"sale of '{sku}' is dated before its latest costed sale ({last_dates[sku].isoformat()})",
+                    )
+                    for i, sku in enumerate(sb.sku)
+                    if sku in cutoff and sb.sale_date[i] < cutoff[sku]
+                ),
+                "sale_date",
+                "BACKDATED_SALE",
+                "sales",
+            )
+        return out
+
+    def _check_lots(
+        self, session: Session, tenant_id: str, lb: fifo.LotsBatch, parsed: Any
+    ) -> tuple[np.ndarray, list[fifo.RowError]]:
+        """Which input lots are new. A lot_id already live with identical values is the same lot (not
+        received twice); with other values it is a LOT_CONFLICT; a reversed lot is received anew."""
+        new = np.ones(len(lb), dtype=bool)
+        if not len(lb):
+            return new, []
+        known = {
+            lot.lot_id: lot
+            for lot in session.scalars(
+                select(Lot).where(Lot.tenant_id == tenant_id, Lot.lot_id.in_(lb.lot_id), Lot.status == "live")
+            )
+        }
+        errors = []
+        for i, lot_id in enumerate(lb.lot_id):
+            lot = known.get(lot_id)
+            if lot is None:
+                continue
+            same = (
+                lot.sku == lb.sku[i]
+                and fifo.to_datetime64(lot.received_at) == lb.received_date[i]
+                and lot.original_quantity == to_decimal(int(parsed.original_quantity[i]), QTY_SCALE)
+                and lot.received_quantity == to_decimal(int(lb.quantity[i]), QTY_SCALE)
+                and lot.unit_price == to_decimal(int(parsed.unit_price[i]), COST_SCALE)
+                and lot.freight_cost_per_unit == to_decimal(int(parsed.freight[i]), COST_SCALE)
+            )
+            new[i] = False
+            if not same:
+                errors.append(
+                    fifo.RowError(
+                        int(lb.row[i]),
+                        "lot_id",
+                        "LOT_CONFLICT",
+                        f"lot '{lot_id}' already exists with different values",
+                        "lots",
+                    )
+                )
+        return new, errors
+
+    def _live_lots(self, session: Session, tenant_id: str, skus: list[str], exclude: set[str]) -> fifo.LotsBatch:
+        rows = session.execute(
+            text("""
+            SELECT lot_id, sku, received_at, remaining_quantity, unit_cost FROM lots
+            WHERE tenant_id = :t AND status = 'live' AND remaining_quantity > 0 AND sku = ANY(:skus)
+            ORDER BY sku, received_at, lot_id"""),
+            {"t": tenant_id, "skus": skus},
+        ).all()
+        return fifo.LotsBatch(
+            row=np.zeros(len(rows), np.int64),
+            lot_id=[r[0] for r in rows],
+            sku=[r[1] for r in rows],
+            received_date=np.array([fifo.to_datetime64(r[2]) for r in rows], dtype="datetime64[us]"),
+            quantity=np.array([int(r[3].scaleb(QTY_SCALE)) for r in rows], dtype=np.int64),
+            unit_cost=np.array([int(r[4].scaleb(COST_SCALE)) for r in rows], dtype=np.int64),
+        )
+
+    # --- writes ----------------------------------------------------------------------------------------
+
+    def _write_sales(self, session: Session, run: Run, sb: fifo.SalesBatch, result: fifo.FifoResult) -> None:
+        dates = _micros(sb.sale_date)
+        copy_rows(
+            session,
+            "run_sales",
+            ("run_id", "sale_id", "tenant_id", "sku", "sale_date", "quantity", "cogs"),
+            (
+                (
+                    run.id,
+                    sb.sale_id[i],
+                    run.tenant_id,
+                    sb.sku[i],
+                    dates[i],
+                    format_scaled(int(sb.quantity[i]), QTY_SCALE),
+                    format_scaled(int(result.sale_cogs[i]), AMOUNT_SCALE),
+                )
+                for i in range(len(sb))
+            ),
+        )
+
+    def _write_dry_allocations(
+        self, session: Session, run: Run, sb: fifo.SalesBatch, lots: fifo.LotsBatch, result: fifo.FifoResult
+    ) -> None:
+        copy_rows(
+            session,
+            "run_allocations",
+            ("run_id", "position", "tenant_id", "sale_id", "lot_id", "sku", "quantity", "unit_cost", "amount"),
+            (
+                (
+                    run.id,
+                    n,
+                    run.tenant_id,
+                    sb.sale_id[s],
+                    lots.lot_id[lt],
+                    sb.sku[s],
+                    format_scaled(int(q), QTY_SCALE),
+                    format_scaled(int(lots.unit_cost[lt]), COST_SCALE),
+                    format_scaled(int(a), AMOUNT_SCALE),
+                )
+                for n, (s, lt, q, a) in enumerate(
+                    zip(
+                        result.slice_sale.tolist(),
+                        result.slice_lot.tolist(),
+                        result.slice_quantity.tolist(),
+                        result.slice_amount.tolist(),
+                        strict=True,
+                    ),
+                    1,
+                )
+            ),
+        )
+
+    def _write_ledger(
+        self,
+        session: Session,
+        job: Job,
+        run: Run,
+        sb: fifo.SalesBatch,
+        parsed_lots: Any,
+        new_mask: np.ndarray,
+        existing: fifo.LotsBatch,
+        available: fifo.LotsBatch,
+        result: fifo.FifoResult,
+    ) -> None:
+        tenant_id = run.tenant_id
+        n_existing = len(existing)
+        new_idx = np.flatnonzero(new_mask)
+        lb: fifo.LotsBatch = parsed_lots.batch if parsed_lots else fifo.LotsBatch.empty()
+        receipt_dates = _micros(lb.received_date[new_idx]) if len(new_idx) else []
+        events = [
+            NewEvent(
+                "RECEIPT",
+                lb.sku[i],
+                lb.lot_id[i],
+                int(lb.quantity[i]),
+                int(lb.unit_cost[i]),
+                int(lb.quantity[i]) * int(lb.unit_cost[i]),
+                receipt_dates[k],
+                reference=lb.lot_id[i],
+            )
+            for k, i in enumerate(new_idx.tolist())
+        ]
+        sale_dates = _micros(sb.sale_date)
+        events += [
+            NewEvent(
+                "ISSUE",
+                sb.sku[s],
+                available.lot_id[lt],
+                -int(q),
+                int(available.unit_cost[lt]),
+                -int(a),
+                sale_dates[s],
+                reference=sb.sale_id[s],
+            )
+            for s, lt, q, a in zip(
+                result.slice_sale.tolist(),
+                result.slice_lot.tolist(),
+                result.slice_quantity.tolist(),
+                result.slice_amount.tolist(),
+                strict=True,
+            )
+        ]
+        first_seq, _ = append_events(session, tenant_id, events, job_id=job.id, run_id=run.id)
+
+        consumed = result.lot_consumed
+        if len(new_idx):
+            temp_table(
+                session,
+                "tmp_new_lots",
+                "lot_id text, sku text, received_at timestamptz, "
+                "original_quantity numeric, received_quantity numeric, unit_price numeric, "
+                "freight numeric, unit_cost numeric, remaining numeric, receipt_seq bigint",
+            )
+            copy_rows(
+                session,
+                "tmp_new_lots",
+                (
+                    "lot_id",
+                    "sku",
+                    "received_at",
+                    "original_quantity",
+                    "received_quantity",
+                    "unit_price",
+                    "freight",
+                    "unit_cost",
+                    "remaining",
+                    "receipt_seq",
+                ),
+                (
+                    (
+                        lb.lot_id[i],
+                        lb.sku[i],
+                        receipt_dates[k],
+                        format_scaled(int(parsed_lots.original_quantity[i]), QTY_SCALE),
+                        format_scaled(int(lb.quantity[i]), QTY_SCALE),
+                        format_scaled(int(parsed_lots.unit_price[i]), COST_SCALE),
+                        format_scaled(int(parsed_lots.freight[i]), COST_SCALE),
+                        format_scaled(int(lb.unit_cost[i]), COST_SCALE),
+                        format_scaled(int(lb.quantity[i]) - int(consumed[n_existing + k]), QTY_SCALE),
+                        first_seq + k,
+                    )
+                    for k, i in enumerate(new_idx.tolist())
+                ),
+            )
+            session.execute(
+                text("""
+                INSERT INTO lots (tenant_id, lot_id, sku, received_at, original_quantity, received_quantity,
+                                  unit_price, freight_cost_per_unit, unit_cost, remaining_quantity, status,
+                                  source_job_id, source_run_id, receipt_seq)
+                SELECT :t, lot_id, sku, received_at, original_quantity, received_quantity, unit_price, freight,
+                       unit_cost, remaining, 'live', :job, :run, receipt_seq FROM tmp_new_lots
+                ON CONFLICT (tenant_id, lot_id) DO UPDATE SET
+                    sku = EXCLUDED.sku, received_at = EXCLUDED.received_at,
+                    original_quantity = EXCLUDED.original_quantity, received_quantity = EXCLUDED.received_quantity,
+                    unit_price = EXCLUDED.unit_price, freight_cost_per_unit = EXCLUDED.freight_cost_per_unit,
+                    unit_cost = EXCLUDED.unit_cost, remaining_quantity = EXCLUDED.remaining_quantity,
+                    status = 'live', source_job_id = EXCLUDED.source_job_id,
+                    source_run_id = EXCLUDED.source_run_id, receipt_seq = EXCLUDED.receipt_seq
+                WHERE lots.status = 'reversed'"""),
+                {"t": tenant_id, "job": job.id, "run": run.id},
+            )
+        used = np.flatnonzero(consumed[:n_existing])
+        if len(used):
+            temp_table(session, "tmp_lot_use", "lot_id text, quantity numeric")
+            copy_rows(
+                session,
+                "tmp_lot_use",
+                ("lot_id", "quantity"),
+                ((existing.lot_id[i], format_scaled(int(consumed[i]), QTY_SCALE)) for i in used.tolist()),
+            )
+            session.execute(
+                text("""
+                UPDATE lots SET remaining_quantity = lots.remaining_quantity - u.quantity
+                FROM tmp_lot_use u WHERE lots.tenant_id = :t AND lots.lot_id = u.lot_id"""),
+                {"t": tenant_id},
+            )
+
+
+def _select_lots(lb: fifo.LotsBatch, mask: np.ndarray) -> fifo.LotsBatch:
+    idx = np.flatnonzero(mask)
+    return fifo.LotsBatch(
+        row=lb.row[idx],
+        lot_id=[lb.lot_id[i] for i in idx.tolist()],
+        sku=[lb.sku[i] for i in idx.tolist()],
+        received_date=lb.received_date[idx],
+        quantity=lb.quantity[idx],
+        unit_cost=lb.unit_cost[idx],
+    )
+
+
+def _concat_lots(a: fifo.LotsBatch, b: fifo.LotsBatch) -> fifo.LotsBatch:
+    return fifo.LotsBatch(
+        row=np.concatenate([a.row, b.row]),
+        lot_id=a.lot_id + b.lot_id,
+        sku=a.sku + b.sku,
+        received_date=np.concatenate([a.received_date, b.received_date]),
+        quantity=np.concatenate([a.quantity, b.quantity]),
+        unit_cost=np.concatenate([a.unit_cost, b.unit_cost]),
+    )
+
+
+@register("rollback")
+class Rollback:
+    def status_changed(self, session: Session, job: Job, error: DomainError | None = None) -> None:
+        """A rollback job has no domain row of its own; the runs it reverses change in `execute`."""
+
+    def execute(self, session: Session, job: Job) -> dict[str, Any]:
+        run = runs.get_run(session, job.tenant_id, job.payload["run_id"])
+        chosen = runs.rollback_set(session, run, cascade=bool(job.payload.get("cascade")))
+        for target in chosen:
+            reverse_run(session, job, target)
+        return {"run_id": run.id, "rolled_back": [r.id for r in chosen]}
+
+
+def reverse_run(session: Session, job: Job, run: Run) -> None:
+    """Append the reversal of every ISSUE and RECEIPT of the run and restore lot balances."""
+    rows = session.execute(
+        text("""
+        SELECT seq, event_type, sku, lot_id, bin_id, quantity, unit_cost, amount, occurred_at, reference
+        FROM ledger_events WHERE tenant_id = :t AND run_id = :r AND event_type IN ('ISSUE', 'RECEIPT')
+        ORDER BY seq DESC"""),
+        {"t": run.tenant_id, "r": run.id},
+    ).all()
+    events = []
+    delta: dict[str, int] = defaultdict(int)
+    reversed_lots: set[str] = set()
+    for seq, kind, sku, lot_id, bin_id, qty, cost, amount, occurred_at, reference in rows:
+        q, a = int(qty.scaleb(QTY_SCALE)), int(amount.scaleb(AMOUNT_SCALE))
+        # Reversals keep the business date of what they reverse, so date-based reports read as if the
+        # run never happened; `recorded_at` says when the rollback was made.
+        events.append(
+            NewEvent(
+                "REVERSAL",
+                sku,
+                lot_id,
+                -q,
+                int(cost.scaleb(COST_SCALE)),
+                -a,
+                occurred_at,
+                reference=reference,
+                bin_id=bin_id,
+                reverses_seq=seq,
+            )
+        )
+        delta[lot_id] -= q
+        if kind == "RECEIPT":
+            reversed_lots.add(lot_id)
+    if delta:
+        temp = f"tmp_reverse_{run.id.split('_')[1][:12]}"
+        temp_table(session, temp, "lot_id text, delta numeric, reversed boolean")
+        copy_rows(
+            session,
+            temp,
+            ("lot_id", "delta", "reversed"),
+            ((lot, format_scaled(d, QTY_SCALE), lot in reversed_lots) for lot, d in delta.items()),
+        )
+        negative = session.scalars(
+            text(f"""
+            UPDATE lots SET remaining_quantity = lots.remaining_quantity + d.delta,
+                            status = CASE WHEN d.reversed THEN 'reversed' ELSE lots.status END
+            FROM {temp} d WHERE lots.tenant_id = :t AND lots.lot_id = d.lot_id
+            RETURNING CASE WHEN lots.remaining_quantity < 0 THEN lots.lot_id END"""),
+            {"t": run.tenant_id},
+        ).all()
+        blocked = sorted(x for x in negative if x is not None)
+        if blocked:
+            raise Conflict(
+                f"stock received by run '{run.id}' was consumed by later ledger events (lots {', '.join(blocked[:10])})",
+                reason="ROLLBACK_BLOCKED",
+                details=[{"lot_id": lot, "message": "consumed later"} for lot in blocked[:100]],
+            )
+    append_events(session, run.tenant_id, events, job_id=job.id, run_id=run.id)
+    run.status = "rolled_back"
+    run.rolled_back_by = job.id
+
+
+_ = Decimal

@@ -1,0 +1,86 @@
+"""COGS runs and their results: per-sale COGS, dry-run allocations, validation errors."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from shared.base import Base, CreatedAt, Money, Quantity, UnitCost
+
+
+class Run(Base):
+    __tablename__ = "runs"
+    __table_args__ = (Index("ix_runs_tenant_created", "tenant_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"))
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    status: Mapped[str] = mapped_column(String(16), server_default="queued")
+    mode: Mapped[str] = mapped_column(String(16), server_default="fifo")
+    dry_run: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    sales_count: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    lots_count: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    total_quantity: Mapped[Quantity] = mapped_column(server_default="0")
+    total_cogs: Mapped[Money] = mapped_column(server_default="0")
+    validation_errors_count: Mapped[int] = mapped_column(Integer, server_default="0")
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    created_at: Mapped[CreatedAt]
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    rolled_back_by: Mapped[str | None] = mapped_column(String(40))
+    completed_seq: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class RunSale(Base):
+    """Per-sale result of a run. Rows of completed (live) runs are the tenant's costed sales."""
+
+    __tablename__ = "run_sales"
+    __table_args__ = (
+        Index("ix_run_sales_tenant_sale", "tenant_id", "sale_id"),
+        Index("ix_run_sales_tenant_sku_date", "tenant_id", "sku", "sale_date"),
+    )
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), primary_key=True)
+    sale_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(63))
+    sku: Mapped[str] = mapped_column(String(100))
+    sale_date: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    quantity: Mapped[Quantity]
+    cogs: Mapped[Money]
+
+
+class RunAllocation(Base):
+    """Allocation slices of a dry run (a committed run's slices are its ISSUE ledger events)."""
+
+    __tablename__ = "run_allocations"
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), primary_key=True)
+    position: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(63))
+    sale_id: Mapped[str] = mapped_column(String(200))
+    lot_id: Mapped[str] = mapped_column(String(200))
+    sku: Mapped[str] = mapped_column(String(100))
+    quantity: Mapped[Quantity]
+    unit_cost: Mapped[UnitCost]
+    amount: Mapped[Money]
+
+
+class RunValidationError(Base):
+    __tablename__ = "run_validation_errors"
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(63))
+    row: Mapped[int] = mapped_column(BigInteger)
+    field: Mapped[str] = mapped_column(String(100))
+    reason: Mapped[str] = mapped_column(String(64))
+    message: Mapped[str] = mapped_column(String(1000))
+    file: Mapped[str] = mapped_column(String(16))
+
+
+_ = Decimal  # re-exported annotations above resolve Decimal at runtime

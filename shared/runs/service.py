@@ -1,0 +1,255 @@
+"""COGS runs: accepting them, reading their results, and deciding whether a rollback may proceed."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+
+from shared.audit import service as audit
+from shared.auth import Principal
+from shared.base import new_id
+from shared.errors import Conflict, NotFound, ValidationFailed
+from shared.jobs import service as jobs
+from shared.jobs.models import Job
+from shared.ledger.models import LedgerEvent
+from shared.runs.models import Run, RunAllocation, RunSale, RunValidationError
+
+InputFormat = Literal["csv", "json"]
+IN_PROGRESS = ("queued", "running")
+
+
+def submit_run(
+    session: Session,
+    *,
+    tenant_id: str,
+    actor: Principal,
+    dry_run: bool,
+    mode: str,
+    sales: tuple[InputFormat, bytes],
+    lots: tuple[InputFormat, bytes] | None,
+    sales_count_hint: int | None = None,
+) -> tuple[Run, Job]:
+    run_id = new_id("run")
+    inputs: dict[str, str] = {"sales": sales[0]}
+    if lots is not None:
+        inputs["lots"] = lots[0]
+    job = jobs.accept_job(
+        session,
+        tenant_id=tenant_id,
+        kind="cogs_run",
+        actor=actor,
+        payload={"run_id": run_id, "dry_run": dry_run, "mode": mode, "inputs": inputs},
+    )
+    jobs.attach_blob(session, job, "sales", sales[1])
+    if lots is not None:
+        jobs.attach_blob(session, job, "lots", lots[1])
+    run = Run(
+        id=run_id,
+        job_id=job.id,
+        tenant_id=tenant_id,
+        status="queued",
+        mode=mode,
+        dry_run=dry_run,
+        sales_count=sales_count_hint or 0,
+    )
+    session.add(run)
+    session.flush()
+    audit.record(
+        session,
+        tenant_id=tenant_id,
+        actor=actor,
+        action="run.submitted",
+        target=run_id,
+        outcome="accepted",
+        job_id=job.id,
+        details={
+            "dry_run": dry_run,
+            "mode": mode,
+            "inputs": inputs,
+            "sizes": {"sales": len(sales[1]), "lots": len(lots[1]) if lots else 0},
+        },
+    )
+    return run, job
+
+
+def records_blob(records: list[dict[str, Any]]) -> bytes:
+    return json.dumps(records, separators=(",", ":")).encode()
+
+
+def get_run(session: Session, tenant_id: str, run_id: str) -> Run:
+    run = session.scalar(select(Run).where(Run.id == run_id, Run.tenant_id == tenant_id))
+    if run is None:
+        raise NotFound(f"run '{run_id}' not found")
+    return run
+
+
+def list_runs(session: Session, tenant_id: str, *, status: str | None, limit: int, cursor: str | None) -> list[Run]:
+    query = select(Run).where(Run.tenant_id == tenant_id)
+    if status:
+        query = query.where(Run.status == status)
+    if cursor:
+        query = query.where(Run.id < cursor)
+    return list(session.scalars(query.order_by(Run.id.desc()).limit(limit)))
+
+
+def list_sales(session: Session, run: Run, *, limit: int, cursor: str | None) -> list[RunSale]:
+    query = select(RunSale).where(RunSale.run_id == run.id, RunSale.tenant_id == run.tenant_id)
+    if cursor:
+        query = query.where(RunSale.sale_id > cursor)
+    return list(session.scalars(query.order_by(RunSale.sale_id).limit(limit)))
+
+
+def list_allocations(
+    session: Session, run: Run, *, limit: int, cursor: int | None
+) -> tuple[list[dict[str, Any]], int | None]:
+    """A committed run's slices are its ISSUE ledger events; a dry run's were kept in run_allocations."""
+    after = cursor or 0
+    if run.dry_run:
+        rows = session.scalars(
+            select(RunAllocation)
+            .where(
+                RunAllocation.run_id == run.id, RunAllocation.tenant_id == run.tenant_id, RunAllocation.position > after
+            )
+            .order_by(RunAllocation.position)
+            .limit(limit)
+        ).all()
+        items = [
+            {
+                "sale_id": r.sale_id,
+                "lot_id": r.lot_id,
+                "sku": r.sku,
+                "quantity": r.quantity,
+                "unit_cost": r.unit_cost,
+                "amount": r.amount,
+            }
+            for r in rows
+        ]
+        last = rows[-1].position if rows else None
+    else:
+        events = session.scalars(
+            select(LedgerEvent)
+            .where(
+                LedgerEvent.tenant_id == run.tenant_id,
+                LedgerEvent.run_id == run.id,
+                LedgerEvent.event_type == "ISSUE",
+                LedgerEvent.seq > after,
+            )
+            .order_by(LedgerEvent.seq)
+            .limit(limit)
+        ).all()
+        items = [
+            {
+                "sale_id": e.reference,
+                "lot_id": e.lot_id,
+                "sku": e.sku,
+                "quantity": -e.quantity,
+                "unit_cost": e.unit_cost,
+                "amount": -e.amount,
+            }
+            for e in events
+        ]
+        last = events[-1].seq if events else None
+    return items, (last if len(items) == limit else None)
+
+
+def list_validation_errors(session: Session, run: Run, *, limit: int, cursor: int | None) -> list[RunValidationError]:
+    return list(
+        session.scalars(
+            select(RunValidationError)
+            .where(
+                RunValidationError.run_id == run.id,
+                RunValidationError.tenant_id == run.tenant_id,
+                RunValidationError.position > (cursor or 0),
+            )
+            .order_by(RunValidationError.position)
+            .limit(limit)
+        )
+    )
+
+
+def require_finished(run: Run) -> None:
+    if run.status in IN_PROGRESS:
+        raise Conflict(f"run '{run.id}' is still {run.status}", reason="RUN_IN_PROGRESS")
+
+
+def later_runs_sharing_skus(session: Session, tenant_id: str, run_ids: list[str], after_seq: int) -> list[str]:
+    """Live runs completed after `after_seq` that consumed a SKU these runs sold or received."""
+    rows = session.execute(
+        text("""
+            WITH skus AS (
+                SELECT sku FROM run_sales WHERE tenant_id = :t AND run_id = ANY(:runs)
+                UNION SELECT sku FROM lots WHERE tenant_id = :t AND source_run_id = ANY(:runs)
+            )
+            SELECT r.id FROM runs r
+            WHERE r.tenant_id = :t AND r.status = 'completed' AND NOT r.dry_run AND r.completed_seq > :seq
+              AND r.id <> ALL(:runs)
+              AND EXISTS (SELECT 1 FROM run_sales s WHERE s.tenant_id = :t AND s.run_id = r.id
+                          AND s.sku IN (SELECT sku FROM skus))
+            ORDER BY r.completed_seq DESC
+        """),
+        {"t": tenant_id, "runs": run_ids, "seq": after_seq},
+    )
+    return [row[0] for row in rows]
+
+
+def rollback_set(session: Session, run: Run, *, cascade: bool) -> list[Run]:
+    """The runs a rollback reverses, newest first. Without cascade, any later live run that consumed the
+    same SKUs blocks it (409 ROLLBACK_BLOCKED naming them)."""
+    if run.status in IN_PROGRESS:
+        raise Conflict(f"run '{run.id}' is still {run.status}", reason="RUN_IN_PROGRESS")
+    if run.status == "rolled_back":
+        raise Conflict(f"run '{run.id}' is already rolled back", reason="ALREADY_ROLLED_BACK")
+    if run.status != "completed" or run.dry_run:
+        raise ValidationFailed(
+            f"run '{run.id}' is {run.status}; only a completed run can be rolled back", reason="NOT_ROLLBACKABLE"
+        )
+    assert run.completed_seq is not None
+    chosen = [run.id]
+    while True:
+        later = later_runs_sharing_skus(session, run.tenant_id, chosen, run.completed_seq)
+        if not later:
+            break
+        if not cascade:
+            raise Conflict(
+                f"later runs consumed stock of the same SKUs: {', '.join(later)}; roll them back first "
+                "or use cascade=true",
+                reason="ROLLBACK_BLOCKED",
+                details=[{"run_id": rid, "message": "consumed stock of the same SKUs later"} for rid in later],
+            )
+        chosen.extend(later)
+    runs = list(session.scalars(select(Run).where(Run.id.in_(chosen), Run.tenant_id == run.tenant_id)))
+    return sorted(runs, key=lambda r: r.completed_seq or 0, reverse=True)
+
+
+def request_rollback(session: Session, *, tenant_id: str, actor: Principal, run_id: str, cascade: bool) -> Job:
+    run = get_run(session, tenant_id, run_id)
+    pending = session.scalar(
+        select(func.count())
+        .select_from(Job)
+        .where(
+            Job.tenant_id == tenant_id,
+            Job.kind == "rollback",
+            Job.status.in_(IN_PROGRESS),
+            Job.payload["run_id"].astext == run_id,
+        )
+    )
+    if pending:
+        raise Conflict(f"a rollback of run '{run_id}' is already queued", reason="RUN_IN_PROGRESS")
+    rollback_set(session, run, cascade=cascade)  # refuse now what would be refused in the worker
+    job = jobs.accept_job(
+        session, tenant_id=tenant_id, kind="rollback", actor=actor, payload={"run_id": run_id, "cascade": cascade}
+    )
+    audit.record(
+        session,
+        tenant_id=tenant_id,
+        actor=actor,
+        action="run.rollback_requested",
+        target=run_id,
+        outcome="accepted",
+        job_id=job.id,
+        details={"cascade": cascade},
+    )
+    return job

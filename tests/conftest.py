@@ -1,0 +1,92 @@
+"""Test infrastructure: a fresh PostgreSQL database migrated to head and a private Redis database per
+session, on the configured servers (ASORA_DATABASE_URL / ASORA_REDIS_URL) or on embedded ones."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis
+from sqlalchemy import make_url
+
+from shared.embedded import ensure_services, stop_embedded
+
+OPERATOR_KEY = "asora_test_operator_" + secrets.token_hex(16)
+TEST_ENV = {
+    "ASORA_ENVIRONMENT": "test",
+    "ASORA_BOOTSTRAP_OPERATOR_KEY": OPERATOR_KEY,
+    "ASORA_HEARTBEAT_SECONDS": "1",
+    "ASORA_JOB_STALE_AFTER_SECONDS": "5",
+    "ASORA_TENANT_LOCK_LEASE_SECONDS": "5",
+    "ASORA_RELAY_INTERVAL_SECONDS": "0.2",
+}
+
+
+def _libpq(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+@pytest.fixture(scope="session")
+def service_urls() -> Iterator[dict[str, str]]:
+    configured_db = os.environ.get("ASORA_DATABASE_URL")
+    configured_redis = os.environ.get("ASORA_REDIS_URL")
+    data_dir = Path(tempfile.mkdtemp(prefix="asora-test-"))
+    urls = ensure_services(configured_db, configured_redis, data_dir)
+
+    name = f"asora_test_{secrets.token_hex(4)}"
+    with psycopg.connect(_libpq(urls.database_url), autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+        conn.execute(f"ALTER DATABASE {name} SET synchronous_commit = off")
+    database_url = make_url(urls.database_url).set(database=name).render_as_string(hide_password=False)
+
+    redis_url = urls.redis_url
+    if configured_redis:
+        redis_url = str(make_url(redis_url.replace("redis://", "postgresql://", 1)).set(database="13")).replace(
+            "postgresql://", "redis://", 1
+        )
+    redis.Redis.from_url(redis_url).flushdb()
+
+    saved = {k: os.environ.get(k) for k in (*TEST_ENV, "ASORA_DATABASE_URL", "ASORA_REDIS_URL")}
+    os.environ.update(TEST_ENV)
+    os.environ["ASORA_DATABASE_URL"] = database_url
+    os.environ["ASORA_REDIS_URL"] = redis_url
+    _reset_caches()
+
+    from shared.migrate import upgrade
+
+    upgrade(database_url)
+    yield {"database_url": database_url, "redis_url": redis_url, "admin_url": urls.database_url}
+
+    from shared.db import get_engine
+
+    get_engine().dispose()
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    _reset_caches()
+    with psycopg.connect(_libpq(urls.database_url), autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    if configured_redis:
+        redis.Redis.from_url(redis_url).flushdb()
+    stop_embedded(data_dir)
+
+
+def _reset_caches() -> None:
+    from shared.config import get_settings
+    from shared.db import get_engine, get_sessionmaker
+
+    get_settings.cache_clear()
+    get_engine.cache_clear()
+    get_sessionmaker.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def database_url(service_urls: dict[str, str]) -> str:
+    return service_urls["database_url"]

@@ -1,0 +1,34 @@
+"""The Celery application: queues, delivery guarantees and limits. Job order and exactly-once effects are
+decided by the jobs table and the PostgreSQL fence, not by Celery."""
+
+from __future__ import annotations
+
+from celery import Celery
+from kombu import Queue
+
+from shared.config import get_settings
+from shared.jobs.service import QUEUES
+
+settings = get_settings()
+
+app = Celery("asora", broker=settings.redis_url, include=["worker.tasks.jobs"])
+app.conf.update(
+    task_queues=[Queue(name) for name in QUEUES],
+    task_default_queue="runs",
+    task_acks_late=True,  # a message is acknowledged only after the drain finished
+    task_reject_on_worker_lost=True,  # ... and a killed worker's message goes back to the queue
+    worker_prefetch_multiplier=1,
+    task_time_limit=settings.task_time_limit_seconds,
+    task_soft_time_limit=settings.task_time_limit_seconds - 60,
+    # Redis redelivers an unacknowledged message after the visibility timeout; it must outlast the longest
+    # task, or a slow job would be delivered twice (harmless, but wasteful).
+    broker_transport_options={"visibility_timeout": settings.task_time_limit_seconds + 600},
+    broker_connection_retry_on_startup=True,
+    task_ignore_result=True,
+    worker_send_task_events=True,
+    task_send_sent_event=True,
+    worker_hijack_root_logger=False,
+    # Flower and logs show task arguments: ours are ids and the job kind, never payloads or secrets.
+    task_serializer="json",
+    accept_content=["json"],
+)

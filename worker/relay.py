@@ -1,0 +1,54 @@
+"""The outbox relay: publishes committed jobs the broker has not been given, and reaps jobs whose worker
+died. Run one or more (`python -m worker.relay`); rows are claimed with SKIP LOCKED."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+
+from shared import db
+from shared.config import get_settings
+from shared.jobs import runner
+from shared.jobs.service import mark_published
+from worker.publisher import publish
+
+log = logging.getLogger("asora.relay")
+REPUBLISH_AFTER_SECONDS = 30
+REAP_EVERY_SECONDS = 15
+
+
+def relay_once() -> int:
+    with db.unit_of_work(db.SYSTEM_SCOPE) as session:
+        jobs = runner.jobs_to_publish(session, REPUBLISH_AFTER_SECONDS)
+        published = publish(jobs)
+        mark_published(session, published)
+    return len(published)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = get_settings()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    last_reap = 0.0
+    log.info("relay started")
+    while not stop.is_set():
+        try:
+            count = relay_once()
+            if count:
+                log.info("published %d job(s)", count)
+            if time.monotonic() - last_reap > REAP_EVERY_SECONDS:
+                last_reap = time.monotonic()
+                for outcome in runner.reap_stale_jobs(settings):
+                    log.warning("reaped %s", outcome)
+        except Exception:
+            log.exception("relay iteration failed; retrying")
+        stop.wait(settings.relay_interval_seconds)
+    log.info("relay stopped")
+
+
+if __name__ == "__main__":
+    main()
