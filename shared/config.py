@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     job_max_attempts: int = 3
     task_time_limit_seconds: int = 1800
     relay_interval_seconds: float = 1.0
+    # A queued job whose message may have been lost (a Redis restart, a wake-up dropped while another
+    # worker held the tenant's lease) is published again after this long.
+    relay_republish_after_seconds: int = 30
     idempotency_retention_days: int = 7
     max_upload_bytes: int = Field(default=512 * 1024 * 1024)
     # Fault injection for the crash and concurrency tests: hold every job's transaction open this long

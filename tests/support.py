@@ -125,3 +125,39 @@ def seed_items(tenant_id: str, skus: list[str]) -> None:
         session.add_all(
             Item(id=new_id("item"), tenant_id=tenant_id, sku=sku, name=sku, category_id=category.id) for sku in skus
         )
+
+
+def submit_run_direct(tenant_id: str, sales: list[dict[str, Any]], lots: list[dict[str, Any]] | None = None,
+                      dry_run: bool = False) -> tuple[str, str]:
+    """Record a run job exactly as the API does, but without publishing it (an outbox row the relay or a
+    test must deliver)."""
+    from shared import db
+    from shared.auth import Principal
+    from shared.runs import service as runs
+
+    actor = Principal(key_id="test", role="owner", role_model="standard", tenant_id=tenant_id)
+    with db.unit_of_work(tenant_id) as session:
+        run, job = runs.submit_run(
+            session, tenant_id=tenant_id, actor=actor, dry_run=dry_run, mode="fifo",
+            sales=("json", runs.records_blob(sales)), lots=("json", runs.records_blob(lots)) if lots else None,
+        )
+        return run.id, job.id
+
+
+def query(sql: str, params: dict[str, Any] | None = None, tenant_id: str = "*") -> list[Any]:
+    """Rows as the application role sees them, scoped to a tenant (or all tenants)."""
+    from sqlalchemy import text
+
+    from shared import db
+
+    with db.unit_of_work(tenant_id) as session:
+        return list(session.execute(text(sql), params or {}).all())
+
+
+def sale(sale_id: str, sku: str, date: str, quantity: str) -> dict[str, Any]:
+    return {"sale_id": sale_id, "sku": sku, "sale_date": date, "quantity_sold": quantity}
+
+
+def lot(lot_id: str, sku: str, date: str, quantity: str, price: str, freight: str = "0") -> dict[str, Any]:
+    return {"lot_id": lot_id, "sku": sku, "received_date": date, "original_quantity": quantity,
+            "remaining_quantity": quantity, "unit_price": price, "freight_cost_per_unit": freight}

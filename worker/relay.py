@@ -15,13 +15,12 @@ from shared.jobs.service import mark_published
 from worker.publisher import publish
 
 log = logging.getLogger("asora.relay")
-REPUBLISH_AFTER_SECONDS = 30
 REAP_EVERY_SECONDS = 15
 
 
 def relay_once() -> int:
     with db.unit_of_work(db.SYSTEM_SCOPE) as session:
-        jobs = runner.jobs_to_publish(session, REPUBLISH_AFTER_SECONDS)
+        jobs = runner.jobs_to_publish(session, get_settings().relay_republish_after_seconds)
         published = publish(jobs)
         mark_published(session, published)
     return len(published)

@@ -38,7 +38,7 @@ def _check_broker() -> bool:
 
 
 def _check_workers() -> bool:
-    if time.monotonic() - _workers_cache["at"] < 5:
+    if time.monotonic() - _workers_cache["at"] < 2:
         return bool(_workers_cache["ok"])
     from worker.celery_app import app
 

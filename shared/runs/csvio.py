@@ -11,12 +11,13 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections.abc import Callable, Sequence
+import re
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from itertools import compress, islice
-from operator import itemgetter
+from itertools import compress, islice, repeat
+from operator import itemgetter, not_
 from typing import BinaryIO, Final, Literal
 
 import numpy as np
@@ -130,29 +131,51 @@ def parse_timestamp(text: str) -> datetime:
 # ---------------------------------------------------------------------------------------------
 # Vectorised value parsing
 
+UInt8Array = npt.NDArray[np.uint8]
+
 _POW10_INT64: Final = np.array([10**e for e in range(18)], dtype=np.int64)
 _MAX_NUMBER_CHARS: Final = 32
 _DATE_WIDTH: Final = 32  # "YYYY-MM-DDTHH:MM:SS.ffffff+HH:MM"
 _MIN_MICROS: Final = (datetime(1, 1, 2) - _NAIVE_EPOCH) // _MICROSECOND
 _MAX_MICROS: Final = (datetime(9999, 12, 30) - _NAIVE_EPOCH) // _MICROSECOND
+_DAYS_IN_MONTH: Final = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
 
 
 def _lengths(values: list[str]) -> Int64Array:
     return np.fromiter(map(len, values), dtype=np.int64, count=len(values))
 
 
-def _char_matrix(values: list[str], lengths: Int64Array, max_chars: int) -> Int64Array:
-    """Code points as an (n, width) matrix, zero-padded; values longer than ``max_chars`` are blanked."""
-    if lengths.size and int(lengths.max()) > max_chars:
-        values = [v if len(v) <= max_chars else "" for v in values]
-    text = np.array(values, dtype=str)
-    width = text.dtype.itemsize // 4
-    codes = text.view(np.uint32).reshape(len(values), width).astype(np.int64)
-    if width < max_chars:
-        padded = np.zeros((len(values), max_chars), dtype=np.int64)
-        padded[:, :width] = codes
-        return padded
-    return codes
+def _char_matrix(values: list[str], width: int) -> tuple[UInt8Array, Int64Array, BoolArray]:
+    """ASCII codes as an (n, width) zero-padded matrix, the lengths, and which rows it holds exactly.
+
+    Rows longer than ``width``, or holding non-ASCII characters or NUL, are left blank and flagged
+    as not exact, for the caller's slow path.
+    """
+    n = len(values)
+    lengths = _lengths(values)
+    exact = lengths <= width
+    joined = "".join(values)
+    if not joined.isascii():
+        exact &= np.fromiter(map(str.isascii, values), dtype=bool, count=n)
+    if "\x00" in joined:
+        exact &= np.fromiter(("\x00" not in v for v in values), dtype=bool, count=n)
+    if not exact.all():
+        values = [v if keep else "" for v, keep in zip(values, exact.tolist(), strict=True)]
+        lengths = np.where(exact, lengths, 0)
+        joined = "".join(values)
+    data = np.frombuffer(joined.encode("ascii"), dtype=np.uint8)
+    matrix = np.zeros((n, width), dtype=np.uint8)
+    if n == 0 or data.size == 0:
+        return matrix, lengths, exact
+    common = int(lengths[0])
+    if (lengths == common).all():
+        matrix[:, :common] = data.reshape(n, common)
+    else:
+        columns = np.arange(width)
+        inside = columns < lengths[:, None]
+        starts = np.cumsum(lengths) - lengths
+        matrix[inside] = data[(starts[:, None] + columns)[inside]]
+    return matrix, lengths, exact
 
 
 def _parse_decimals(values: list[str], scale: int) -> tuple[Int64Array, BoolArray]:
@@ -160,30 +183,30 @@ def _parse_decimals(values: list[str], scale: int) -> tuple[Int64Array, BoolArra
     n = len(values)
     if n == 0:
         return np.zeros(0, np.int64), np.zeros(0, bool)
-    lengths = _lengths(values)
-    codes = _char_matrix(values, lengths, _MAX_NUMBER_CHARS)
-    columns = np.arange(codes.shape[1])
+    width = max(1, min(max(map(len, values)), _MAX_NUMBER_CHARS))
+    codes, lengths, exact = _char_matrix(values, width)
+    columns = np.arange(width)
     inside = columns < lengths[:, None]
-    clean = ((codes != 0) == inside).all(axis=1) & (lengths <= _MAX_NUMBER_CHARS)
     first = codes[:, 0]
-    signed = (first == ord("+")) | (first == ord("-"))
-    is_digit = (codes >= ord("0")) & (codes <= ord("9")) & inside
-    is_dot = (codes == ord(".")) & inside
+    is_digit = (codes >= ord("0")) & (codes <= ord("9"))
+    is_dot = codes == ord(".")
     allowed = is_digit | is_dot | ~inside
-    allowed[:, 0] |= signed
+    allowed[:, 0] |= (first == ord("+")) | (first == ord("-"))
     dots = is_dot.sum(axis=1)
-    fast = clean & allowed.all(axis=1) & (dots <= 1) & is_digit.any(axis=1)
+    fast = exact & allowed.all(axis=1) & (dots <= 1) & is_digit.any(axis=1)
     dot_at = np.where(dots == 1, is_dot.argmax(axis=1), lengths)[:, None]
     # The power of ten each digit stands for once scaled: left of the point counts up from the point.
     power = np.where(columns < dot_at, dot_at - 1 - columns, dot_at - columns) + scale
-    digit = np.where(is_digit, codes - ord("0"), 0)
+    digit = np.where(is_digit, codes.astype(np.int64) - ord("0"), 0)
     # Non-zero digits below the scale (too precise) or at 10**18 and above (out of range) are left to
-    # the exact slow path, which rejects them with a precise message.
+    # the exact slow path, which decides with a precise rule.
     fast &= ~((digit != 0) & ((power < 0) | (power > 17))).any(axis=1)
     value = (digit * _POW10_INT64[np.clip(power, 0, 17)]).sum(axis=1)
     value = np.where(first == ord("-"), -value, value)
     ok = fast.copy()
-    for i in np.flatnonzero(~fast & (lengths > 0)).tolist():
+    for i in np.flatnonzero(~fast).tolist():
+        if not values[i]:
+            continue
         try:
             parsed = parse_scaled(values[i], scale)
         except ValueError:
@@ -195,17 +218,17 @@ def _parse_decimals(values: list[str], scale: int) -> tuple[Int64Array, BoolArra
     return value, ok
 
 
-def _digits(codes: Int64Array, start: int, stop: int) -> tuple[Int64Array, BoolArray]:
-    block = codes[:, start:stop] - ord("0")
-    valid: BoolArray = np.asarray(((block >= 0) & (block <= 9)).all(axis=1))
+def _digits(codes: UInt8Array, start: int, stop: int) -> tuple[Int64Array, BoolArray]:
+    block = codes[:, start:stop]
+    valid: BoolArray = np.asarray(((block >= ord("0")) & (block <= ord("9"))).all(axis=1))
     value = np.zeros(codes.shape[0], np.int64)
-    for column in range(stop - start):
-        value = value * 10 + block[:, column]
+    for column in range(start, stop):
+        value = value * 10 + codes[:, column] - ord("0")
     return value, valid
 
 
 def _days_from_civil(year: Int64Array, month: Int64Array, day: Int64Array) -> Int64Array:
-    # Howard Hinnant's days_from_civil, valid for the proleptic Gregorian calendar.
+    # Howard Hinnant's days_from_civil, for the proleptic Gregorian calendar.
     y = year - (month <= 2)
     era = y // 400
     year_of_era = y - era * 400
@@ -215,37 +238,34 @@ def _days_from_civil(year: Int64Array, month: Int64Array, day: Int64Array) -> In
     return days
 
 
-_DAYS_IN_MONTH: Final = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
-
-
 def _parse_dates(values: list[str]) -> tuple[Int64Array, BoolArray]:
     """Microseconds since the epoch (UTC) for stripped ISO 8601 strings; naive values are UTC.
 
-    The common shapes (date; date-time with ``T`` or space, optional fraction of 1-6 digits, optional
-    ``Z`` or ``+HH:MM``) are decoded in bulk; anything else goes through ``datetime.fromisoformat``.
+    The common shapes (a date; a date-time with ``T`` or a space, seconds, an optional fraction of 1-6
+    digits and an optional ``Z`` or ``+HH:MM``) are decoded in bulk; anything else goes through
+    ``datetime.fromisoformat``.
     """
     n = len(values)
     if n == 0:
         return np.zeros(0, np.int64), np.zeros(0, bool)
-    lengths = _lengths(values)
-    codes = _char_matrix(values, lengths, _DATE_WIDTH)
+    codes, lengths, exact = _char_matrix(values, _DATE_WIDTH)
     rows = np.arange(n)
     year, year_ok = _digits(codes, 0, 4)
     month, month_ok = _digits(codes, 5, 7)
     day, day_ok = _digits(codes, 8, 10)
+    month = np.clip(month, 0, 12)
     leap = ((year % 4 == 0) & (year % 100 != 0)) | (year % 400 == 0)
-    month_index = np.clip(month, 0, 12)
     date_ok = (
-        year_ok
+        exact
+        & year_ok
         & month_ok
         & day_ok
         & (codes[:, 4] == ord("-"))
         & (codes[:, 7] == ord("-"))
         & (year >= 1)
         & (month >= 1)
-        & (month <= 12)
         & (day >= 1)
-        & (day <= _DAYS_IN_MONTH[month_index] + ((month == 2) & leap))
+        & (day <= _DAYS_IN_MONTH[month] + ((month == 2) & leap))
     )
     hour, hour_ok = _digits(codes, 11, 13)
     minute, minute_ok = _digits(codes, 14, 16)
@@ -268,42 +288,38 @@ def _parse_dates(values: list[str]) -> tuple[Int64Array, BoolArray]:
     fraction_ok = ~has_fraction | ((run >= 1) & (run <= 6))
     fraction = np.zeros(n, np.int64)
     for k in range(6):
-        digit = np.where(has_fraction & (run > k), codes[:, 20 + k] - ord("0"), 0)
-        fraction += digit * 10 ** (5 - k)
-    zone_at = np.where(has_fraction, 20 + run, 19)
-    zone_at = np.clip(zone_at, 0, _DATE_WIDTH - 6)
-    zone_char = codes[rows, zone_at]
-    zone_hours = (codes[rows, zone_at + 1] - ord("0")) * 10 + codes[rows, zone_at + 2] - ord("0")
-    zone_minutes = (codes[rows, zone_at + 4] - ord("0")) * 10 + codes[rows, zone_at + 5] - ord("0")
+        present = has_fraction & (run > k)
+        fraction += np.where(present, codes[:, 20 + k].astype(np.int64) - ord("0"), 0) * 10 ** (5 - k)
+    zone_at = np.clip(np.where(has_fraction, 20 + run, 19), 0, _DATE_WIDTH - 6)
+    zone = [codes[rows, zone_at + offset].astype(np.int64) for offset in range(6)]
     zone_digits = np.ones(n, dtype=bool)
     for offset in (1, 2, 4, 5):
-        c = codes[rows, zone_at + offset]
-        zone_digits &= (c >= ord("0")) & (c <= ord("9"))
+        zone_digits &= (zone[offset] >= ord("0")) & (zone[offset] <= ord("9"))
+    zone_hours = (zone[1] - ord("0")) * 10 + zone[2] - ord("0")
+    zone_minutes = (zone[4] - ord("0")) * 10 + zone[5] - ord("0")
     offset_zone = (
         (lengths == zone_at + 6)
-        & ((zone_char == ord("+")) | (zone_char == ord("-")))
+        & ((zone[0] == ord("+")) | (zone[0] == ord("-")))
         & zone_digits
-        & (codes[rows, zone_at + 3] == ord(":"))
+        & (zone[3] == ord(":"))
         & (zone_hours <= 23)
         & (zone_minutes <= 59)
     )
-    zone_ok = (lengths == zone_at) | ((lengths == zone_at + 1) & (zone_char == ord("Z"))) | offset_zone
-    offset_minutes = np.where(
-        offset_zone, np.where(zone_char == ord("-"), -1, 1) * (zone_hours * 60 + zone_minutes), 0
-    )
+    zone_ok = (lengths == zone_at) | ((lengths == zone_at + 1) & (zone[0] == ord("Z"))) | offset_zone
+    offset_minutes = np.where(offset_zone, np.where(zone[0] == ord("-"), -1, 1) * (zone_hours * 60 + zone_minutes), 0)
     date_only = lengths == 10
     fast = date_ok & (date_only | (time_ok & fraction_ok & zone_ok))
-    seconds_of_day = np.where(date_only, 0, (hour * 60 + minute) * 60 + second)
+    seconds = np.where(date_only, 0, (hour * 60 + minute) * 60 + second)
     micros = (
-        _days_from_civil(year, month_index, day) * 86_400_000_000
-        + seconds_of_day * 1_000_000
+        _days_from_civil(year, month, day) * 86_400_000_000
+        + seconds * 1_000_000
         + np.where(date_only, 0, fraction)
         - offset_minutes * 60_000_000
     )
     fast &= (micros >= _MIN_MICROS) & (micros <= _MAX_MICROS)
     ok = fast.copy()
-    for i in np.flatnonzero(~fast & (lengths > 0)).tolist():
-        parsed = _parse_date_slow(values[i])
+    for i in np.flatnonzero(~fast).tolist():
+        parsed = _parse_date_slow(values[i]) if values[i] else None
         if parsed is not None:
             micros[i] = parsed
             ok[i] = True
@@ -325,24 +341,38 @@ def _parse_date_slow(text: str) -> int | None:
 # ---------------------------------------------------------------------------------------------
 # Column-wise validation shared by CSV and JSON
 
+Problem = tuple[int, str, str, str]  # (index in chunk, field, reason, message)
+BlankCheck = Callable[[int], bool]
+
 
 class _ErrorLog:
-    def __init__(self, file: str) -> None:
+    """Keeps the first ``MAX_ERRORS`` errors in (row, column) order and counts the rest."""
+
+    def __init__(self, file: str, columns: Sequence[str]) -> None:
         self.file = file
-        self.items: list[RowError] = []
+        self.rank = {name: rank for rank, name in enumerate(columns)}
+        self.rank[""] = -1
+        self.items: list[tuple[int, int, RowError]] = []
         self.total = 0
 
     def add(self, row: int, field: str, reason: str, message: str) -> None:
         self.total += 1
-        if len(self.items) < MAX_ERRORS:
-            self.items.append(RowError(row=row, field=field, reason=reason, message=message, file=self.file))
+        error = RowError(row=row, field=field, reason=reason, message=message, file=self.file)
+        self.items.append((row, self.rank[field], error))
+        if len(self.items) > 4 * MAX_ERRORS:
+            self._prune()
+
+    def _prune(self) -> None:
+        self.items.sort(key=lambda item: item[:2])
+        del self.items[MAX_ERRORS:]
 
     def result(self) -> list[RowError]:
-        items = list(self.items)
-        if self.total > len(items):
-            last = items[-1]
-            omitted = self.total - len(items)
-            items[-1] = RowError(
+        self._prune()
+        errors = [error for _, _, error in self.items]
+        omitted = self.total - len(errors)
+        if omitted:
+            last = errors[-1]
+            errors[-1] = RowError(
                 row=last.row,
                 field=last.field,
                 reason=last.reason,
@@ -352,23 +382,20 @@ class _ErrorLog:
                 ),
                 file=last.file,
             )
-        return items
-
-
-Problem = tuple[int, str, str, str]  # (index in chunk, field, reason, message)
+        return errors
 
 
 def _empty(values: list[str]) -> BoolArray:
-    return np.equal(_lengths(values), 0)
+    if "" not in values:
+        return np.zeros(len(values), dtype=bool)
+    return np.fromiter(map(not_, values), dtype=bool, count=len(values))
 
 
 def _shown(text: str) -> str:
     return "a value of the wrong type" if text == _INVALID else repr(text)
 
 
-def _check_text(
-    values: list[str], empty: BoolArray, live: BoolArray, field: str, out: list[Problem]
-) -> BoolArray:
+def _check_text(values: list[str], empty: BoolArray, live: BoolArray, field: str, out: list[Problem]) -> BoolArray:
     bad = live & empty
     out.extend((i, field, MISSING_VALUE, f"{field} is required") for i in np.flatnonzero(bad).tolist())
     if _INVALID in values:
@@ -393,9 +420,7 @@ def _check_decimal(
     if default_zero:
         ok |= empty
     else:
-        out.extend(
-            (i, field, MISSING_VALUE, f"{field} is required") for i in np.flatnonzero(live & empty).tolist()
-        )
+        out.extend((i, field, MISSING_VALUE, f"{field} is required") for i in np.flatnonzero(live & empty).tolist())
     out.extend(
         (
             i,
@@ -413,9 +438,7 @@ def _check_date(
     values: list[str], empty: BoolArray, live: BoolArray, field: str, out: list[Problem]
 ) -> tuple[Int64Array, BoolArray]:
     micros, ok = _parse_dates(values)
-    out.extend(
-        (i, field, MISSING_VALUE, f"{field} is required") for i in np.flatnonzero(live & empty).tolist()
-    )
+    out.extend((i, field, MISSING_VALUE, f"{field} is required") for i in np.flatnonzero(live & empty).tolist())
     out.extend(
         (i, field, BAD_DATE, f"{field} must be an ISO 8601 date or date-time, got {_shown(values[i])}")
         for i in np.flatnonzero(live & ~ok & ~empty).tolist()
@@ -423,296 +446,318 @@ def _check_date(
     return micros, ok
 
 
-def _report(where: list[Problem], rows: Int64Array, log: _ErrorLog, field_rank: dict[str, int]) -> None:
-    where.sort(key=lambda p: (p[0], field_rank[p[1]]))
-    for index, field, reason, message in where:
-        log.add(int(rows[index]), field, reason, message)
-
-
 def _take(values: list[str], keep: BoolArray, all_kept: bool) -> list[str]:
     return values if all_kept else list(compress(values, keep.tolist()))
-
-
-BlankCheck = Callable[[int], bool]
-
-
-class _Builder:
-    """Accumulates validated chunks of one file; subclasses know the file's columns."""
-
-    file: str
-    columns: tuple[str, ...]  # every column read, in error-report order
-    required: tuple[str, ...]
-
-    def __init__(self) -> None:
-        self.log = _ErrorLog(self.file)
-        self.tenant_ids: set[str] = set()
-        self.row_count = 0
-        self.field_rank = {name: rank for rank, name in enumerate(self.columns)}
-        self.field_rank[""] = -1
-        self._seen_ids: dict[str, int] = {}
-
-    def add_chunk(
-        self, rows: Int64Array, columns: dict[str, list[str]], blank_check: BlankCheck | None
-    ) -> None:
-        raise NotImplementedError
-
-    def _live_rows(self, empties: list[BoolArray], blank_check: BlankCheck | None) -> BoolArray:
-        live = np.ones(empties[0].size, dtype=bool)
-        if blank_check is not None:
-            candidates = np.logical_and.reduce(empties)
-            for i in np.flatnonzero(candidates).tolist():
-                live[i] = not blank_check(i)
-        self.row_count += int(live.sum())
-        return live
-
-    def _collect_tenants(self, values: list[str], live: BoolArray) -> None:
-        seen = set(compress(values, live.tolist()))
-        seen.discard("")
-        self.tenant_ids |= seen
-
-    def _check_duplicates(
-        self, ids: list[str], usable: BoolArray, rows: Int64Array, field: str, out: list[Problem]
-    ) -> BoolArray:
-        """Flag ids already used on an earlier row of the file (the later row is reported)."""
-        unique = np.ones(len(ids), dtype=bool)
-        positions = np.flatnonzero(usable).tolist()
-        candidates = [ids[i] for i in positions]
-        fresh = set(candidates)
-        if len(fresh) == len(candidates) and self._seen_ids.keys().isdisjoint(fresh):
-            self._seen_ids.update(zip(candidates, rows[positions].tolist(), strict=True))
-            return unique
-        for i, value in zip(positions, candidates, strict=True):
-            first = self._seen_ids.setdefault(value, int(rows[i]))
-            if first != int(rows[i]):
-                unique[i] = False
-                out.append((i, field, DUPLICATE_ID, f"{field} {value!r} already appears on row {first}"))
-        return unique
-
-
-class _SalesBuilder(_Builder):
-    file = "sales"
-    columns = (*SALES_COLUMNS, TENANT_COLUMN)
-    required = SALES_COLUMNS
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._rows: list[Int64Array] = []
-        self._ids: list[str] = []
-        self._skus: list[str] = []
-        self._dates: list[Int64Array] = []
-        self._quantities: list[Int64Array] = []
-
-    def add_chunk(
-        self, rows: Int64Array, columns: dict[str, list[str]], blank_check: BlankCheck | None
-    ) -> None:
-        ids, skus = columns["sale_id"], columns["sku"]
-        dates, quantities = columns["sale_date"], columns["quantity_sold"]
-        tenants = columns[TENANT_COLUMN]
-        empty_id, empty_sku, empty_date, empty_qty = (
-            _empty(ids),
-            _empty(skus),
-            _empty(dates),
-            _empty(quantities),
-        )
-        live = self._live_rows([empty_id, empty_sku, empty_date, empty_qty, _empty(tenants)], blank_check)
-        self._collect_tenants(tenants, live)
-
-        problems: list[Problem] = []
-        id_ok = _check_text(ids, empty_id, live, "sale_id", problems)
-        sku_ok = _check_text(skus, empty_sku, live, "sku", problems)
-        micros, date_ok = _check_date(dates, empty_date, live, "sale_date", problems)
-        quantity, qty_ok = _check_decimal(
-            quantities, empty_qty, live, field="quantity_sold", scale=QTY_SCALE, out=problems
-        )
-        non_positive = live & qty_ok & (quantity <= 0)
-        problems.extend(
-            (
-                i,
-                "quantity_sold",
-                NON_POSITIVE_QUANTITY,
-                f"quantity_sold must be greater than 0, got {quantities[i]}",
-            )
-            for i in np.flatnonzero(non_positive).tolist()
-        )
-        unique = self._check_duplicates(ids, live & id_ok, rows, "sale_id", problems)
-        _report(problems, rows, self.log, self.field_rank)
-
-        keep = live & id_ok & sku_ok & date_ok & qty_ok & ~non_positive & unique
-        all_kept = bool(keep.all())
-        self._rows.append(rows[keep])
-        self._ids.extend(_take(ids, keep, all_kept))
-        self._skus.extend(_take(skus, keep, all_kept))
-        self._dates.append(micros[keep])
-        self._quantities.append(quantity[keep])
-
-    def finish(self) -> ParsedSales:
-        batch = SalesBatch(
-            row=_join(self._rows),
-            sale_id=self._ids,
-            sku=self._skus,
-            sale_date=_join(self._dates).view("datetime64[us]"),
-            quantity=_join(self._quantities),
-        )
-        return ParsedSales(
-            batch=batch, errors=self.log.result(), tenant_ids=self.tenant_ids, row_count=self.row_count
-        )
-
-
-class _LotsBuilder(_Builder):
-    file = "lots"
-    columns = (*LOTS_COLUMNS, TENANT_COLUMN)
-    required = tuple(c for c in LOTS_COLUMNS if c not in OPTIONAL_LOTS_COLUMNS)
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._rows: list[Int64Array] = []
-        self._ids: list[str] = []
-        self._skus: list[str] = []
-        self._dates: list[Int64Array] = []
-        self._original: list[Int64Array] = []
-        self._remaining: list[Int64Array] = []
-        self._price: list[Int64Array] = []
-        self._freight: list[Int64Array] = []
-
-    def add_chunk(
-        self, rows: Int64Array, columns: dict[str, list[str]], blank_check: BlankCheck | None
-    ) -> None:
-        ids, skus, dates = columns["lot_id"], columns["sku"], columns["received_date"]
-        originals, remainings = columns["original_quantity"], columns["remaining_quantity"]
-        prices, freights, tenants = (
-            columns["unit_price"],
-            columns["freight_cost_per_unit"],
-            columns[TENANT_COLUMN],
-        )
-        empties = {name: _empty(values) for name, values in columns.items()}
-        live = self._live_rows(list(empties.values()), blank_check)
-        self._collect_tenants(tenants, live)
-
-        problems: list[Problem] = []
-        id_ok = _check_text(ids, empties["lot_id"], live, "lot_id", problems)
-        sku_ok = _check_text(skus, empties["sku"], live, "sku", problems)
-        micros, date_ok = _check_date(dates, empties["received_date"], live, "received_date", problems)
-
-        def number(field: str, scale: int, *, default_zero: bool = False) -> tuple[Int64Array, BoolArray]:
-            return _check_decimal(
-                columns[field],
-                empties[field],
-                live,
-                field=field,
-                scale=scale,
-                out=problems,
-                default_zero=default_zero,
-            )
-
-        original, original_ok = number("original_quantity", QTY_SCALE)
-        remaining, remaining_ok = number("remaining_quantity", QTY_SCALE)
-        price, price_ok = number("unit_price", COST_SCALE)
-        freight, freight_ok = number("freight_cost_per_unit", COST_SCALE, default_zero=True)
-
-        bad_original = live & original_ok & (original <= 0)
-        problems.extend(
-            (
-                i,
-                "original_quantity",
-                NON_POSITIVE_QUANTITY,
-                f"original_quantity must be greater than 0, got {originals[i]}",
-            )
-            for i in np.flatnonzero(bad_original).tolist()
-        )
-        bad_remaining = live & remaining_ok & (remaining < 0)
-        problems.extend(
-            (
-                i,
-                "remaining_quantity",
-                NON_POSITIVE_QUANTITY,
-                f"remaining_quantity must not be negative, got {remainings[i]}",
-            )
-            for i in np.flatnonzero(bad_remaining).tolist()
-        )
-        exceeds = live & original_ok & remaining_ok & ~bad_original & ~bad_remaining & (remaining > original)
-        problems.extend(
-            (
-                i,
-                "remaining_quantity",
-                REMAINING_EXCEEDS_ORIGINAL,
-                f"remaining_quantity {format_scaled(int(remaining[i]), QTY_SCALE)} exceeds original_quantity "
-                f"{format_scaled(int(original[i]), QTY_SCALE)}",
-            )
-            for i in np.flatnonzero(exceeds).tolist()
-        )
-        negative = np.zeros(len(rows), dtype=bool)
-        for field, values, amount, ok in (
-            ("unit_price", prices, price, price_ok),
-            ("freight_cost_per_unit", freights, freight, freight_ok),
-        ):
-            below = live & ok & (amount < 0)
-            negative |= below
-            problems.extend(
-                (i, field, NEGATIVE_COST, f"{field} must not be negative, got {values[i]}")
-                for i in np.flatnonzero(below).tolist()
-            )
-        unique = self._check_duplicates(ids, live & id_ok, rows, "lot_id", problems)
-        _report(problems, rows, self.log, self.field_rank)
-
-        keep = (
-            live
-            & id_ok
-            & sku_ok
-            & date_ok
-            & original_ok
-            & remaining_ok
-            & price_ok
-            & freight_ok
-            & ~bad_original
-            & ~bad_remaining
-            & ~exceeds
-            & ~negative
-            & unique
-        )
-        all_kept = bool(keep.all())
-        self._rows.append(rows[keep])
-        self._ids.extend(_take(ids, keep, all_kept))
-        self._skus.extend(_take(skus, keep, all_kept))
-        self._dates.append(micros[keep])
-        self._original.append(original[keep])
-        self._remaining.append(remaining[keep])
-        self._price.append(price[keep])
-        self._freight.append(freight[keep])
-
-    def finish(self) -> ParsedLots:
-        price, freight = _join(self._price), _join(self._freight)
-        batch = LotsBatch(
-            row=_join(self._rows),
-            lot_id=self._ids,
-            sku=self._skus,
-            received_date=_join(self._dates).view("datetime64[us]"),
-            quantity=_join(self._remaining),
-            unit_cost=price + freight,
-        )
-        return ParsedLots(
-            batch=batch,
-            original_quantity=_join(self._original),
-            unit_price=price,
-            freight=freight,
-            errors=self.log.result(),
-            tenant_ids=self.tenant_ids,
-            row_count=self.row_count,
-        )
 
 
 def _join(parts: list[Int64Array]) -> Int64Array:
     return np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
 
+class _Builder:
+    """Accumulates validated chunks of one file; subclasses know the file's columns."""
+
+    file: str
+    id_column: str
+    columns: tuple[str, ...]  # every column read, in error-report order
+    required: tuple[str, ...]
+
+    def __init__(self) -> None:
+        self.log = _ErrorLog(self.file, self.columns)
+        self.tenant_ids: set[str] = set()
+        self.row_count = 0
+        self._id_values: list[str] = []  # every usable id, for the duplicate check at the end
+        self._id_rows: list[Int64Array] = []
+        self._kept_rows: list[Int64Array] = []
+
+    def add_chunk(self, rows: Int64Array, columns: dict[str, list[str]], blank_check: BlankCheck | None) -> None:
+        empties = {name: _empty(values) for name, values in columns.items()}
+        live = np.ones(len(rows), dtype=bool)
+        if blank_check is not None:
+            candidates = np.logical_and.reduce(list(empties.values()))
+            for i in np.flatnonzero(candidates).tolist():
+                live[i] = not blank_check(i)
+        self.row_count += int(live.sum())
+        tenants = set(compress(columns[TENANT_COLUMN], live.tolist()))
+        tenants.discard("")
+        self.tenant_ids |= tenants
+
+        problems: list[Problem] = []
+        ids = columns[self.id_column]
+        id_ok = _check_text(ids, empties[self.id_column], live, self.id_column, problems)
+        keep = self._validate(columns, empties, live, problems) & id_ok & live
+        usable = live & id_ok
+        self._id_values.extend(_take(ids, usable, bool(usable.all())))
+        self._id_rows.append(rows[usable])
+        problems.sort(key=lambda p: p[0])
+        for index, field, reason, message in problems:
+            self.log.add(int(rows[index]), field, reason, message)
+        self._kept_rows.append(rows[keep])
+        self._keep(columns, keep, bool(keep.all()))
+
+    def _validate(
+        self, columns: dict[str, list[str]], empties: dict[str, BoolArray], live: BoolArray, out: list[Problem]
+    ) -> BoolArray:
+        raise NotImplementedError
+
+    def _keep(self, columns: dict[str, list[str]], keep: BoolArray, all_kept: bool) -> None:
+        raise NotImplementedError
+
+    def _duplicate_mask(self) -> BoolArray:
+        """Report ids used on an earlier row (the later row is reported); mask of kept rows to drop."""
+        kept_rows = _join(self._kept_rows)
+        if len(set(self._id_values)) == len(self._id_values):
+            return np.zeros(kept_rows.size, dtype=bool)
+        first_row: dict[str, int] = {}
+        repeated: list[int] = []
+        for value, row in zip(self._id_values, _join(self._id_rows).tolist(), strict=True):
+            first = first_row.setdefault(value, row)
+            if first != row:
+                repeated.append(row)
+                self.log.add(
+                    row, self.id_column, DUPLICATE_ID, f"{self.id_column} {value!r} already appears on row {first}"
+                )
+        return np.isin(kept_rows, np.array(repeated, dtype=np.int64))
+
+
+class _SalesBuilder(_Builder):
+    file = "sales"
+    id_column = "sale_id"
+    columns = (*SALES_COLUMNS, TENANT_COLUMN)
+    required = SALES_COLUMNS
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._ids: list[str] = []
+        self._skus: list[str] = []
+        self._dates: list[Int64Array] = []
+        self._quantities: list[Int64Array] = []
+
+    def _validate(
+        self, columns: dict[str, list[str]], empties: dict[str, BoolArray], live: BoolArray, out: list[Problem]
+    ) -> BoolArray:
+        sku_ok = _check_text(columns["sku"], empties["sku"], live, "sku", out)
+        self._micros, date_ok = _check_date(columns["sale_date"], empties["sale_date"], live, "sale_date", out)
+        quantities = columns["quantity_sold"]
+        self._quantity, qty_ok = _check_decimal(
+            quantities, empties["quantity_sold"], live, field="quantity_sold", scale=QTY_SCALE, out=out
+        )
+        non_positive = live & qty_ok & (self._quantity <= 0)
+        out.extend(
+            (i, "quantity_sold", NON_POSITIVE_QUANTITY, f"quantity_sold must be greater than 0, got {quantities[i]}")
+            for i in np.flatnonzero(non_positive).tolist()
+        )
+        return sku_ok & date_ok & qty_ok & ~non_positive
+
+    def _keep(self, columns: dict[str, list[str]], keep: BoolArray, all_kept: bool) -> None:
+        self._ids.extend(_take(columns["sale_id"], keep, all_kept))
+        self._skus.extend(_take(columns["sku"], keep, all_kept))
+        self._dates.append(self._micros[keep])
+        self._quantities.append(self._quantity[keep])
+
+    def finish(self) -> ParsedSales:
+        drop = self._duplicate_mask()
+        rows, micros, quantity = _join(self._kept_rows), _join(self._dates), _join(self._quantities)
+        ids, skus = self._ids, self._skus
+        if drop.any():
+            keep = ~drop
+            rows, micros, quantity = rows[keep], micros[keep], quantity[keep]
+            ids, skus = _take(ids, keep, False), _take(skus, keep, False)
+        batch = SalesBatch(row=rows, sale_id=ids, sku=skus, sale_date=micros.view("datetime64[us]"), quantity=quantity)
+        return ParsedSales(batch=batch, errors=self.log.result(), tenant_ids=self.tenant_ids, row_count=self.row_count)
+
+
+class _LotsBuilder(_Builder):
+    file = "lots"
+    id_column = "lot_id"
+    columns = (*LOTS_COLUMNS, TENANT_COLUMN)
+    required = tuple(c for c in LOTS_COLUMNS if c not in OPTIONAL_LOTS_COLUMNS)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._ids: list[str] = []
+        self._skus: list[str] = []
+        self._parts: dict[str, list[Int64Array]] = {
+            name: [] for name in ("received_date", "original", "remaining", "price", "freight")
+        }
+
+    def _validate(
+        self, columns: dict[str, list[str]], empties: dict[str, BoolArray], live: BoolArray, out: list[Problem]
+    ) -> BoolArray:
+        def number(field: str, scale: int, *, default_zero: bool = False) -> tuple[Int64Array, BoolArray]:
+            return _check_decimal(
+                columns[field], empties[field], live, field=field, scale=scale, out=out, default_zero=default_zero
+            )
+
+        sku_ok = _check_text(columns["sku"], empties["sku"], live, "sku", out)
+        micros, date_ok = _check_date(columns["received_date"], empties["received_date"], live, "received_date", out)
+        original, original_ok = number("original_quantity", QTY_SCALE)
+        remaining, remaining_ok = number("remaining_quantity", QTY_SCALE)
+        price, price_ok = number("unit_price", COST_SCALE)
+        freight, freight_ok = number("freight_cost_per_unit", COST_SCALE, default_zero=True)
+        ok = sku_ok & date_ok & original_ok & remaining_ok & price_ok & freight_ok
+
+        def flag(mask: BoolArray, field: str, reason: str, message: Callable[[int], str]) -> None:
+            nonlocal ok
+            ok &= ~mask
+            out.extend((i, field, reason, message(i)) for i in np.flatnonzero(mask).tolist())
+
+        bad_original = live & original_ok & (original <= 0)
+        flag(
+            bad_original,
+            "original_quantity",
+            NON_POSITIVE_QUANTITY,
+            lambda i: f"original_quantity must be greater than 0, got {columns['original_quantity'][i]}",
+        )
+        bad_remaining = live & remaining_ok & (remaining < 0)
+        flag(
+            bad_remaining,
+            "remaining_quantity",
+            NON_POSITIVE_QUANTITY,
+            lambda i: f"remaining_quantity must not be negative, got {columns['remaining_quantity'][i]}",
+        )
+        flag(
+            live & original_ok & remaining_ok & ~bad_original & ~bad_remaining & (remaining > original),
+            "remaining_quantity",
+            REMAINING_EXCEEDS_ORIGINAL,
+            lambda i: (
+                f"remaining_quantity {format_scaled(int(remaining[i]), QTY_SCALE)} exceeds original_quantity "
+                f"{format_scaled(int(original[i]), QTY_SCALE)}"
+            ),
+        )
+
+        def negative(field: str) -> Callable[[int], str]:
+            return lambda i: f"{field} must not be negative, got {columns[field][i]}"
+
+        flag(live & price_ok & (price < 0), "unit_price", NEGATIVE_COST, negative("unit_price"))
+        flag(
+            live & freight_ok & (freight < 0),
+            "freight_cost_per_unit",
+            NEGATIVE_COST,
+            negative("freight_cost_per_unit"),
+        )
+        self._values = {
+            "received_date": micros,
+            "original": original,
+            "remaining": remaining,
+            "price": price,
+            "freight": freight,
+        }
+        return ok
+
+    def _keep(self, columns: dict[str, list[str]], keep: BoolArray, all_kept: bool) -> None:
+        self._ids.extend(_take(columns["lot_id"], keep, all_kept))
+        self._skus.extend(_take(columns["sku"], keep, all_kept))
+        for name, parts in self._parts.items():
+            parts.append(self._values[name][keep])
+
+    def finish(self) -> ParsedLots:
+        drop = self._duplicate_mask()
+        rows = _join(self._kept_rows)
+        values = {name: _join(parts) for name, parts in self._parts.items()}
+        ids, skus = self._ids, self._skus
+        if drop.any():
+            keep = ~drop
+            rows = rows[keep]
+            values = {name: array[keep] for name, array in values.items()}
+            ids, skus = _take(ids, keep, False), _take(skus, keep, False)
+        batch = LotsBatch(
+            row=rows,
+            lot_id=ids,
+            sku=skus,
+            received_date=values["received_date"].view("datetime64[us]"),
+            quantity=values["remaining"],
+            unit_cost=values["price"] + values["freight"],
+        )
+        return ParsedLots(
+            batch=batch,
+            original_quantity=values["original"],
+            unit_price=values["price"],
+            freight=values["freight"],
+            errors=self.log.result(),
+            tenant_ids=self.tenant_ids,
+            row_count=self.row_count,
+        )
+
+
 # ---------------------------------------------------------------------------------------------
 # Sources
 
+_BLOCK_CHARS: Final = 1 << 22
+# Whitespace other than line breaks: when a block has none, no value needs stripping.
+_INNER_SPACE: Final = re.compile(r"[^\S\n]")
+
+
+class _Source:
+    """The stream's decoded text, consumed either as runs of whole lines or line by line."""
+
+    def __init__(self, text: io.TextIOWrapper) -> None:
+        self._text = text
+        self._buffer = ""
+        self._pos = 0
+        self._eof = False
+        self._cr_only: bool | None = None
+
+    def _fill(self) -> bool:
+        if self._eof:
+            return False
+        chunk = self._text.read(_BLOCK_CHARS)
+        if not chunk:
+            self._eof = True
+            return False
+        if self._cr_only is None:
+            # Classic Mac files end lines with a bare CR; treat them as LF so lines can be found.
+            self._cr_only = "\r" in chunk and "\n" not in chunk
+        if self._cr_only:
+            chunk = chunk.replace("\r", "\n")
+        self._buffer = self._buffer[self._pos :] + chunk
+        self._pos = 0
+        return True
+
+    def lines(self) -> Iterator[str]:
+        """Lines with their endings, for the csv module (which never reads past the record it parses)."""
+        while True:
+            end = self._buffer.find("\n", self._pos)
+            if end < 0:
+                if self._fill():
+                    continue
+                if self._pos < len(self._buffer):
+                    line = self._buffer[self._pos :]
+                    self._pos = len(self._buffer)
+                    yield line
+                return
+            line = self._buffer[self._pos : end + 1]
+            self._pos = end + 1
+            yield line
+
+    def peek_region(self) -> tuple[str, int] | None:
+        """The next run of whole lines (about a block) without its last line break, and where it ends."""
+        while not self._eof and len(self._buffer) - self._pos < _BLOCK_CHARS:
+            self._fill()
+        end = self._buffer.rfind("\n", self._pos)
+        while end < 0 and self._fill():
+            end = self._buffer.rfind("\n", self._pos)
+        if end < 0:
+            end = len(self._buffer)
+        if self._pos >= len(self._buffer):
+            return None
+        return self._buffer[self._pos : end], end + 1
+
+    def consume(self, end: int) -> None:
+        self._pos = min(end, len(self._buffer))
+
+
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    wanted: list[tuple[str, int | None]]  # (column, position in the file or None when absent)
+    width: int  # fields a record needs to reach every present column
+
 
 def _read_csv(stream: BinaryIO, builder: _Builder) -> None:
-    # utf-8-sig drops a byte-order mark; newline="" lets the csv module see CRLF and quoted newlines.
+    # utf-8-sig drops a byte-order mark; newline="" keeps CR LF and quoted line breaks for us to handle.
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
     try:
-        _read_csv_text(text, builder)
+        _read_csv_text(_Source(text), builder)
     finally:
         text.detach()  # the caller owns the binary stream
 
@@ -726,15 +771,10 @@ def _bad_csv(builder: _Builder, row: int, exc: Exception) -> None:
     builder.log.add(row, "", BAD_CSV, message)
 
 
-def _blank_checker(records: list[list[str]]) -> BlankCheck:
-    return lambda i: not any(field.strip() for field in records[i])
-
-
-def _read_csv_text(text: io.TextIOWrapper, builder: _Builder) -> None:
-    reader = csv.reader(text, strict=True)
+def _read_csv_text(source: _Source, builder: _Builder) -> None:
     header: list[str] | None = None
     try:
-        for record in reader:
+        for record in csv.reader(source.lines(), strict=True):
             if any(field.strip() for field in record):
                 header = record
                 break
@@ -753,36 +793,80 @@ def _read_csv_text(text: io.TextIOWrapper, builder: _Builder) -> None:
         builder.log.add(0, column, MISSING_COLUMN, f"the header has no {column!r} column")
     if missing:
         return
-
     wanted = [(column, position.get(column)) for column in builder.columns]
-    width = max(index for _, index in wanted if index is not None) + 1
+    layout = _Layout(wanted=wanted, width=max(index for _, index in wanted if index is not None) + 1)
+
     rows_read = 0
     while True:
-        chunk: list[list[str]] = []
-        failure: Exception | None = None
         try:
-            chunk.extend(islice(reader, CHUNK_ROWS))
-        except (csv.Error, UnicodeDecodeError) as exc:
-            failure = exc
-        if chunk:
-            if min(map(len, chunk)) < width:
-                chunk = [r if len(r) >= width else r + [""] * (width - len(r)) for r in chunk]
-            columns = {
-                column: (
-                    list(map(str.strip, map(itemgetter(index), chunk)))
-                    if index is not None
-                    else [""] * len(chunk)
-                )
-                for column, index in wanted
-            }
-            rows = np.arange(rows_read + 1, rows_read + len(chunk) + 1, dtype=np.int64)
-            builder.add_chunk(rows, columns, _blank_checker(chunk))
-            rows_read += len(chunk)
+            region = source.peek_region()
+        except UnicodeDecodeError as exc:
+            _bad_csv(builder, rows_read + 1, exc)
+            return
+        if region is None:
+            return
+        text, end = region
+        if '"' in text or "\r" in text.replace("\r\n", "\n"):
+            count, failure = _read_quoted(source, builder, layout, rows_read)
+        else:
+            source.consume(end)
+            count, failure = _read_plain(text, len(header), builder, layout, rows_read), None
+        rows_read += count
         if failure is not None:
             _bad_csv(builder, rows_read + 1, failure)
             return
-        if len(chunk) < CHUNK_ROWS:
-            return
+
+
+def _read_plain(text: str, header_width: int, builder: _Builder, layout: _Layout, rows_read: int) -> int:
+    """Whole lines without quotes: every line is one record and every comma a separator."""
+    text = text.replace("\r\n", "\n")
+    lines = text.split("\n")
+    n = len(lines)
+    commas = np.fromiter(map(str.count, lines, repeat(",")), dtype=np.int64, count=n)
+    rows = np.arange(rows_read + 1, rows_read + n + 1, dtype=np.int64)
+    if (commas == header_width - 1).all():
+        # The regular case: one split of the whole block, then every column is a strided slice.
+        fields = text.replace("\n", ",").split(",")
+        strip = _INNER_SPACE.search(text) is not None
+        columns = {
+            column: _column(fields[index::header_width], strip) if index is not None else [""] * n
+            for column, index in layout.wanted
+        }
+        builder.add_chunk(rows, columns, lambda i: not lines[i].replace(",", "").strip())
+    else:
+        _add_records(builder, [line.split(",") for line in lines], layout, rows)
+    return n
+
+
+def _read_quoted(source: _Source, builder: _Builder, layout: _Layout, rows_read: int) -> tuple[int, Exception | None]:
+    """Up to a chunk of records through the csv module, for text with quotes or bare CRs."""
+    chunk: list[list[str]] = []
+    failure: Exception | None = None
+    try:
+        chunk.extend(islice(csv.reader(source.lines(), strict=True), CHUNK_ROWS))
+    except (csv.Error, UnicodeDecodeError) as exc:
+        failure = exc
+    if chunk:
+        rows = np.arange(rows_read + 1, rows_read + len(chunk) + 1, dtype=np.int64)
+        _add_records(builder, chunk, layout, rows)
+    elif failure is None:
+        failure = csv.Error("no record could be read")
+    return len(chunk), failure
+
+
+def _column(values: list[str], strip: bool) -> list[str]:
+    return list(map(str.strip, values)) if strip else values
+
+
+def _add_records(builder: _Builder, records: list[list[str]], layout: _Layout, rows: Int64Array) -> None:
+    width = layout.width
+    if min(map(len, records)) < width:
+        records = [r if len(r) >= width else r + [""] * (width - len(r)) for r in records]
+    columns = {
+        column: _column(list(map(itemgetter(index), records)), True) if index is not None else [""] * len(records)
+        for column, index in layout.wanted
+    }
+    builder.add_chunk(rows, columns, lambda i: not any(field.strip() for field in records[i]))
 
 
 _TEXT_FIELDS: Final = frozenset({"sale_id", "lot_id", "sku", TENANT_COLUMN})
@@ -814,8 +898,6 @@ def _json_text(value: object, column: str) -> str:
 def _read_records(records: Sequence[object], builder: _Builder) -> None:
     for start in range(0, len(records), CHUNK_ROWS):
         part = [record if isinstance(record, dict) else {} for record in records[start : start + CHUNK_ROWS]]
-        columns = {
-            column: [_json_text(record.get(column), column) for record in part] for column in builder.columns
-        }
+        columns = {column: [_json_text(record.get(column), column) for record in part] for column in builder.columns}
         rows = np.arange(start + 1, start + len(part) + 1, dtype=np.int64)
         builder.add_chunk(rows, columns, None)

@@ -1,0 +1,77 @@
+"""Failure: a publish that never happened, a worker killed mid-job, health while workers are down."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support import lot, make_tenant, query, sale, seed_items, start_stack, submit_run_direct, wait_for
+
+
+@pytest.fixture(scope="module")
+def stack(service_urls, tmp_path_factory):
+    stack, base = start_stack(service_urls, Path(tmp_path_factory.mktemp("logs")), workers=1, relay=False,
+                              extra_env={"ASORA_DEBUG_JOB_DELAY_SECONDS": "3"})
+    yield stack, base
+    stack.stop_all()
+
+
+def _status(job_id):
+    return query("SELECT status FROM jobs WHERE id = :j", {"j": job_id})[0][0]
+
+
+def test_relay_delivers_a_job_whose_publish_never_happened(stack):
+    proc_stack, base = stack
+    tenant_id, _ = make_tenant(base)
+    seed_items(tenant_id, ["SKU-1"])
+    run_id, job_id = submit_run_direct(tenant_id, [sale("S1", "SKU-1", "2024-01-02", "1")],
+                                       [lot("L1", "SKU-1", "2024-01-01", "10", "3")])
+    assert query("SELECT published_at FROM jobs WHERE id = :j", {"j": job_id})[0][0] is None
+    with pytest.raises(AssertionError):
+        wait_for(lambda: _status(job_id) != "queued", 2)  # nobody was told: it stays queued
+
+    proc_stack.start_relay()
+    wait_for(lambda: _status(job_id) == "completed", 60, "the relay did not deliver the job")
+    assert query("SELECT published_at IS NOT NULL FROM jobs WHERE id = :j", {"j": job_id})[0][0]
+    assert query("SELECT status FROM runs WHERE id = :r", {"r": run_id})[0][0] == "completed"
+
+
+def test_worker_killed_mid_job_leaves_nothing_and_the_job_completes_once(stack, service_urls):
+    proc_stack, base = stack
+    tenant_id, owner = make_tenant(base)
+    seed_items(tenant_id, ["SKU-1"])
+    response = owner.post("/runs", json={"sales_data": [sale("S1", "SKU-1", "2024-01-02", "4")],
+                                         "lots_data": [lot("L1", "SKU-1", "2024-01-01", "10", "3")]})
+    run_id, job_id = response.json()["run_id"], response.json()["job_id"]
+    wait_for(lambda: _status(job_id) == "running", 30, "the job never started")
+    # The worker is now inside the job's transaction (writes flushed, commit delayed): kill it outright.
+    worker = proc_stack.processes["worker0"]
+    proc_stack.stop("worker0", sig=signal.SIGKILL)
+    assert worker.poll() is not None
+
+    assert _status(job_id) == "running"
+    for table in ("ledger_events", "lots", "run_sales"):
+        assert query(f"SELECT count(*) FROM {table} WHERE tenant_id = :t", {"t": tenant_id})[0][0] == 0
+
+    health = wait_for(lambda: (r := httpx.get(f"{base}/health", timeout=10)).status_code == 503 and r, 30,
+                      "health stayed 200 with no worker")
+    assert health.json()["checks"]["workers"] == "down"
+    assert health.json()["status"] == "degraded"
+
+    proc_stack.start_worker(name="worker-recovered")
+    reap = subprocess.run([sys.executable, "-m", "shared.cli.main", "runs", "reap", "--stale-after", "0"],
+                          env=proc_stack.env, capture_output=True, text=True, timeout=60, check=False)
+    assert reap.returncode == 0, reap.stderr
+    assert "requeued" in reap.stderr + reap.stdout
+
+    wait_for(lambda: _status(job_id) == "completed", 90, "the job did not complete after recovery")
+    assert query("SELECT attempts FROM jobs WHERE id = :j", {"j": job_id})[0][0] == 2
+    assert query("SELECT status, total_cogs FROM runs WHERE id = :r", {"r": run_id})[0] == ("completed", 12)
+    events = query("SELECT event_type, count(*) FROM ledger_events WHERE tenant_id = :t GROUP BY 1", {"t": tenant_id})
+    assert dict(events) == {"RECEIPT": 1, "ISSUE": 1}
+    assert httpx.get(f"{base}/health", timeout=10).status_code in (200, 503)
