@@ -2,7 +2,7 @@
 
 from shared.audit.models import AuditEvent
 from shared.base import Base
-from shared.inventory.models import Bin, Category, Hub, Item, Vendor
+from shared.inventory.models import Bin, Category, Count, CountLine, Hub, Item, Vendor
 from shared.jobs.models import IdempotencyKey, Job, JobBlob
 from shared.ledger.models import LedgerEvent, Lot
 from shared.runs.models import Run, RunAllocation, RunSale, RunValidationError
@@ -14,6 +14,8 @@ __all__ = [
     "Base",
     "Bin",
     "Category",
+    "Count",
+    "CountLine",
     "Hub",
     "IdempotencyKey",
     "Item",

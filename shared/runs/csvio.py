@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import io
 import math
-import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -145,14 +144,13 @@ def _lengths(values: list[str]) -> Int64Array:
     return np.fromiter(map(len, values), dtype=np.int64, count=len(values))
 
 
-def _char_matrix(values: list[str], width: int) -> tuple[UInt8Array, Int64Array, BoolArray]:
+def _char_matrix(values: list[str], lengths: Int64Array, width: int) -> tuple[UInt8Array, Int64Array, BoolArray]:
     """ASCII codes as an (n, width) zero-padded matrix, the lengths, and which rows it holds exactly.
 
     Rows longer than ``width``, or holding non-ASCII characters or NUL, are left blank and flagged
     as not exact, for the caller's slow path.
     """
     n = len(values)
-    lengths = _lengths(values)
     exact = lengths <= width
     joined = "".join(values)
     if not joined.isascii():
@@ -178,13 +176,15 @@ def _char_matrix(values: list[str], width: int) -> tuple[UInt8Array, Int64Array,
     return matrix, lengths, exact
 
 
-def _parse_decimals(values: list[str], scale: int) -> tuple[Int64Array, BoolArray]:
+def _parse_decimals(values: list[str], scale: int, lengths: Int64Array | None = None) -> tuple[Int64Array, BoolArray]:
     """Scaled integers for stripped decimal strings; ``ok`` is False for empty or invalid values."""
     n = len(values)
     if n == 0:
         return np.zeros(0, np.int64), np.zeros(0, bool)
-    width = max(1, min(max(map(len, values)), _MAX_NUMBER_CHARS))
-    codes, lengths, exact = _char_matrix(values, width)
+    if lengths is None:
+        lengths = _lengths(values)
+    width = max(1, min(int(lengths.max()), _MAX_NUMBER_CHARS))
+    codes, lengths, exact = _char_matrix(values, lengths, width)
     columns = np.arange(width)
     inside = columns < lengths[:, None]
     first = codes[:, 0]
@@ -218,15 +218,6 @@ def _parse_decimals(values: list[str], scale: int) -> tuple[Int64Array, BoolArra
     return value, ok
 
 
-def _digits(codes: UInt8Array, start: int, stop: int) -> tuple[Int64Array, BoolArray]:
-    block = codes[:, start:stop]
-    valid: BoolArray = np.asarray(((block >= ord("0")) & (block <= ord("9"))).all(axis=1))
-    value = np.zeros(codes.shape[0], np.int64)
-    for column in range(start, stop):
-        value = value * 10 + codes[:, column] - ord("0")
-    return value, valid
-
-
 def _days_from_civil(year: Int64Array, month: Int64Array, day: Int64Array) -> Int64Array:
     # Howard Hinnant's days_from_civil, for the proleptic Gregorian calendar.
     y = year - (month <= 2)
@@ -238,7 +229,22 @@ def _days_from_civil(year: Int64Array, month: Int64Array, day: Int64Array) -> In
     return days
 
 
-def _parse_dates(values: list[str]) -> tuple[Int64Array, BoolArray]:
+def _shape(codes: UInt8Array) -> UInt8Array:
+    """Codes with every digit replaced by "0", to compare against a template such as b"0000-00-00"."""
+    return np.where((codes >= ord("0")) & (codes <= ord("9")), np.uint8(ord("0")), codes)
+
+
+def _template(text: str) -> UInt8Array:
+    return np.frombuffer(text.encode("ascii"), dtype=np.uint8)
+
+
+_DATE_SHAPE: Final = _template("0000-00-00")
+_TIME_SHAPE: Final = _template("T00:00:00")
+_OFFSET_SHAPE: Final = _template("00:00")
+_FRACTION_WEIGHTS: Final = np.array([100_000, 10_000, 1_000, 100, 10, 1], dtype=np.int64)
+
+
+def _parse_dates(values: list[str], lengths: Int64Array | None = None) -> tuple[Int64Array, BoolArray]:
     """Microseconds since the epoch (UTC) for stripped ISO 8601 strings; naive values are UTC.
 
     The common shapes (a date; a date-time with ``T`` or a space, seconds, an optional fraction of 1-6
@@ -248,74 +254,49 @@ def _parse_dates(values: list[str]) -> tuple[Int64Array, BoolArray]:
     n = len(values)
     if n == 0:
         return np.zeros(0, np.int64), np.zeros(0, bool)
-    codes, lengths, exact = _char_matrix(values, _DATE_WIDTH)
-    rows = np.arange(n)
-    year, year_ok = _digits(codes, 0, 4)
-    month, month_ok = _digits(codes, 5, 7)
-    day, day_ok = _digits(codes, 8, 10)
-    month = np.clip(month, 0, 12)
+    codes, lengths, exact = _char_matrix(values, _lengths(values) if lengths is None else lengths, _DATE_WIDTH)
+
+    def number(*positions: int) -> Int64Array:
+        value = codes[:, positions[0]].astype(np.int64) - ord("0")
+        for position in positions[1:]:
+            value = value * 10 + codes[:, position] - ord("0")
+        return value
+
+    shape = _shape(codes[:, :19])
+    shape[:, 10] = np.where(shape[:, 10] == ord(" "), np.uint8(ord("T")), shape[:, 10])
+    year, month, day = number(0, 1, 2, 3), np.clip(number(5, 6), 0, 12), number(8, 9)
+    hour, minute, second = number(11, 12), number(14, 15), number(17, 18)
     leap = ((year % 4 == 0) & (year % 100 != 0)) | (year % 400 == 0)
     date_ok = (
         exact
-        & year_ok
-        & month_ok
-        & day_ok
-        & (codes[:, 4] == ord("-"))
-        & (codes[:, 7] == ord("-"))
+        & (shape[:, :10] == _DATE_SHAPE).all(axis=1)
         & (year >= 1)
         & (month >= 1)
         & (day >= 1)
         & (day <= _DAYS_IN_MONTH[month] + ((month == 2) & leap))
     )
-    hour, hour_ok = _digits(codes, 11, 13)
-    minute, minute_ok = _digits(codes, 14, 16)
-    second, second_ok = _digits(codes, 17, 19)
-    time_ok = (
-        (lengths >= 19)
-        & ((codes[:, 10] == ord("T")) | (codes[:, 10] == ord(" ")))
-        & hour_ok
-        & minute_ok
-        & second_ok
-        & (codes[:, 13] == ord(":"))
-        & (codes[:, 16] == ord(":"))
-        & (hour <= 23)
-        & (minute <= 59)
-        & (second <= 59)
-    )
-    has_fraction = codes[:, 19] == ord(".")
-    fraction_digits = (codes[:, 20:27] >= ord("0")) & (codes[:, 20:27] <= ord("9"))
-    run = np.cumprod(fraction_digits, axis=1).sum(axis=1)
-    fraction_ok = ~has_fraction | ((run >= 1) & (run <= 6))
-    fraction = np.zeros(n, np.int64)
-    for k in range(6):
-        present = has_fraction & (run > k)
-        fraction += np.where(present, codes[:, 20 + k].astype(np.int64) - ord("0"), 0) * 10 ** (5 - k)
-    zone_at = np.clip(np.where(has_fraction, 20 + run, 19), 0, _DATE_WIDTH - 6)
-    zone = [codes[rows, zone_at + offset].astype(np.int64) for offset in range(6)]
-    zone_digits = np.ones(n, dtype=bool)
-    for offset in (1, 2, 4, 5):
-        zone_digits &= (zone[offset] >= ord("0")) & (zone[offset] <= ord("9"))
-    zone_hours = (zone[1] - ord("0")) * 10 + zone[2] - ord("0")
-    zone_minutes = (zone[4] - ord("0")) * 10 + zone[5] - ord("0")
-    offset_zone = (
-        (lengths == zone_at + 6)
-        & ((zone[0] == ord("+")) | (zone[0] == ord("-")))
-        & zone_digits
-        & (zone[3] == ord(":"))
-        & (zone_hours <= 23)
-        & (zone_minutes <= 59)
-    )
-    zone_ok = (lengths == zone_at) | ((lengths == zone_at + 1) & (zone[0] == ord("Z"))) | offset_zone
-    offset_minutes = np.where(offset_zone, np.where(zone[0] == ord("-"), -1, 1) * (zone_hours * 60 + zone_minutes), 0)
     date_only = lengths == 10
-    fast = date_ok & (date_only | (time_ok & fraction_ok & zone_ok))
-    seconds = np.where(date_only, 0, (hour * 60 + minute) * 60 + second)
-    micros = (
-        _days_from_civil(year, month, day) * 86_400_000_000
-        + seconds * 1_000_000
-        + np.where(date_only, 0, fraction)
-        - offset_minutes * 60_000_000
+    time_ok = (shape[:, 10:19] == _TIME_SHAPE).all(axis=1) & (hour <= 23) & (minute <= 59) & (second <= 59)
+    end = codes[:, 19]
+    offset_ok = (
+        ((end == ord("+")) | (end == ord("-")))
+        & (_shape(codes[:, 20:25]) == _OFFSET_SHAPE).all(axis=1)
+        & (number(20, 21) <= 23)
+        & (number(23, 24) <= 59)
     )
+    ending_ok = (lengths == 19) | ((lengths == 20) & (end == ord("Z"))) | ((lengths == 25) & offset_ok)
+    offset_minutes = np.where((lengths == 25) & offset_ok, number(20, 21) * 60 + number(23, 24), 0)
+    offset_minutes = np.where(end == ord("-"), -offset_minutes, offset_minutes)
+    fast = date_ok & (date_only | (time_ok & ending_ok))
+    seconds = np.where(date_only, 0, (hour * 60 + minute) * 60 + second)
+    micros = (_days_from_civil(year, month, day) * 86_400 + seconds) * 1_000_000 - offset_minutes * 60_000_000
+
+    fractional = np.flatnonzero(date_ok & ~date_only & time_ok & (end == ord(".")))
+    if fractional.size:
+        fraction, fraction_ok = _fraction_and_zone(codes[fractional], lengths[fractional])
+        micros[fractional] += fraction
+        fast[fractional] = fraction_ok
+
     fast &= (micros >= _MIN_MICROS) & (micros <= _MAX_MICROS)
     ok = fast.copy()
     for i in np.flatnonzero(~fast).tolist():
@@ -325,6 +306,34 @@ def _parse_dates(values: list[str]) -> tuple[Int64Array, BoolArray]:
             ok[i] = True
     micros[~ok] = 0
     return micros, ok
+
+
+def _fraction_and_zone(codes: UInt8Array, lengths: Int64Array) -> tuple[Int64Array, BoolArray]:
+    """For "...SS.ffffff[Z|+HH:MM]" rows: microseconds to add (fraction less zone offset) and validity."""
+    digit_run = np.cumprod(_shape(codes[:, 20:27]) == ord("0"), axis=1).sum(axis=1)
+    digits = codes[:, 20:26].astype(np.int64) - ord("0")
+    fraction = np.where(np.arange(6) < digit_run[:, None], digits, 0) @ _FRACTION_WEIGHTS
+    zone_at = np.minimum(20 + digit_run, _DATE_WIDTH - 6)
+    zone = np.take_along_axis(codes, zone_at[:, None] + np.arange(6), axis=1)
+    sign = zone[:, 0]
+    zone_digits = zone.astype(np.int64) - ord("0")
+    hours = zone_digits[:, 1] * 10 + zone_digits[:, 2]
+    minutes = zone_digits[:, 4] * 10 + zone_digits[:, 5]
+    offset = (
+        (lengths == zone_at + 6)
+        & ((sign == ord("+")) | (sign == ord("-")))
+        & (_shape(zone[:, 1:]) == _OFFSET_SHAPE).all(axis=1)
+        & (hours <= 23)
+        & (minutes <= 59)
+    )
+    ok = (
+        (digit_run >= 1)
+        & (digit_run <= 6)
+        & ((lengths == zone_at) | ((lengths == zone_at + 1) & (sign == ord("Z"))) | offset)
+    )
+    offset_minutes = np.where(offset, np.where(sign == ord("-"), -1, 1) * (hours * 60 + minutes), 0)
+    adjust: Int64Array = fraction - offset_minutes * 60_000_000
+    return adjust, ok
 
 
 def _parse_date_slow(text: str) -> int | None:
@@ -386,8 +395,9 @@ class _ErrorLog:
 
 
 def _empty(values: list[str]) -> BoolArray:
-    if "" not in values:
-        return np.zeros(len(values), dtype=bool)
+    blanks = values.count("")
+    if blanks in {0, len(values)}:
+        return np.full(len(values), blanks > 0, dtype=bool)
     return np.fromiter(map(not_, values), dtype=bool, count=len(values))
 
 
@@ -684,8 +694,12 @@ class _LotsBuilder(_Builder):
 # Sources
 
 _BLOCK_CHARS: Final = 1 << 22
-# Whitespace other than line breaks: when a block has none, no value needs stripping.
-_INNER_SPACE: Final = re.compile(r"[^\S\n]")
+# ASCII characters str.strip() removes, besides the line breaks a plain block is split on.
+_ASCII_SPACE: Final = (" ", "\t", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x1f")
+
+
+def _needs_strip(text: str) -> bool:
+    return not text.isascii() or any(space in text for space in _ASCII_SPACE)
 
 
 class _Source:
@@ -827,7 +841,7 @@ def _read_plain(text: str, header_width: int, builder: _Builder, layout: _Layout
     if (commas == header_width - 1).all():
         # The regular case: one split of the whole block, then every column is a strided slice.
         fields = text.replace("\n", ",").split(",")
-        strip = _INNER_SPACE.search(text) is not None
+        strip = _needs_strip(text)
         columns = {
             column: _column(fields[index::header_width], strip) if index is not None else [""] * n
             for column, index in layout.wanted

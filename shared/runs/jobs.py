@@ -113,15 +113,14 @@ class CogsRun:
         errors += self._check_sales(session, tenant_id, sb)
         new_lot_mask, lot_errors = self._check_lots(session, tenant_id, lb, lots)
         errors += lot_errors
-        if errors:
-            raise RunValidationFailed(errors)
-
-        existing = self._live_lots(session, tenant_id, sorted(set(sb.sku)), exclude=set())
-        new_lots = _select_lots(lb, new_lot_mask)
-        available = _concat_lots(existing, new_lots)
+        existing = self._live_lots(session, tenant_id, sorted(set(sb.sku)))
+        available = _concat_lots(existing, _select_lots(lb, new_lot_mask))
         result = fifo.allocate(sb, available)
-        if result.errors:
-            raise RunValidationFailed(result.errors)
+        # Stock is checked even when other rows are bad, so one submission reports every problem.
+        errors += result.errors
+        if errors:
+            errors.sort(key=lambda e: (e.file != "sales", e.row, e.field))
+            raise RunValidationFailed(errors)
 
         run.total_quantity = to_decimal(result.total_quantity, QTY_SCALE)
         run.total_cogs = to_decimal(result.total_cogs, AMOUNT_SCALE)
@@ -261,7 +260,7 @@ class CogsRun:
                 )
         return new, errors
 
-    def _live_lots(self, session: Session, tenant_id: str, skus: list[str], exclude: set[str]) -> fifo.LotsBatch:
+    def _live_lots(self, session: Session, tenant_id: str, skus: list[str]) -> fifo.LotsBatch:
         rows = session.execute(
             text("""
             SELECT lot_id, sku, received_at, remaining_quantity, unit_cost FROM lots

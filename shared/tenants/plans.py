@@ -1,0 +1,58 @@
+"""Plan ceilings (contract section 3), enforced atomically.
+
+A creation that counts against a ceiling first locks the tenant row (`lock_tenant`), then counts what
+the tenant already has, then calls `check_limit`. Two concurrent creations at the ceiling therefore
+serialize on the row lock and the second one counts the first: they cannot both pass. A plan change
+updates the same row, so it serializes with creations too. Limits live in `plan_limits`, not in code.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from shared.errors import NotFound, PlanLimitExceeded
+from shared.tenants.models import PlanLimit, Tenant
+
+LIMIT_NAMES = ("items", "categories", "hubs", "bins", "vendors", "exports_per_month", "integrations")
+
+
+def lock_tenant(session: Session, tenant_id: str) -> str:
+    """Hold the tenant's row lock until the transaction ends; returns the tenant's current plan.
+    FOR NO KEY UPDATE conflicts with itself and with plan changes, but not with the key-share locks that
+    foreign keys to `tenants` take, so job intake is not held up."""
+    plan = session.scalar(select(Tenant.plan).where(Tenant.id == tenant_id).with_for_update(key_share=True))
+    if plan is None:
+        raise NotFound(f"tenant '{tenant_id}' not found")
+    return plan
+
+
+def limit_for(session: Session, tenant_id: str, limit_name: str) -> int | None:
+    """The tenant's ceiling for `limit_name` under its current plan; None means unlimited."""
+    if limit_name not in LIMIT_NAMES:
+        raise ValueError(f"unknown plan limit {limit_name!r}")
+    return session.scalar(
+        select(PlanLimit.maximum)
+        .join(Tenant, Tenant.plan == PlanLimit.plan)
+        .where(Tenant.id == tenant_id, PlanLimit.limit_name == limit_name)
+    )
+
+
+def check_limit(session: Session, tenant_id: str, limit_name: str, used: int, adding: int = 1) -> None:
+    """Refuse with 402 PLAN_LIMIT_EXCEEDED when `used + adding` would pass the ceiling. Call it after
+    `lock_tenant` and after counting `used` in the same transaction."""
+    maximum = limit_for(session, tenant_id, limit_name)
+    if maximum is None or used + adding <= maximum:
+        return
+    raise PlanLimitExceeded(
+        f"the plan allows {maximum} {limit_name}; the tenant has {used}",
+        reason="PLAN_LIMIT_EXCEEDED",
+        details=[
+            {
+                "limit": limit_name,
+                "used": used,
+                "max": maximum,
+                "message": f"the plan's ceiling for {limit_name} is reached; upgrade the plan to add more",
+            }
+        ],
+    )
