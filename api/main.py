@@ -12,7 +12,7 @@ from fastapi import FastAPI, Request, Response
 
 from api import errors
 from api.metrics import LATENCY, REQUESTS, register_collectors
-from api.routes import files, health, jobs, runs, tenants
+from api.routes import audit, counts, exports, files, health, inventory, jobs, ledger, receipts, reports, runs, tenants
 from shared import db
 from shared.config import get_settings
 from shared.tenants import service as tenant_service
@@ -49,7 +49,7 @@ def create_app() -> FastAPI:
         return response
 
     app.include_router(health.router)
-    for module in (tenants, runs, jobs, files):
+    for module in (tenants, runs, jobs, files, reports, exports, inventory, receipts, counts, audit, ledger):
         app.include_router(module.router, prefix=PREFIX)
     return app
 

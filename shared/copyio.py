@@ -39,6 +39,27 @@ def copy_rows(session: Session, table: str, columns: Sequence[str], rows: Iterab
     return count
 
 
+def copy_lines(session: Session, table: str, columns: Sequence[str], lines: Sequence[str]) -> int:
+    """COPY pre-encoded text lines (each ending in a newline), staged like `copy_rows` for tenant tables."""
+    raw = session.connection().connection.driver_connection
+    assert raw is not None
+    cols = ", ".join(columns)
+    target = table
+    connection = session.connection()
+    if not table.startswith("tmp_"):
+        target = f"tmp_stage_{table}_{next(_stage_ids)}"
+        connection.exec_driver_sql(
+            f"CREATE TEMP TABLE {target} ON COMMIT DROP AS SELECT {cols} FROM {table} WITH NO DATA"
+        )
+    with raw.cursor() as cur, cur.copy(f"COPY {target} ({cols}) FROM STDIN") as copy:
+        for start in range(0, len(lines), 20_000):
+            copy.write("".join(lines[start : start + 20_000]))
+    if target != table:
+        connection.exec_driver_sql(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {target}")
+        connection.exec_driver_sql(f"DROP TABLE {target}")
+    return len(lines)
+
+
 def temp_table(session: Session, name: str, definition: str) -> None:
     """A scratch table that disappears at commit."""
     session.connection().exec_driver_sql(f"CREATE TEMP TABLE {name} ({definition}) ON COMMIT DROP")

@@ -2,10 +2,12 @@
 
 from shared.audit.models import AuditEvent
 from shared.base import Base
+from shared.exports.models import Export
 from shared.inventory.models import Bin, Category, Count, CountLine, Hub, Item, Vendor
 from shared.jobs.models import IdempotencyKey, Job, JobBlob
 from shared.ledger.models import LedgerEvent, Lot
-from shared.runs.models import Run, RunAllocation, RunSale, RunValidationError
+from shared.reports import models as _report_indexes  # noqa: F401 - indexes on lots and ledger_events
+from shared.runs.models import CostedSku, Run, RunAllocation, RunSale, RunValidationError
 from shared.tenants.models import ApiKey, LedgerHead, Plan, PlanLimit, Tenant, TenantCounter
 
 __all__ = [
@@ -13,9 +15,10 @@ __all__ = [
     "AuditEvent",
     "Base",
     "Bin",
-    "Category",
+    "Category", "CostedSku",
     "Count",
     "CountLine",
+    "Export",
     "Hub",
     "IdempotencyKey",
     "Item",

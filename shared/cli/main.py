@@ -20,6 +20,8 @@ import typer
 from rich.table import Table
 
 from shared.cli.client import ApiClient, ProgressReader, console, upload_progress
+from shared.cli.ledger import app as ledger_app
+from shared.cli.ops import app as ops_app
 from shared.config import get_settings
 
 app = typer.Typer(
@@ -28,11 +30,11 @@ app = typer.Typer(
 tenants_app = typer.Typer(help="Tenants (administrator).", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys (administrator).", no_args_is_help=True)
 runs_app = typer.Typer(help="Run maintenance.", no_args_is_help=True)
-ops_app = typer.Typer(help="Operations.", no_args_is_help=True)
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(keys_app, name="keys")
 app.add_typer(runs_app, name="runs")
 app.add_typer(ops_app, name="ops")
+app.add_typer(ledger_app, name="ledger")
 
 
 def _services() -> Any:
@@ -175,6 +177,16 @@ def tenants_create(
         console.print(f"[red]{exc.code} {exc.reason}: {exc.message}[/red]")
         raise typer.Exit(1) from exc
     console.print(f"[green]tenant {tenant_id} created (plan {plan}, role model {role_model})[/green]")
+
+
+@tenants_app.command("verify")
+def tenants_verify(tenant_id: str) -> None:
+    """Post-onboarding verification: items exist, receipts produced ledger events, stock reconciles."""
+    from shared.cli.tenants_verify import verify
+
+    _services()
+    if not verify(tenant_id):
+        raise typer.Exit(1)
 
 
 @keys_app.command("create")

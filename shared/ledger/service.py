@@ -1,7 +1,9 @@
 """Appending to the ledger: gapless per-tenant `seq`, a SHA-256 hash chain, and COPY for volume.
 
-Every writer goes through `append_events`; nothing else inserts ledger rows. The canonical form hashed for
-an event is fixed here and re-derived by verification, so the chain proves both order and content.
+Every writer goes through `append_batches` (or `append_events` for a handful of events); nothing else
+inserts ledger rows. An event's canonical form is its 14 content fields in COPY text encoding joined by
+tabs; `hash = sha256(prev_hash + "\\n" + canonical)`. Verification re-derives the same form from stored
+rows (`canonical`), so the chain proves both order and content.
 """
 
 from __future__ import annotations
@@ -11,39 +13,50 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from shared.copyio import copy_rows
+from shared import copytext
+from shared.copyio import copy_lines
 from shared.runs.decimals import AMOUNT_SCALE, COST_SCALE, QTY_SCALE, format_scaled
 from shared.tenants.models import LedgerHead
 
 GENESIS_HASH = "0" * 64
 EVENT_TYPES = ("RECEIPT", "ISSUE", "ADJUSTMENT", "REVERSAL")
-COLUMNS = (
-    "tenant_id",
-    "seq",
-    "event_type",
-    "sku",
-    "lot_id",
-    "bin_id",
-    "quantity",
-    "unit_cost",
-    "amount",
-    "occurred_at",
-    "job_id",
-    "run_id",
-    "reference",
-    "reverses_seq",
-    "prev_hash",
-    "hash",
-)
+CONTENT_COLUMNS = (
+    "tenant_id", "seq", "event_type", "sku", "lot_id", "bin_id", "quantity", "unit_cost", "amount",
+    "occurred_at", "job_id", "run_id", "reference", "reverses_seq",
+)  # fmt: skip
+COLUMNS = (*CONTENT_COLUMNS, "prev_hash", "hash")
+
+
+@dataclass(frozen=True, slots=True)
+class EventBatch:
+    """Events of one type in columns. Quantities/unit costs are int64 scaled 10^4, amounts scaled 10^8
+    (int64, or Python ints in an object array), all signed; times are UTC datetime64[us]."""
+
+    event_type: str
+    sku: Sequence[str]
+    lot_id: Sequence[str]
+    quantity: npt.NDArray[Any]
+    unit_cost: npt.NDArray[Any]
+    amount: npt.NDArray[Any]
+    occurred_at: npt.NDArray[np.datetime64]
+    reference: Sequence[str | None] | None = None
+    bin_id: Sequence[str | None] | None = None
+    reverses_seq: Sequence[int | None] | npt.NDArray[Any] | None = None
+
+    def __len__(self) -> int:
+        return len(self.sku)
 
 
 @dataclass(frozen=True, slots=True)
 class NewEvent:
-    """An event to append. Quantities and amounts are scaled integers (4 and 8 decimals), signed."""
+    """One event, for writers that append a few at a time (receipts, counts)."""
 
     event_type: str
     sku: str
@@ -62,108 +75,94 @@ def _timestamp(value: datetime) -> str:
 
 
 def canonical(
-    tenant_id: str,
-    seq: int,
-    event_type: str,
-    sku: str,
-    lot_id: str,
-    bin_id: str | None,
-    quantity: str,
-    unit_cost: str,
-    amount: str,
-    occurred_at: datetime,
-    job_id: str,
-    run_id: str | None,
-    reference: str | None,
-    reverses_seq: int | None,
-) -> str:
-    return "\x1f".join(
-        (
-            tenant_id,
-            str(seq),
-            event_type,
-            sku,
-            lot_id,
-            bin_id or "",
-            quantity,
-            unit_cost,
-            amount,
-            _timestamp(occurred_at),
-            job_id,
-            run_id or "",
-            reference or "",
-            "" if reverses_seq is None else str(reverses_seq),
-        )
-    )
+    tenant_id: str, seq: int, event_type: str, sku: str, lot_id: str, bin_id: str | None, quantity: str,
+    unit_cost: str, amount: str, occurred_at: datetime, job_id: str, run_id: str | None,
+    reference: str | None, reverses_seq: int | None,
+) -> str:  # fmt: skip
+    """The canonical form of one event (quantities as fixed-point text: see `decimal_text`)."""
+    e = copytext.escape
+    return "\t".join((
+        e(tenant_id), str(seq), e(event_type), e(sku), e(lot_id), e(bin_id), quantity, unit_cost, amount,
+        _timestamp(occurred_at), e(job_id), e(run_id), e(reference),
+        copytext.NULL if reverses_seq is None else str(reverses_seq),
+    ))  # fmt: skip
 
 
 def chain_hash(prev_hash: str, canonical_form: str) -> str:
-    return hashlib.sha256(f"{prev_hash}\x1e{canonical_form}".encode()).hexdigest()
+    return hashlib.sha256(f"{prev_hash}\n{canonical_form}".encode()).hexdigest()
 
 
 def decimal_text(value: Decimal, scale: int) -> str:
-    """The canonical text of a stored NUMERIC, as `append_events` formatted it."""
+    """The canonical text of a stored NUMERIC, as the writer formatted it."""
     return format_scaled(int(value.scaleb(scale)), scale)
+
+
+def _batch_bodies(batch: EventBatch, job_id: str, run_id: str | None) -> list[str]:
+    """Encoded content fields after `tenant_id` and `seq` (event_type ... reverses_seq), one per event."""
+    n = len(batch)
+    return copytext.join_rows([
+        copytext.constant(batch.event_type, n),
+        copytext.text_column(batch.sku),
+        copytext.text_column(batch.lot_id),
+        copytext.text_column(batch.bin_id) if batch.bin_id is not None else [copytext.NULL] * n,
+        copytext.scaled_column(batch.quantity, QTY_SCALE),
+        copytext.scaled_column(batch.unit_cost, COST_SCALE),
+        copytext.scaled_column(batch.amount, AMOUNT_SCALE),
+        copytext.timestamp_column(batch.occurred_at),
+        copytext.constant(job_id, n),
+        copytext.constant(run_id, n),
+        copytext.text_column(batch.reference) if batch.reference is not None else [copytext.NULL] * n,
+        copytext.int_column(batch.reverses_seq) if batch.reverses_seq is not None else [copytext.NULL] * n,
+    ])  # fmt: skip
+
+
+def append_encoded(session: Session, tenant_id: str, bodies: Sequence[str]) -> tuple[int, int]:
+    """Append events given as encoded bodies (see `_batch_bodies`); numbers the seq, chains the hashes and
+    COPYs. Returns the (first, last) seq written ((0, 0) when empty). The ledger head's row lock serializes
+    writers of one tenant (they also hold the tenant fence)."""
+    if not bodies:
+        return 0, 0
+    head = session.execute(
+        select(LedgerHead.seq, LedgerHead.hash).where(LedgerHead.tenant_id == tenant_id).with_for_update()
+    ).one()
+    first = seq = int(head.seq) + 1
+    prev = str(head.hash)
+    prefix = copytext.escape(tenant_id) + "\t"
+    sha256 = hashlib.sha256
+    rows = []
+    for body in bodies:
+        line = f"{prefix}{seq}\t{body}"
+        digest = sha256(f"{prev}\n{line}".encode()).hexdigest()
+        rows.append(f"{line}\t{prev}\t{digest}\n")
+        prev = digest
+        seq += 1
+    copy_lines(session, "ledger_events", COLUMNS, rows)
+    session.execute(update(LedgerHead).where(LedgerHead.tenant_id == tenant_id).values(seq=seq - 1, hash=prev))
+    return first, seq - 1
+
+
+def append_batches(
+    session: Session, tenant_id: str, batches: Sequence[EventBatch], *, job_id: str, run_id: str | None
+) -> tuple[int, int]:
+    """Append the batches in order; returns the (first, last) seq written."""
+    bodies: list[str] = []
+    for batch in batches:
+        if len(batch):
+            bodies += _batch_bodies(batch, job_id, run_id)
+    return append_encoded(session, tenant_id, bodies)
 
 
 def append_events(
     session: Session, tenant_id: str, events: Sequence[NewEvent], *, job_id: str, run_id: str | None
 ) -> tuple[int, int]:
-    """Append events in order with COPY; returns the (first, last) seq written. The ledger head row lock
-    serializes writers of one tenant (they also hold the tenant fence)."""
-    if not events:
-        return 0, 0
-    head = session.execute(
-        select(LedgerHead.seq, LedgerHead.hash).where(LedgerHead.tenant_id == tenant_id).with_for_update()
-    ).one()
-    seq, prev = int(head.seq), str(head.hash)
-    first = seq + 1
-    rows = []
-    for event in events:
-        seq += 1
-        quantity = format_scaled(event.quantity, QTY_SCALE)
-        unit_cost = format_scaled(event.unit_cost, COST_SCALE)
-        amount = format_scaled(event.amount, AMOUNT_SCALE)
-        digest = chain_hash(
-            prev,
-            canonical(
-                tenant_id,
-                seq,
-                event.event_type,
-                event.sku,
-                event.lot_id,
-                event.bin_id,
-                quantity,
-                unit_cost,
-                amount,
-                event.occurred_at,
-                job_id,
-                run_id,
-                event.reference,
-                event.reverses_seq,
-            ),
+    """Append individual events (kept in the given order)."""
+    batches = [
+        EventBatch(
+            event_type=e.event_type, sku=[e.sku], lot_id=[e.lot_id], quantity=np.array([e.quantity], dtype=object),
+            unit_cost=np.array([e.unit_cost], dtype=object), amount=np.array([e.amount], dtype=object),
+            occurred_at=np.array([np.datetime64(e.occurred_at.astimezone(UTC).replace(tzinfo=None), "us")]),
+            reference=[e.reference], bin_id=[e.bin_id], reverses_seq=[e.reverses_seq],
         )
-        rows.append(
-            (
-                tenant_id,
-                seq,
-                event.event_type,
-                event.sku,
-                event.lot_id,
-                event.bin_id,
-                quantity,
-                unit_cost,
-                amount,
-                event.occurred_at,
-                job_id,
-                run_id,
-                event.reference,
-                event.reverses_seq,
-                prev,
-                digest,
-            )
-        )
-        prev = digest
-    copy_rows(session, "ledger_events", COLUMNS, rows)
-    session.execute(update(LedgerHead).where(LedgerHead.tenant_id == tenant_id).values(seq=seq, hash=prev))
-    return first, seq
+        for e in events
+    ]  # fmt: skip
+    return append_batches(session, tenant_id, batches, job_id=job_id, run_id=run_id)

@@ -264,14 +264,16 @@ def _parse_dates(values: list[str], lengths: Int64Array | None = None) -> tuple[
 
     shape = _shape(codes[:, :19])
     shape[:, 10] = np.where(shape[:, 10] == ord(" "), np.uint8(ord("T")), shape[:, 10])
-    year, month, day = number(0, 1, 2, 3), np.clip(number(5, 6), 0, 12), number(8, 9)
+    year, month, day = number(0, 1, 2, 3), number(5, 6), number(8, 9)
     hour, minute, second = number(11, 12), number(14, 15), number(17, 18)
+    month_ok = (month >= 1) & (month <= 12)
+    month = np.where(month_ok, month, 1)
     leap = ((year % 4 == 0) & (year % 100 != 0)) | (year % 400 == 0)
     date_ok = (
         exact
         & (shape[:, :10] == _DATE_SHAPE).all(axis=1)
         & (year >= 1)
-        & (month >= 1)
+        & month_ok
         & (day >= 1)
         & (day <= _DAYS_IN_MONTH[month] + ((month == 2) & leap))
     )
@@ -418,7 +420,7 @@ def _check_text(values: list[str], empty: BoolArray, live: BoolArray, field: str
 
 def _check_decimal(
     values: list[str],
-    empty: BoolArray,
+    lengths: Int64Array,
     live: BoolArray,
     *,
     field: str,
@@ -426,7 +428,8 @@ def _check_decimal(
     out: list[Problem],
     default_zero: bool = False,
 ) -> tuple[Int64Array, BoolArray]:
-    value, ok = _parse_decimals(values, scale)
+    empty = lengths == 0
+    value, ok = _parse_decimals(values, scale, lengths)
     if default_zero:
         ok |= empty
     else:
@@ -445,9 +448,10 @@ def _check_decimal(
 
 
 def _check_date(
-    values: list[str], empty: BoolArray, live: BoolArray, field: str, out: list[Problem]
+    values: list[str], lengths: Int64Array, live: BoolArray, field: str, out: list[Problem]
 ) -> tuple[Int64Array, BoolArray]:
-    micros, ok = _parse_dates(values)
+    empty = lengths == 0
+    micros, ok = _parse_dates(values, lengths)
     out.extend((i, field, MISSING_VALUE, f"{field} is required") for i in np.flatnonzero(live & empty).tolist())
     out.extend(
         (i, field, BAD_DATE, f"{field} must be an ISO 8601 date or date-time, got {_shown(values[i])}")
@@ -471,6 +475,7 @@ class _Builder:
     id_column: str
     columns: tuple[str, ...]  # every column read, in error-report order
     required: tuple[str, ...]
+    measured: tuple[str, ...]  # columns parsed as numbers or dates
 
     def __init__(self) -> None:
         self.log = _ErrorLog(self.file, self.columns)
@@ -481,7 +486,12 @@ class _Builder:
         self._kept_rows: list[Int64Array] = []
 
     def add_chunk(self, rows: Int64Array, columns: dict[str, list[str]], blank_check: BlankCheck | None) -> None:
-        empties = {name: _empty(values) for name, values in columns.items()}
+        # Columns parsed as numbers or dates need their lengths anyway; the rest need only emptiness.
+        self._lengths = {name: _lengths(columns[name]) for name in self.measured}
+        empties = {
+            name: self._lengths[name] == 0 if name in self._lengths else _empty(values)
+            for name, values in columns.items()
+        }
         live = np.ones(len(rows), dtype=bool)
         if blank_check is not None:
             candidates = np.logical_and.reduce(list(empties.values()))
@@ -535,6 +545,7 @@ class _SalesBuilder(_Builder):
     id_column = "sale_id"
     columns = (*SALES_COLUMNS, TENANT_COLUMN)
     required = SALES_COLUMNS
+    measured = ("sale_date", "quantity_sold")
 
     def __init__(self) -> None:
         super().__init__()
@@ -547,10 +558,10 @@ class _SalesBuilder(_Builder):
         self, columns: dict[str, list[str]], empties: dict[str, BoolArray], live: BoolArray, out: list[Problem]
     ) -> BoolArray:
         sku_ok = _check_text(columns["sku"], empties["sku"], live, "sku", out)
-        self._micros, date_ok = _check_date(columns["sale_date"], empties["sale_date"], live, "sale_date", out)
+        self._micros, date_ok = _check_date(columns["sale_date"], self._lengths["sale_date"], live, "sale_date", out)
         quantities = columns["quantity_sold"]
         self._quantity, qty_ok = _check_decimal(
-            quantities, empties["quantity_sold"], live, field="quantity_sold", scale=QTY_SCALE, out=out
+            quantities, self._lengths["quantity_sold"], live, field="quantity_sold", scale=QTY_SCALE, out=out
         )
         non_positive = live & qty_ok & (self._quantity <= 0)
         out.extend(
@@ -582,6 +593,7 @@ class _LotsBuilder(_Builder):
     id_column = "lot_id"
     columns = (*LOTS_COLUMNS, TENANT_COLUMN)
     required = tuple(c for c in LOTS_COLUMNS if c not in OPTIONAL_LOTS_COLUMNS)
+    measured = LOTS_COLUMNS[2:]
 
     def __init__(self) -> None:
         super().__init__()
@@ -596,11 +608,13 @@ class _LotsBuilder(_Builder):
     ) -> BoolArray:
         def number(field: str, scale: int, *, default_zero: bool = False) -> tuple[Int64Array, BoolArray]:
             return _check_decimal(
-                columns[field], empties[field], live, field=field, scale=scale, out=out, default_zero=default_zero
+                columns[field], self._lengths[field], live, field=field, scale=scale, out=out, default_zero=default_zero
             )
 
         sku_ok = _check_text(columns["sku"], empties["sku"], live, "sku", out)
-        micros, date_ok = _check_date(columns["received_date"], empties["received_date"], live, "received_date", out)
+        micros, date_ok = _check_date(
+            columns["received_date"], self._lengths["received_date"], live, "received_date", out
+        )
         original, original_ok = number("original_quantity", QTY_SCALE)
         remaining, remaining_ok = number("remaining_quantity", QTY_SCALE)
         price, price_ok = number("unit_price", COST_SCALE)
@@ -768,8 +782,9 @@ class _Layout:
 
 
 def _read_csv(stream: BinaryIO, builder: _Builder) -> None:
-    # utf-8-sig drops a byte-order mark; newline="" keeps CR LF and quoted line breaks for us to handle.
-    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+    # utf-8-sig drops a byte-order mark; newline="" keeps CR LF and quoted line breaks for us to handle;
+    # surrogateescape lets undecodable bytes through so they can be located by row (_undecodable_at).
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
     try:
         _read_csv_text(_Source(text), builder)
     finally:
@@ -777,12 +792,24 @@ def _read_csv(stream: BinaryIO, builder: _Builder) -> None:
 
 
 def _bad_csv(builder: _Builder, row: int, exc: Exception) -> None:
-    if isinstance(exc, UnicodeDecodeError):
-        where = "in the header" if row == 0 else f"at or after data row {row}"
-        message = f"the file is not valid UTF-8 ({where})"
-    else:
-        message = f"malformed CSV at data row {row}: {exc}" if row else f"malformed CSV header: {exc}"
+    message = f"malformed CSV at data row {row}: {exc}" if row else f"malformed CSV header: {exc}"
     builder.log.add(row, "", BAD_CSV, message)
+
+
+def _not_utf8(builder: _Builder, row: int) -> None:
+    where = f"data row {row}" if row else "the header"
+    builder.log.add(row, "", BAD_CSV, f"the file is not valid UTF-8 (in {where})")
+
+
+def _undecodable_at(text: str) -> int:
+    """Position of the first undecodable byte (a lone surrogate after surrogateescape), or -1."""
+    if text.isascii():
+        return -1
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return exc.start
+    return -1
 
 
 def _read_csv_text(source: _Source, builder: _Builder) -> None:
@@ -792,11 +819,14 @@ def _read_csv_text(source: _Source, builder: _Builder) -> None:
             if any(field.strip() for field in record):
                 header = record
                 break
-    except (csv.Error, UnicodeDecodeError) as exc:
+    except csv.Error as exc:
         _bad_csv(builder, 0, exc)
         return
     if header is None:
         builder.log.add(0, "", BAD_CSV, "the file is empty: expected a header row naming the columns")
+        return
+    if _undecodable_at("".join(header)) >= 0:
+        _not_utf8(builder, 0)
         return
 
     position: dict[str, int] = {}
@@ -812,23 +842,32 @@ def _read_csv_text(source: _Source, builder: _Builder) -> None:
 
     rows_read = 0
     while True:
-        try:
-            region = source.peek_region()
-        except UnicodeDecodeError as exc:
-            _bad_csv(builder, rows_read + 1, exc)
-            return
+        region = source.peek_region()
         if region is None:
             return
         text, end = region
-        if '"' in text or "\r" in text.replace("\r\n", "\n"):
-            count, failure = _read_quoted(source, builder, layout, rows_read)
-        else:
+        bad_at = _undecodable_at(text)
+        if bad_at >= 0:
+            # Validate the whole lines before the bad byte when they are plain, then stop.
+            good = text[: max(text.rfind("\n", 0, bad_at), 0)]
+            if good and _is_plain(good):
+                _read_plain(good, len(header), builder, layout, rows_read)
+            _not_utf8(builder, rows_read + text.count("\n", 0, bad_at) + 1)
+            return
+        if _is_plain(text):
             source.consume(end)
             count, failure = _read_plain(text, len(header), builder, layout, rows_read), None
+        else:
+            count, failure = _read_quoted(source, builder, layout, rows_read)
         rows_read += count
         if failure is not None:
             _bad_csv(builder, rows_read + 1, failure)
             return
+
+
+def _is_plain(text: str) -> bool:
+    """No quotes and no bare CR: every line is one record and every comma separates fields."""
+    return '"' not in text and text.count("\r") == text.count("\r\n")
 
 
 def _read_plain(text: str, header_width: int, builder: _Builder, layout: _Layout, rows_read: int) -> int:
@@ -858,7 +897,7 @@ def _read_quoted(source: _Source, builder: _Builder, layout: _Layout, rows_read:
     failure: Exception | None = None
     try:
         chunk.extend(islice(csv.reader(source.lines(), strict=True), CHUNK_ROWS))
-    except (csv.Error, UnicodeDecodeError) as exc:
+    except csv.Error as exc:
         failure = exc
     if chunk:
         rows = np.arange(rows_read + 1, rows_read + len(chunk) + 1, dtype=np.int64)

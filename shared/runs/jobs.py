@@ -9,27 +9,27 @@ from __future__ import annotations
 
 import io
 import json
-from collections import defaultdict
 from collections.abc import Iterator
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select, text
+from sqlalchemy import String, func, literal, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
+from shared import copytext
 from shared.base import utcnow
-from shared.copyio import copy_rows, temp_table
+from shared.copyio import copy_lines, copy_rows, temp_table
 from shared.errors import Conflict, DomainError, ValidationFailed
 from shared.jobs import service as jobs
 from shared.jobs.handlers import register
 from shared.jobs.models import Job
 from shared.ledger.models import Lot
-from shared.ledger.service import NewEvent, append_events
+from shared.ledger.service import EventBatch, append_batches, append_encoded
 from shared.runs import csvio, fifo
 from shared.runs import service as runs
-from shared.runs.decimals import AMOUNT_SCALE, COST_SCALE, QTY_SCALE, format_scaled, to_decimal
+from shared.runs.decimals import AMOUNT_SCALE, COST_SCALE, QTY_SCALE, to_decimal
 from shared.runs.models import Run
 
 MAX_REPORTED_ERRORS = 10_000
@@ -132,6 +132,13 @@ class CogsRun:
             self._write_ledger(session, job, run, sb, lots, new_lot_mask, existing, available, result)
             run.status = "completed"
             run.completed_seq = job.seq
+            session.execute(text("""
+                INSERT INTO costed_skus (tenant_id, sku, last_sale_date)
+                SELECT tenant_id, sku, max(sale_date) FROM run_sales WHERE tenant_id = :t AND run_id = :r
+                GROUP BY tenant_id, sku
+                ON CONFLICT (tenant_id, sku) DO UPDATE
+                SET last_sale_date = GREATEST(costed_skus.last_sale_date, EXCLUDED.last_sale_date)"""),
+                {"t": tenant_id, "r": run.id})
         run.finished_at = utcnow()
         run.error = None
         return {
@@ -183,16 +190,9 @@ class CogsRun:
                 {"t": tenant_id},
             )
         )
-        last_dates: dict[str, datetime] = {
-            row[0]: row[1]
-            for row in session.execute(
-                text(f"""
-            SELECT s.sku, max(s.sale_date) FROM run_sales s JOIN runs r ON r.id = s.run_id
-            WHERE s.tenant_id = :t AND {live} AND s.sku IN (SELECT DISTINCT sku FROM tmp_run_sales)
-            GROUP BY s.sku"""),
-                {"t": tenant_id},
-            ).all()
-        }
+        last_dates: dict[str, datetime] = {row[0]: row[1] for row in session.execute(text("""
+            SELECT sku, last_sale_date FROM costed_skus
+            WHERE tenant_id = :t AND sku IN (SELECT DISTINCT sku FROM tmp_run_sales)"""), {"t": tenant_id}).all()}
         out = _row_errors(
             (
                 (int(sb.row[i]), f"sale '{sid}' was already costed by a live run")
@@ -231,7 +231,10 @@ class CogsRun:
         known = {
             lot.lot_id: lot
             for lot in session.scalars(
-                select(Lot).where(Lot.tenant_id == tenant_id, Lot.lot_id.in_(lb.lot_id), Lot.status == "live")
+                select(Lot).where(
+                    Lot.tenant_id == tenant_id, Lot.lot_id == func.any(literal(list(lb.lot_id), ARRAY(String))),
+                    Lot.status == "live",
+                )
             )
         }
         errors = []
@@ -280,151 +283,81 @@ class CogsRun:
     # --- writes ----------------------------------------------------------------------------------------
 
     def _write_sales(self, session: Session, run: Run, sb: fifo.SalesBatch, result: fifo.FifoResult) -> None:
-        dates = _micros(sb.sale_date)
-        copy_rows(
-            session,
-            "run_sales",
-            ("run_id", "sale_id", "tenant_id", "sku", "sale_date", "quantity", "cogs"),
-            (
-                (
-                    run.id,
-                    sb.sale_id[i],
-                    run.tenant_id,
-                    sb.sku[i],
-                    dates[i],
-                    format_scaled(int(sb.quantity[i]), QTY_SCALE),
-                    format_scaled(int(result.sale_cogs[i]), AMOUNT_SCALE),
-                )
-                for i in range(len(sb))
-            ),
-        )
+        n = len(sb)
+        lines = copytext.join_rows([
+            copytext.constant(run.id, n), copytext.text_column(sb.sale_id), copytext.constant(run.tenant_id, n),
+            copytext.text_column(sb.sku), copytext.timestamp_column(sb.sale_date),
+            copytext.scaled_column(sb.quantity, QTY_SCALE), copytext.scaled_column(result.sale_cogs, AMOUNT_SCALE),
+        ])  # fmt: skip
+        # Sorted by sale_id, the rows extend both run_sales indexes at their ends instead of at random places.
+        order = sorted(range(n), key=sb.sale_id.__getitem__)
+        copy_lines(session, "run_sales", ("run_id", "sale_id", "tenant_id", "sku", "sale_date", "quantity", "cogs"),
+                   [lines[i] + "\n" for i in order])
 
     def _write_dry_allocations(
         self, session: Session, run: Run, sb: fifo.SalesBatch, lots: fifo.LotsBatch, result: fifo.FifoResult
     ) -> None:
-        copy_rows(
-            session,
-            "run_allocations",
+        sale_idx, lot_idx = result.slice_sale.tolist(), result.slice_lot.tolist()
+        n = len(sale_idx)
+        lines = copytext.join_rows([
+            copytext.constant(run.id, n), [str(i) for i in range(1, n + 1)], copytext.constant(run.tenant_id, n),
+            copytext.text_column([sb.sale_id[i] for i in sale_idx]),
+            copytext.text_column([lots.lot_id[i] for i in lot_idx]),
+            copytext.text_column([sb.sku[i] for i in sale_idx]),
+            copytext.scaled_column(result.slice_quantity, QTY_SCALE),
+            copytext.scaled_column(lots.unit_cost[result.slice_lot], COST_SCALE),
+            copytext.scaled_column(result.slice_amount, AMOUNT_SCALE),
+        ])  # fmt: skip
+        copy_lines(
+            session, "run_allocations",
             ("run_id", "position", "tenant_id", "sale_id", "lot_id", "sku", "quantity", "unit_cost", "amount"),
-            (
-                (
-                    run.id,
-                    n,
-                    run.tenant_id,
-                    sb.sale_id[s],
-                    lots.lot_id[lt],
-                    sb.sku[s],
-                    format_scaled(int(q), QTY_SCALE),
-                    format_scaled(int(lots.unit_cost[lt]), COST_SCALE),
-                    format_scaled(int(a), AMOUNT_SCALE),
-                )
-                for n, (s, lt, q, a) in enumerate(
-                    zip(
-                        result.slice_sale.tolist(),
-                        result.slice_lot.tolist(),
-                        result.slice_quantity.tolist(),
-                        result.slice_amount.tolist(),
-                        strict=True,
-                    ),
-                    1,
-                )
-            ),
-        )
+            [line + "\n" for line in lines],
+        )  # fmt: skip
 
     def _write_ledger(
-        self,
-        session: Session,
-        job: Job,
-        run: Run,
-        sb: fifo.SalesBatch,
-        parsed_lots: Any,
-        new_mask: np.ndarray,
-        existing: fifo.LotsBatch,
-        available: fifo.LotsBatch,
-        result: fifo.FifoResult,
-    ) -> None:
+        self, session: Session, job: Job, run: Run, sb: fifo.SalesBatch, parsed_lots: Any, new_mask: np.ndarray,
+        existing: fifo.LotsBatch, available: fifo.LotsBatch, result: fifo.FifoResult,
+    ) -> None:  # fmt: skip
         tenant_id = run.tenant_id
         n_existing = len(existing)
-        new_idx = np.flatnonzero(new_mask)
         lb: fifo.LotsBatch = parsed_lots.batch if parsed_lots else fifo.LotsBatch.empty()
-        receipt_dates = _micros(lb.received_date[new_idx]) if len(new_idx) else []
-        events = [
-            NewEvent(
-                "RECEIPT",
-                lb.sku[i],
-                lb.lot_id[i],
-                int(lb.quantity[i]),
-                int(lb.unit_cost[i]),
-                int(lb.quantity[i]) * int(lb.unit_cost[i]),
-                receipt_dates[k],
-                reference=lb.lot_id[i],
-            )
-            for k, i in enumerate(new_idx.tolist())
-        ]
-        sale_dates = _micros(sb.sale_date)
-        events += [
-            NewEvent(
-                "ISSUE",
-                sb.sku[s],
-                available.lot_id[lt],
-                -int(q),
-                int(available.unit_cost[lt]),
-                -int(a),
-                sale_dates[s],
-                reference=sb.sale_id[s],
-            )
-            for s, lt, q, a in zip(
-                result.slice_sale.tolist(),
-                result.slice_lot.tolist(),
-                result.slice_quantity.tolist(),
-                result.slice_amount.tolist(),
-                strict=True,
-            )
-        ]
-        first_seq, _ = append_events(session, tenant_id, events, job_id=job.id, run_id=run.id)
+        new_idx = np.flatnonzero(new_mask)
+        new_ids = [lb.lot_id[i] for i in new_idx.tolist()]
+        new_qty, new_cost = lb.quantity[new_idx], lb.unit_cost[new_idx]
+        receipts = EventBatch(
+            "RECEIPT", sku=[lb.sku[i] for i in new_idx.tolist()], lot_id=new_ids, quantity=new_qty,
+            unit_cost=new_cost, amount=_product(new_qty, new_cost), occurred_at=lb.received_date[new_idx],
+            reference=new_ids,
+        )  # fmt: skip
+        sale_idx, lot_idx = result.slice_sale.tolist(), result.slice_lot.tolist()
+        issues = EventBatch(
+            "ISSUE", sku=[sb.sku[i] for i in sale_idx], lot_id=[available.lot_id[i] for i in lot_idx],
+            quantity=-result.slice_quantity, unit_cost=available.unit_cost[result.slice_lot],
+            amount=-result.slice_amount, occurred_at=sb.sale_date[result.slice_sale],
+            reference=[sb.sale_id[i] for i in sale_idx],
+        )  # fmt: skip
+        first_seq, _ = append_batches(session, tenant_id, [receipts, issues], job_id=job.id, run_id=run.id)
 
         consumed = result.lot_consumed
         if len(new_idx):
-            temp_table(
-                session,
-                "tmp_new_lots",
-                "lot_id text, sku text, received_at timestamptz, "
-                "original_quantity numeric, received_quantity numeric, unit_price numeric, "
-                "freight numeric, unit_cost numeric, remaining numeric, receipt_seq bigint",
-            )
-            copy_rows(
-                session,
-                "tmp_new_lots",
-                (
-                    "lot_id",
-                    "sku",
-                    "received_at",
-                    "original_quantity",
-                    "received_quantity",
-                    "unit_price",
-                    "freight",
-                    "unit_cost",
-                    "remaining",
-                    "receipt_seq",
-                ),
-                (
-                    (
-                        lb.lot_id[i],
-                        lb.sku[i],
-                        receipt_dates[k],
-                        format_scaled(int(parsed_lots.original_quantity[i]), QTY_SCALE),
-                        format_scaled(int(lb.quantity[i]), QTY_SCALE),
-                        format_scaled(int(parsed_lots.unit_price[i]), COST_SCALE),
-                        format_scaled(int(parsed_lots.freight[i]), COST_SCALE),
-                        format_scaled(int(lb.unit_cost[i]), COST_SCALE),
-                        format_scaled(int(lb.quantity[i]) - int(consumed[n_existing + k]), QTY_SCALE),
-                        first_seq + k,
-                    )
-                    for k, i in enumerate(new_idx.tolist())
-                ),
-            )
-            session.execute(
-                text("""
+            temp_table(session, "tmp_new_lots", "lot_id text, sku text, received_at timestamptz, "
+                       "original_quantity numeric, received_quantity numeric, unit_price numeric, "
+                       "freight numeric, unit_cost numeric, remaining numeric, receipt_seq bigint")  # fmt: skip
+            lines = copytext.join_rows([
+                copytext.text_column(new_ids), copytext.text_column(receipts.sku),
+                copytext.timestamp_column(receipts.occurred_at),
+                copytext.scaled_column(parsed_lots.original_quantity[new_idx], QTY_SCALE),
+                copytext.scaled_column(new_qty, QTY_SCALE),
+                copytext.scaled_column(parsed_lots.unit_price[new_idx], COST_SCALE),
+                copytext.scaled_column(parsed_lots.freight[new_idx], COST_SCALE),
+                copytext.scaled_column(new_cost, COST_SCALE),
+                copytext.scaled_column(new_qty - consumed[n_existing:], QTY_SCALE),
+                [str(first_seq + k) for k in range(len(new_idx))],
+            ])  # fmt: skip
+            copy_lines(session, "tmp_new_lots", ("lot_id", "sku", "received_at", "original_quantity",
+                       "received_quantity", "unit_price", "freight", "unit_cost", "remaining", "receipt_seq"),
+                       [line + "\n" for line in lines])  # fmt: skip
+            session.execute(text("""
                 INSERT INTO lots (tenant_id, lot_id, sku, received_at, original_quantity, received_quantity,
                                   unit_price, freight_cost_per_unit, unit_cost, remaining_quantity, status,
                                   source_job_id, source_run_id, receipt_seq)
@@ -435,26 +368,26 @@ class CogsRun:
                     original_quantity = EXCLUDED.original_quantity, received_quantity = EXCLUDED.received_quantity,
                     unit_price = EXCLUDED.unit_price, freight_cost_per_unit = EXCLUDED.freight_cost_per_unit,
                     unit_cost = EXCLUDED.unit_cost, remaining_quantity = EXCLUDED.remaining_quantity,
-                    status = 'live', source_job_id = EXCLUDED.source_job_id,
+                    status = 'live', bin_id = NULL, vendor_id = NULL, source_job_id = EXCLUDED.source_job_id,
                     source_run_id = EXCLUDED.source_run_id, receipt_seq = EXCLUDED.receipt_seq
-                WHERE lots.status = 'reversed'"""),
-                {"t": tenant_id, "job": job.id, "run": run.id},
-            )
+                WHERE lots.status = 'reversed'"""), {"t": tenant_id, "job": job.id, "run": run.id})
         used = np.flatnonzero(consumed[:n_existing])
         if len(used):
             temp_table(session, "tmp_lot_use", "lot_id text, quantity numeric")
-            copy_rows(
-                session,
-                "tmp_lot_use",
-                ("lot_id", "quantity"),
-                ((existing.lot_id[i], format_scaled(int(consumed[i]), QTY_SCALE)) for i in used.tolist()),
-            )
-            session.execute(
-                text("""
+            lines = copytext.join_rows([copytext.text_column([existing.lot_id[i] for i in used.tolist()]),
+                                        copytext.scaled_column(consumed[used], QTY_SCALE)])
+            copy_lines(session, "tmp_lot_use", ("lot_id", "quantity"), [line + "\n" for line in lines])
+            session.execute(text("""
                 UPDATE lots SET remaining_quantity = lots.remaining_quantity - u.quantity
-                FROM tmp_lot_use u WHERE lots.tenant_id = :t AND lots.lot_id = u.lot_id"""),
-                {"t": tenant_id},
-            )
+                FROM tmp_lot_use u WHERE lots.tenant_id = :t AND lots.lot_id = u.lot_id"""), {"t": tenant_id})
+
+
+def _product(quantity: np.ndarray, unit_cost: np.ndarray) -> np.ndarray:
+    """quantity x unit cost, exact: int64 when it provably fits, Python ints otherwise."""
+    if len(quantity) and int(np.abs(quantity).max()) * int(np.abs(unit_cost).max()) >= 2**62:
+        return np.array([int(q) * int(c) for q, c in zip(quantity.tolist(), unit_cost.tolist(), strict=True)],
+                        dtype=object)
+    return quantity * unit_cost
 
 
 def _select_lots(lb: fifo.LotsBatch, mask: np.ndarray) -> fifo.LotsBatch:
@@ -494,65 +427,59 @@ class Rollback:
 
 
 def reverse_run(session: Session, job: Job, run: Run) -> None:
-    """Append the reversal of every ISSUE and RECEIPT of the run and restore lot balances."""
-    rows = session.execute(
-        text("""
-        SELECT seq, event_type, sku, lot_id, bin_id, quantity, unit_cost, amount, occurred_at, reference
-        FROM ledger_events WHERE tenant_id = :t AND run_id = :r AND event_type IN ('ISSUE', 'RECEIPT')
-        ORDER BY seq DESC"""),
-        {"t": run.tenant_id, "r": run.id},
-    ).all()
-    events = []
-    delta: dict[str, int] = defaultdict(int)
-    reversed_lots: set[str] = set()
-    for seq, kind, sku, lot_id, bin_id, qty, cost, amount, occurred_at, reference in rows:
-        q, a = int(qty.scaleb(QTY_SCALE)), int(amount.scaleb(AMOUNT_SCALE))
-        # Reversals keep the business date of what they reverse, so date-based reports read as if the
-        # run never happened; `recorded_at` says when the rollback was made.
-        events.append(
-            NewEvent(
-                "REVERSAL",
-                sku,
-                lot_id,
-                -q,
-                int(cost.scaleb(COST_SCALE)),
-                -a,
-                occurred_at,
-                reference=reference,
-                bin_id=bin_id,
-                reverses_seq=seq,
-            )
+    """Append the reversal of every ISSUE and RECEIPT of the run (newest first) and restore lot balances.
+    The reversed events are read back in their COPY text form, so negating them is string work."""
+    changed = session.execute(text("""
+        UPDATE lots SET remaining_quantity = lots.remaining_quantity - d.quantity,
+                        status = CASE WHEN d.received THEN 'reversed' ELSE lots.status END
+        FROM (SELECT lot_id, sum(quantity) AS quantity, bool_or(event_type = 'RECEIPT') AS received
+              FROM ledger_events WHERE tenant_id = :t AND run_id = :r AND event_type IN ('ISSUE', 'RECEIPT')
+              GROUP BY lot_id) d
+        WHERE lots.tenant_id = :t AND lots.lot_id = d.lot_id
+        RETURNING lots.lot_id, lots.remaining_quantity < 0"""), {"t": run.tenant_id, "r": run.id}).all()
+    blocked = sorted(lot_id for lot_id, negative in changed if negative)
+    if blocked:
+        raise Conflict(
+            f"stock received by run '{run.id}' was consumed by later ledger events (lots {', '.join(blocked[:10])})",
+            reason="ROLLBACK_BLOCKED",
+            details=[{"lot_id": lot, "message": "consumed by a later event"} for lot in blocked[:100]],
         )
-        delta[lot_id] -= q
-        if kind == "RECEIPT":
-            reversed_lots.add(lot_id)
-    if delta:
-        temp = f"tmp_reverse_{run.id.split('_')[1][:12]}"
-        temp_table(session, temp, "lot_id text, delta numeric, reversed boolean")
-        copy_rows(
-            session,
-            temp,
-            ("lot_id", "delta", "reversed"),
-            ((lot, format_scaled(d, QTY_SCALE), lot in reversed_lots) for lot, d in delta.items()),
-        )
-        negative = session.scalars(
-            text(f"""
-            UPDATE lots SET remaining_quantity = lots.remaining_quantity + d.delta,
-                            status = CASE WHEN d.reversed THEN 'reversed' ELSE lots.status END
-            FROM {temp} d WHERE lots.tenant_id = :t AND lots.lot_id = d.lot_id
-            RETURNING CASE WHEN lots.remaining_quantity < 0 THEN lots.lot_id END"""),
-            {"t": run.tenant_id},
-        ).all()
-        blocked = sorted(x for x in negative if x is not None)
-        if blocked:
-            raise Conflict(
-                f"stock received by run '{run.id}' was consumed by later ledger events (lots {', '.join(blocked[:10])})",
-                reason="ROLLBACK_BLOCKED",
-                details=[{"lot_id": lot, "message": "consumed later"} for lot in blocked[:100]],
-            )
-    append_events(session, run.tenant_id, events, job_id=job.id, run_id=run.id)
+    raw = session.connection().connection.driver_connection
+    assert raw is not None
+    query = """
+        COPY (SELECT seq, sku, lot_id, bin_id, quantity, unit_cost, amount,
+                     to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), reference
+              FROM ledger_events WHERE tenant_id = {t} AND run_id = {r} AND event_type IN ('ISSUE', 'RECEIPT')
+              ORDER BY seq DESC) TO STDOUT"""
+    from psycopg import sql
+
+    job_field, run_field = copytext.escape(job.id), copytext.escape(run.id)
+    bodies = []
+    with raw.cursor() as cur, cur.copy(sql.SQL(query).format(t=run.tenant_id, r=run.id)) as copy:
+        buffer = b"".join(bytes(chunk) for chunk in copy)
+    for record in buffer.decode().splitlines():
+        seq, sku, lot_id, bin_id, quantity, unit_cost, amount, occurred, reference = record.split("\t")
+        bodies.append("\t".join((
+            "REVERSAL", sku, lot_id, bin_id, _negate(quantity), unit_cost, _negate(amount), occurred, job_field,
+            run_field, reference, seq,
+        )))  # fmt: skip
+    append_encoded(session, run.tenant_id, bodies)
     run.status = "rolled_back"
     run.rolled_back_by = job.id
+    session.flush()
+    # The run's sales are no longer costed: recompute the BACKDATED_SALE boundary of its SKUs.
+    skus = list(session.scalars(text("SELECT DISTINCT sku FROM run_sales WHERE tenant_id = :t AND run_id = :r"),
+                                {"t": run.tenant_id, "r": run.id}))
+    params = {"t": run.tenant_id, "skus": skus}
+    session.execute(text("DELETE FROM costed_skus WHERE tenant_id = :t AND sku = ANY(:skus)"), params)
+    session.execute(text("""
+        INSERT INTO costed_skus (tenant_id, sku, last_sale_date)
+        SELECT s.tenant_id, s.sku, max(s.sale_date) FROM run_sales s JOIN runs r ON r.id = s.run_id
+        WHERE s.tenant_id = :t AND r.status = 'completed' AND NOT r.dry_run AND s.sku = ANY(:skus)
+        GROUP BY s.tenant_id, s.sku"""), params)
 
 
-_ = Decimal
+def _negate(number: str) -> str:
+    if number.startswith("-"):
+        return number[1:]
+    return number if not number.strip("0.") else "-" + number

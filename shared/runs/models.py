@@ -40,10 +40,7 @@ class RunSale(Base):
     """Per-sale result of a run. Rows of completed (live) runs are the tenant's costed sales."""
 
     __tablename__ = "run_sales"
-    __table_args__ = (
-        Index("ix_run_sales_tenant_sale", "tenant_id", "sale_id"),
-        Index("ix_run_sales_tenant_sku_date", "tenant_id", "sku", "sale_date"),
-    )
+    __table_args__ = (Index("ix_run_sales_tenant_sale", "tenant_id", "sale_id"),)
 
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), primary_key=True)
     sale_id: Mapped[str] = mapped_column(String(200), primary_key=True)
@@ -52,6 +49,17 @@ class RunSale(Base):
     sale_date: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     quantity: Mapped[Quantity]
     cogs: Mapped[Money]
+
+
+class CostedSku(Base):
+    """Derived: each SKU's latest costed sale date among live runs (the BACKDATED_SALE boundary).
+    Maintained when a run completes or is rolled back; rebuildable from run_sales of live runs."""
+
+    __tablename__ = "costed_skus"
+
+    tenant_id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    sku: Mapped[str] = mapped_column(String(100), primary_key=True)
+    last_sale_date: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class RunAllocation(Base):

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from shared.auth import OPERATOR, ROLE_PERMISSIONS, Principal
 from shared.base import new_id, utcnow
 from shared.db import SYSTEM_SCOPE, set_tenant
-from shared.errors import Conflict, NotFound, Unauthenticated, ValidationFailed
+from shared.errors import Conflict, Forbidden, NotFound, Unauthenticated, ValidationFailed
 from shared.tenants.models import ApiKey, LedgerHead, Plan, PlanLimit, Tenant, TenantCounter
 
 TENANT_ID_PATTERN = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
@@ -136,6 +136,8 @@ def authenticate(session: Session, raw_key: str | None, requested_tenant: str | 
             raise NotFound(f"tenant '{tenant_id}' not found")
         principal = Principal(key_id=key.id, role=key.role, role_model="platform", tenant_id=tenant_id)
     else:
+        if requested_tenant is not None and requested_tenant != key.tenant_id:
+            raise Forbidden("X-Tenant-ID names another tenant than the key's", reason="TENANT_MISMATCH")
         principal = Principal(key_id=key.id, role=key.role, role_model=role_model, tenant_id=key.tenant_id)
     session.execute(text("SELECT set_config('asora.tenant_id', :t, true)"), {"t": principal.tenant_id or ""})
     return principal

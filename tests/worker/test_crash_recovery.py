@@ -15,8 +15,13 @@ from tests.support import lot, make_tenant, query, sale, seed_items, start_stack
 
 @pytest.fixture(scope="module")
 def stack(service_urls, tmp_path_factory):
-    stack, base = start_stack(service_urls, Path(tmp_path_factory.mktemp("logs")), workers=1, relay=False,
-                              extra_env={"ASORA_DEBUG_JOB_DELAY_SECONDS": "3"})
+    stack, base = start_stack(
+        service_urls,
+        Path(tmp_path_factory.mktemp("logs")),
+        workers=1,
+        relay=False,
+        extra_env={"ASORA_DEBUG_JOB_DELAY_SECONDS": "3"},
+    )
     yield stack, base
     stack.stop_all()
 
@@ -29,8 +34,9 @@ def test_relay_delivers_a_job_whose_publish_never_happened(stack):
     proc_stack, base = stack
     tenant_id, _ = make_tenant(base)
     seed_items(tenant_id, ["SKU-1"])
-    run_id, job_id = submit_run_direct(tenant_id, [sale("S1", "SKU-1", "2024-01-02", "1")],
-                                       [lot("L1", "SKU-1", "2024-01-01", "10", "3")])
+    run_id, job_id = submit_run_direct(
+        tenant_id, [sale("S1", "SKU-1", "2024-01-02", "1")], [lot("L1", "SKU-1", "2024-01-01", "10", "3")]
+    )
     assert query("SELECT published_at FROM jobs WHERE id = :j", {"j": job_id})[0][0] is None
     with pytest.raises(AssertionError):
         wait_for(lambda: _status(job_id) != "queued", 2)  # nobody was told: it stays queued
@@ -45,8 +51,13 @@ def test_worker_killed_mid_job_leaves_nothing_and_the_job_completes_once(stack, 
     proc_stack, base = stack
     tenant_id, owner = make_tenant(base)
     seed_items(tenant_id, ["SKU-1"])
-    response = owner.post("/runs", json={"sales_data": [sale("S1", "SKU-1", "2024-01-02", "4")],
-                                         "lots_data": [lot("L1", "SKU-1", "2024-01-01", "10", "3")]})
+    response = owner.post(
+        "/runs",
+        json={
+            "sales_data": [sale("S1", "SKU-1", "2024-01-02", "4")],
+            "lots_data": [lot("L1", "SKU-1", "2024-01-01", "10", "3")],
+        },
+    )
     run_id, job_id = response.json()["run_id"], response.json()["job_id"]
     wait_for(lambda: _status(job_id) == "running", 30, "the job never started")
     # The worker is now inside the job's transaction (writes flushed, commit delayed): kill it outright.
@@ -58,14 +69,23 @@ def test_worker_killed_mid_job_leaves_nothing_and_the_job_completes_once(stack, 
     for table in ("ledger_events", "lots", "run_sales"):
         assert query(f"SELECT count(*) FROM {table} WHERE tenant_id = :t", {"t": tenant_id})[0][0] == 0
 
-    health = wait_for(lambda: (r := httpx.get(f"{base}/health", timeout=10)).status_code == 503 and r, 30,
-                      "health stayed 200 with no worker")
+    health = wait_for(
+        lambda: (r := httpx.get(f"{base}/health", timeout=10)).status_code == 503 and r,
+        30,
+        "health stayed 200 with no worker",
+    )
     assert health.json()["checks"]["workers"] == "down"
     assert health.json()["status"] == "degraded"
 
     proc_stack.start_worker(name="worker-recovered")
-    reap = subprocess.run([sys.executable, "-m", "shared.cli.main", "runs", "reap", "--stale-after", "0"],
-                          env=proc_stack.env, capture_output=True, text=True, timeout=60, check=False)
+    reap = subprocess.run(
+        [sys.executable, "-m", "shared.cli.main", "runs", "reap", "--stale-after", "0"],
+        env=proc_stack.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert reap.returncode == 0, reap.stderr
     assert "requeued" in reap.stderr + reap.stdout
 

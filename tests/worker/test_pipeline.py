@@ -25,8 +25,12 @@ FLOWER_AUTH = "ops:flower-test-secret"
 
 @pytest.fixture(scope="module")
 def stack(service_urls, tmp_path_factory):
-    stack, base = start_stack(service_urls, Path(tmp_path_factory.mktemp("logs")), workers=2,
-                              extra_env={"ASORA_DEBUG_JOB_DELAY_SECONDS": DELAY, "FLOWER_BASIC_AUTH": FLOWER_AUTH})
+    stack, base = start_stack(
+        service_urls,
+        Path(tmp_path_factory.mktemp("logs")),
+        workers=2,
+        extra_env={"ASORA_DEBUG_JOB_DELAY_SECONDS": DELAY, "FLOWER_BASIC_AUTH": FLOWER_AUTH},
+    )
     yield stack, base
     stack.stop_all()
 
@@ -61,14 +65,21 @@ def test_jobs_run_in_acceptance_order_despite_duplicated_and_shuffled_messages(s
         publish(messages)
 
     _wait_terminal([job_id for _, job_id in jobs])
-    runs = query("SELECT r.id, r.status, j.seq, r.completed_seq FROM runs r JOIN jobs j ON j.id = r.job_id "
-                 "WHERE r.tenant_id = :t ORDER BY j.seq", {"t": tenant_id})
+    runs = query(
+        "SELECT r.id, r.status, j.seq, r.completed_seq FROM runs r JOIN jobs j ON j.id = r.job_id "
+        "WHERE r.tenant_id = :t ORDER BY j.seq",
+        {"t": tenant_id},
+    )
     assert [status for _, status, _, _ in runs] == ["completed"] * 8
-    order = query("SELECT run_id, min(seq) FROM ledger_events WHERE tenant_id = :t AND event_type = 'ISSUE' "
-                  "GROUP BY run_id ORDER BY min(seq)", {"t": tenant_id})
+    order = query(
+        "SELECT run_id, min(seq) FROM ledger_events WHERE tenant_id = :t AND event_type = 'ISSUE' "
+        "GROUP BY run_id ORDER BY min(seq)",
+        {"t": tenant_id},
+    )
     assert [run_id for run_id, _ in order] == [run_id for run_id, *_ in runs]
-    effects = query("SELECT event_type, count(*) FROM ledger_events WHERE tenant_id = :t GROUP BY event_type",
-                    {"t": tenant_id})
+    effects = query(
+        "SELECT event_type, count(*) FROM ledger_events WHERE tenant_id = :t GROUP BY event_type", {"t": tenant_id}
+    )
     assert dict(effects) == {"RECEIPT": 1, "ISSUE": 8}
     assert query("SELECT remaining_quantity FROM lots WHERE tenant_id = :t", {"t": tenant_id})[0][0] == 920
     attempts = query("SELECT attempts FROM jobs WHERE tenant_id = :t", {"t": tenant_id})
@@ -85,8 +96,10 @@ def test_one_tenant_never_runs_concurrently_while_tenants_run_in_parallel(stack)
     job_ids = []
     for k in range(4):
         for tenant_id, owner in tenants:
-            body = {"sales_data": [sale(f"S{k}", "SKU-1", f"2024-02-{k + 2:02d}", "1")],
-                    "lots_data": [lot("L1", "SKU-1", "2024-02-01", "100", "1")] if k == 0 else []}
+            body = {
+                "sales_data": [sale(f"S{k}", "SKU-1", f"2024-02-{k + 2:02d}", "1")],
+                "lots_data": [lot("L1", "SKU-1", "2024-02-01", "100", "1")] if k == 0 else [],
+            }
             response = owner.post("/runs", json=body)
             assert response.status_code == 202, response.text
             job_ids.append(response.json()["job_id"])
@@ -94,8 +107,9 @@ def test_one_tenant_never_runs_concurrently_while_tenants_run_in_parallel(stack)
 
     windows = {}
     for tenant_id, _ in tenants:
-        rows = query("SELECT status, started_at, finished_at FROM jobs WHERE tenant_id = :t ORDER BY seq",
-                     {"t": tenant_id})
+        rows = query(
+            "SELECT status, started_at, finished_at FROM jobs WHERE tenant_id = :t ORDER BY seq", {"t": tenant_id}
+        )
         assert [status for status, _, _ in rows] == ["completed"] * 4
         for (_, _, finished), (_, started, _) in zip(rows, rows[1:], strict=False):
             assert finished <= started, "a tenant's next job started before the previous one finished"
@@ -117,8 +131,13 @@ def test_flower_requires_auth_and_shows_job_ids_not_payloads(stack, service_urls
     tenant_id, owner = make_tenant(base)
     seed_items(tenant_id, ["SKU-1"])
     secret_marker = "PAYLOAD-MARKER-7f3a"
-    response = owner.post("/runs", json={"sales_data": [sale(secret_marker, "SKU-1", "2024-03-02", "1")],
-                                         "lots_data": [lot("L1", "SKU-1", "2024-03-01", "5", "1")]})
+    response = owner.post(
+        "/runs",
+        json={
+            "sales_data": [sale(secret_marker, "SKU-1", "2024-03-02", "1")],
+            "lots_data": [lot("L1", "SKU-1", "2024-03-01", "5", "1")],
+        },
+    )
     job_id = response.json()["job_id"]
     auth = tuple(FLOWER_AUTH.split(":"))
 

@@ -18,6 +18,13 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    op.create_table(
+        "costed_skus",
+        sa.Column("tenant_id", sa.String(length=63), nullable=False),
+        sa.Column("sku", sa.String(length=100), nullable=False),
+        sa.Column("last_sale_date", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("tenant_id", "sku", name=op.f("pk_costed_skus")),
+    )
 
     op.create_table(
         "audit_events",
@@ -114,7 +121,6 @@ def upgrade() -> None:
         sa.Column("hash", sa.String(length=64), nullable=False),
         sa.PrimaryKeyConstraint("tenant_id", "seq", name=op.f("pk_ledger_events")),
     )
-    op.create_index("ix_ledger_events_lot", "ledger_events", ["tenant_id", "lot_id"], unique=False)
     op.create_index(
         "ix_ledger_events_run",
         "ledger_events",
@@ -122,7 +128,6 @@ def upgrade() -> None:
         unique=False,
         postgresql_where="run_id IS NOT NULL",
     )
-    op.create_index("ix_ledger_events_sku", "ledger_events", ["tenant_id", "sku", "occurred_at"], unique=False)
     op.create_table(
         "lots",
         sa.Column("tenant_id", sa.String(length=63), nullable=False),
@@ -307,7 +312,6 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("run_id", "sale_id", name=op.f("pk_run_sales")),
     )
     op.create_index("ix_run_sales_tenant_sale", "run_sales", ["tenant_id", "sale_id"], unique=False)
-    op.create_index("ix_run_sales_tenant_sku_date", "run_sales", ["tenant_id", "sku", "sale_date"], unique=False)
     op.create_table(
         "run_validation_errors",
         sa.Column("run_id", sa.String(length=40), nullable=False),
@@ -324,9 +328,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("costed_skus")
 
     op.drop_table("run_validation_errors")
-    op.drop_index("ix_run_sales_tenant_sku_date", table_name="run_sales")
     op.drop_index("ix_run_sales_tenant_sale", table_name="run_sales")
     op.drop_table("run_sales")
     op.drop_table("run_allocations")
@@ -348,9 +352,7 @@ def downgrade() -> None:
     op.drop_table("plans")
     op.drop_index("ix_lots_fifo", table_name="lots")
     op.drop_table("lots")
-    op.drop_index("ix_ledger_events_sku", table_name="ledger_events")
     op.drop_index("ix_ledger_events_run", table_name="ledger_events", postgresql_where="run_id IS NOT NULL")
-    op.drop_index("ix_ledger_events_lot", table_name="ledger_events")
     op.drop_table("ledger_events")
     op.drop_index("uq_items_tenant_sku", table_name="items", postgresql_where="deleted_at IS NULL")
     op.drop_index("ix_items_tenant", table_name="items")

@@ -1,0 +1,31 @@
+"""The export job: render the report to CSV inside the tenant's fenced transaction. Its completion is
+audited by the runner (`job.export`, outcome completed, with the file's name, hash and row count)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from shared.base import utcnow
+from shared.errors import DomainError
+from shared.exports import service as exports
+from shared.jobs.handlers import register
+from shared.jobs.models import Job
+
+FINISHED = ("completed", "failed")
+
+
+@register("export")
+class ExportJob:
+    def status_changed(self, session: Session, job: Job, error: DomainError | None = None) -> None:
+        export = exports.export_of_job(session, job)
+        if export.status in FINISHED:  # a finished export is immutable (the database enforces it too)
+            return
+        if job.status in ("queued", "running"):
+            export.status = job.status
+        elif job.status == "failed":
+            export.status, export.error, export.finished_at = "failed", job.error, utcnow()
+
+    def execute(self, session: Session, job: Job) -> dict[str, Any]:
+        return exports.render_export(session, exports.export_of_job(session, job))

@@ -1,0 +1,187 @@
+"""Exports: accepting one (permission aside: the plan's monthly ceiling and "no data for scope"), rendering
+it to a deterministic CSV in the worker, and reading it back.
+
+Determinism: the same report, parameters and ledger state give byte-identical content and the same file
+name. Columns are the report's fields in a fixed order, rows are in the report's documented order, decimals
+have a fixed number of places, text is UTF-8 without a byte-order mark, lines end with "\\n", and absent
+values are empty fields. The file name is `{tenant}_{report}_{params hash}_{ledger seq}.csv`, where the hash
+is the SHA-256 of the canonical parameters (only those given, canonical spelling, sorted keys) and the
+ledger seq is the tenant's last ledger event when the export was rendered.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+
+from shared.audit import service as audit
+from shared.auth import Principal
+from shared.base import new_id, utcnow
+from shared.errors import Conflict, NotFound, PlanLimitExceeded, ValidationFailed
+from shared.exports.models import Export
+from shared.jobs import service as jobs
+from shared.jobs.models import Job
+from shared.reports import service as reports
+from shared.reports.schemas import COLUMNS, ReportParams, parse_params
+from shared.tenants import service as tenants
+from shared.tenants.models import LedgerHead, TenantCounter
+
+EXPORTS_LIMIT = "exports_per_month"
+MEDIA_TYPE = "text/csv; charset=utf-8"
+# The first instant of the current calendar month, UTC, whatever the session's time zone.
+MONTH_START = text("timezone('UTC', date_trunc('month', timezone('UTC', now())))")
+
+
+def params_digest(params: dict[str, Any]) -> str:
+    canonical = json.dumps(params, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def stable_filename(tenant_id: str, report: str, params_hash: str, ledger_seq: int) -> str:
+    return f"{tenant_id}_{report}_{params_hash[:12]}_{ledger_seq}.csv"
+
+
+def render_csv(report: str, rows: Sequence[BaseModel]) -> bytes:
+    columns = COLUMNS[report]
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
+    writer.writerow(columns)
+    for row in rows:
+        data = row.model_dump(mode="json")
+        writer.writerow(["" if data[c] is None else data[c] for c in columns])
+    return buffer.getvalue().encode("utf-8")
+
+
+def exports_this_month(session: Session, tenant_id: str) -> int:
+    """Exports that count against the plan: every export requested this calendar month (UTC) that did not
+    fail (a failed export produced nothing)."""
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(Export)
+            .where(Export.tenant_id == tenant_id, Export.created_at >= MONTH_START, Export.status != "failed")
+        )
+        or 0
+    )
+
+
+def check_plan_limit(session: Session, tenant_id: str) -> None:
+    """Refuse an export past the plan's monthly ceiling. The tenant's counter row stays locked until the
+    request commits, so two concurrent requests cannot both take the last export."""
+    session.execute(select(TenantCounter.tenant_id).where(TenantCounter.tenant_id == tenant_id).with_for_update())
+    maximum = tenants.plan_limit(session, tenant_id, EXPORTS_LIMIT)
+    if maximum is None:
+        return
+    used = exports_this_month(session, tenant_id)
+    if used >= maximum:
+        raise PlanLimitExceeded(
+            f"the plan allows {maximum} exports per calendar month and {used} were made this month",
+            reason="EXPORTS_PER_MONTH",
+            details=[{"limit": EXPORTS_LIMIT, "used": used, "max": maximum}],
+        )
+
+
+def _no_data(report: str) -> ValidationFailed:
+    return ValidationFailed(
+        f"the {report} report has no rows for these parameters",
+        reason="NO_DATA",
+        details=[{"field": "params", "message": "no data for scope"}],
+    )
+
+
+def request_export(
+    session: Session, *, tenant_id: str, actor: Principal, report: str, params: ReportParams
+) -> tuple[Export, Job]:
+    check_plan_limit(session, tenant_id)
+    if not reports.has_rows(session, tenant_id, report, params):
+        raise _no_data(report)
+    export_id = new_id("exp")
+    job = jobs.accept_job(session, tenant_id=tenant_id, kind="export", actor=actor, payload={"export_id": export_id})
+    canonical = params.canonical()
+    export = Export(
+        id=export_id,
+        tenant_id=tenant_id,
+        job_id=job.id,
+        report=report,
+        params=canonical,
+        params_hash=params_digest(canonical),
+        status="queued",
+    )
+    session.add(export)
+    session.flush()
+    audit.record(
+        session,
+        tenant_id=tenant_id,
+        actor=actor,
+        action="export.requested",
+        target=export_id,
+        outcome="accepted",
+        job_id=job.id,
+        details={"report": report, "params": canonical},
+    )
+    return export, job
+
+
+def export_of_job(session: Session, job: Job) -> Export:
+    export = session.scalar(select(Export).where(Export.job_id == job.id, Export.tenant_id == job.tenant_id))
+    assert export is not None, f"job {job.id} has no export"
+    return export
+
+
+def render_export(session: Session, export: Export) -> dict[str, Any]:
+    """Render and store the file. Runs in the tenant's fenced job transaction, so the ledger cannot move
+    between the report query and the ledger seq read here."""
+    result = reports.run_report(session, export.tenant_id, export.report, parse_params(export.report, export.params))
+    if not result.rows:
+        raise _no_data(export.report)
+    content = render_csv(export.report, result.rows)
+    ledger_seq = int(session.scalar(select(LedgerHead.seq).where(LedgerHead.tenant_id == export.tenant_id)) or 0)
+    export.content = content
+    export.size = len(content)
+    export.sha256 = hashlib.sha256(content).hexdigest()
+    export.row_count = len(result.rows)
+    export.ledger_seq = ledger_seq
+    export.filename = stable_filename(export.tenant_id, export.report, export.params_hash, ledger_seq)
+    export.status = "completed"
+    export.error = None
+    export.finished_at = utcnow()
+    return {
+        "export_id": export.id,
+        "report": export.report,
+        "filename": export.filename,
+        "sha256": export.sha256,
+        "row_count": export.row_count,
+    }
+
+
+def get_export(session: Session, tenant_id: str, export_id: str) -> Export:
+    export = session.scalar(select(Export).where(Export.id == export_id, Export.tenant_id == tenant_id))
+    if export is None:
+        raise NotFound(f"export '{export_id}' not found")
+    return export
+
+
+def list_exports(session: Session, tenant_id: str, *, limit: int, cursor: str | None) -> list[Export]:
+    query = select(Export).where(Export.tenant_id == tenant_id)
+    if cursor:
+        query = query.where(Export.id < cursor)
+    return list(session.scalars(query.order_by(Export.id.desc()).limit(limit)))
+
+
+def export_content(session: Session, tenant_id: str, export_id: str) -> tuple[Export, bytes]:
+    export = get_export(session, tenant_id, export_id)
+    if export.status == "failed":
+        raise ValidationFailed(
+            f"export '{export_id}' failed; it has no file", reason="EXPORT_FAILED", details=[export.error or {}]
+        )
+    if export.status != "completed" or export.content is None:
+        raise Conflict(f"export '{export_id}' is still {export.status}", reason="EXPORT_NOT_READY")
+    return export, export.content

@@ -1,0 +1,42 @@
+"""Reading the ledger as it was written: a tenant's events in `seq` order, filtered and paged."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from shared.ledger.models import LedgerEvent
+
+
+def list_events(
+    session: Session,
+    tenant_id: str,
+    *,
+    sku: str | None = None,
+    event_type: str | None = None,
+    job_id: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    after_seq: int | None = None,
+    limit: int = 100,
+) -> tuple[list[LedgerEvent], int | None]:
+    """A page of events (`occurred_at` in [start, end)) and the seq to continue after, or None."""
+    query = select(LedgerEvent).where(LedgerEvent.tenant_id == tenant_id)
+    if sku is not None:
+        query = query.where(LedgerEvent.sku == sku)
+    if event_type is not None:
+        query = query.where(LedgerEvent.event_type == event_type)
+    if job_id is not None:
+        query = query.where(LedgerEvent.job_id == job_id)
+    if start is not None:
+        query = query.where(LedgerEvent.occurred_at >= start)
+    if end is not None:
+        query = query.where(LedgerEvent.occurred_at < end)
+    if after_seq is not None:
+        query = query.where(LedgerEvent.seq > after_seq)
+    rows = list(session.scalars(query.order_by(LedgerEvent.seq).limit(limit + 1)))
+    if len(rows) > limit:
+        return rows[:limit], rows[limit - 1].seq
+    return rows, None

@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+from shared.schemas import DecimalStr, Schema, UtcDatetime
+
+
+class LedgerEventOut(Schema):
+    seq: int
+    event_type: str
+    sku: str
+    lot_id: str
+    bin_id: str | None
+    quantity: DecimalStr
+    unit_cost: DecimalStr
+    amount: DecimalStr
+    occurred_at: UtcDatetime
+    recorded_at: UtcDatetime
+    job_id: str
+    run_id: str | None
+    reference: str | None
+    reverses_seq: int | None
+    prev_hash: str
+    hash: str

@@ -1,0 +1,180 @@
+"""The operations runbook's daily health check and weekly metrics, as functions returning structured
+results (the CLI renders them as a table or JSON). Thresholds are the runbook's:
+- more than 5 failed runs in the last 24 hours: a warning ("high error rate, investigation required");
+- more than 3 failed runs in the last hour: an alert ("failed runs spike").
+A dependency that is down, or an alert, makes the system unhealthy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import httpx
+import redis
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+FAILED_24H_WARNING = 5
+FAILED_1H_ALERT = 3
+SEVERITY = {"ok": 0, "warning": 1, "alert": 2, "down": 2}
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: str  # ok | warning | alert | down
+    value: Any = None
+    detail: str = ""
+
+
+@dataclass
+class HealthReport:
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        worst = max((SEVERITY[c.status] for c in self.checks), default=0)
+        return {0: "ok", 1: "warning", 2: "unhealthy"}[worst]
+
+    @property
+    def healthy(self) -> bool:
+        return self.status != "unhealthy"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "healthy": self.healthy, "checks": [asdict(c) for c in self.checks]}
+
+
+def _guard(name: str, probe: Callable[[], Check]) -> Check:
+    try:
+        return probe()
+    except Exception as exc:  # any failure to reach a dependency is the finding itself
+        return Check(name, "down", None, f"{exc.__class__.__name__}: {str(exc)[:200]}")
+
+
+def check_api(api_url: str, timeout: float = 3.0) -> Check:
+    """GET /health over HTTP (the runbook's curl): 200 is healthy; the API's own view of its dependencies is
+    kept as the check's value."""
+
+    def probe() -> Check:
+        response = httpx.get(f"{api_url.rstrip('/')}/health", timeout=timeout)
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        checks = body.get("checks") if isinstance(body, dict) else None
+        status = "ok" if response.status_code == 200 else "down"
+        return Check("api", status, checks, f"HTTP {response.status_code} from {api_url}")
+
+    return _guard("api", probe)
+
+
+def check_database(session_factory: Callable[[], Any]) -> Check:
+    def probe() -> Check:
+        with session_factory() as session:
+            session.execute(text("SELECT 1"))
+        return Check("database", "ok", None, "SELECT 1 answered")
+
+    return _guard("database", probe)
+
+
+def check_redis(redis_url: str, timeout: float = 2.0) -> Check:
+    def probe() -> Check:
+        ok = bool(redis.Redis.from_url(redis_url, socket_timeout=timeout, socket_connect_timeout=timeout).ping())
+        return Check("redis", "ok" if ok else "down", None, "PING answered" if ok else "no PONG")
+
+    return _guard("redis", probe)
+
+
+def check_workers(ping: Callable[[], list[str] | None], api: Check | None = None) -> Check:
+    """Workers answering a broadcast ping; when they cannot be asked directly, the API's own view."""
+
+    def probe() -> Check:
+        replies = ping()
+        if replies is None and api is not None and isinstance(api.value, dict) and "workers" in api.value:
+            ok = api.value["workers"] == "ok"
+            return Check("workers", "ok" if ok else "down", None, "as reported by the API's health")
+        names = sorted(replies or [])
+        return Check("workers", "ok" if names else "down", names, f"{len(names)} worker(s) answered ping")
+
+    return _guard("workers", probe)
+
+
+def run_activity(session: Session) -> dict[str, int]:
+    """Runs of every tenant in the last 24 hours and failures in the last 24 hours and hour. The session must
+    be scoped to SYSTEM_SCOPE (these counts span tenants)."""
+    row = session.execute(
+        text("""
+        SELECT count(*) AS runs_24h,
+               count(*) FILTER (WHERE status = 'failed') AS failed_24h,
+               count(*) FILTER (WHERE status = 'failed' AND created_at >= now() - interval '1 hour') AS failed_1h
+        FROM runs WHERE created_at >= now() - interval '24 hours'""")
+    ).one()
+    return {"runs_24h": int(row.runs_24h), "failed_24h": int(row.failed_24h), "failed_1h": int(row.failed_1h)}
+
+
+def activity_checks(activity: dict[str, int]) -> list[Check]:
+    failed_24h, failed_1h = activity["failed_24h"], activity["failed_1h"]
+    return [
+        Check("runs_24h", "ok", activity["runs_24h"], "COGS runs created in the last 24 hours"),
+        Check(
+            "failed_runs_24h",
+            "warning" if failed_24h > FAILED_24H_WARNING else "ok",
+            failed_24h,
+            f"high error rate (more than {FAILED_24H_WARNING}): investigation required"
+            if failed_24h > FAILED_24H_WARNING
+            else f"threshold: more than {FAILED_24H_WARNING} is a warning",
+        ),
+        Check(
+            "failed_runs_1h",
+            "alert" if failed_1h > FAILED_1H_ALERT else "ok",
+            failed_1h,
+            f"failed runs spike (more than {FAILED_1H_ALERT} in an hour)"
+            if failed_1h > FAILED_1H_ALERT
+            else f"threshold: more than {FAILED_1H_ALERT} is an alert",
+        ),
+    ]
+
+
+def check_activity(session_factory: Callable[[], Any]) -> list[Check]:
+    try:
+        with session_factory() as session:
+            return activity_checks(run_activity(session))
+    except Exception as exc:
+        return [Check("runs", "down", None, f"{exc.__class__.__name__}: {str(exc)[:200]}")]
+
+
+def weekly_metrics(session: Session) -> dict[str, Any]:
+    """The runbook's weekly figures (runs of the last 7 days, all tenants) and every table's total size.
+    The session must be scoped to SYSTEM_SCOPE."""
+    row = session.execute(
+        text("""
+        SELECT count(DISTINCT tenant_id) AS active_tenants, count(*) AS total_runs,
+               count(*) FILTER (WHERE status = 'rolled_back') AS rollbacks,
+               count(*) FILTER (WHERE status = 'failed') AS failures
+        FROM runs WHERE created_at >= now() - interval '7 days'""")
+    ).one()
+    tables = session.execute(
+        text("""
+        SELECT tablename AS table, pg_total_relation_size(format('%I.%I', schemaname, tablename)::regclass) AS bytes
+        FROM pg_tables WHERE schemaname = 'public'
+        ORDER BY bytes DESC, tablename""")
+    ).all()
+    return {
+        "active_tenants_7d": int(row.active_tenants),
+        "total_runs_7d": int(row.total_runs),
+        "rollbacks_7d": int(row.rollbacks),
+        "failed_runs_7d": int(row.failures),
+        "table_sizes": [{"table": t.table, "bytes": int(t.bytes), "size": pretty_size(int(t.bytes))} for t in tables],
+    }
+
+
+def pretty_size(size: int) -> str:
+    """Like pg_size_pretty: bytes, kB, MB, GB, TB (powers of 1024, rounded, below 10240 of each unit)."""
+    for power, unit in enumerate(("bytes", "kB", "MB", "GB", "TB")):
+        divisor = 1 << (10 * power)
+        scaled = (size + divisor // 2) // divisor if power else size
+        if scaled < 10 * 1024 or unit == "TB":
+            return f"{scaled} {unit}"
+    raise AssertionError("unreachable")

@@ -1,0 +1,308 @@
+"""The five ledger reports, each one set-based query scoped to one tenant.
+
+Balances come from the derived lots (`lots.remaining_quantity` is the sum of the lot's ledger quantities,
+kept in the same transaction as every ledger write and checked by `asora ledger verify`); a point in the
+past subtracts only the events after it. So stock on hand and valuation read the lots that hold stock, not
+the whole ledger, and the movement report reads the lots plus the events since `from`.
+
+Conventions every report shares:
+- Quantities and values carry the ledger's sign: receipts and gains positive, issues and shrink negative,
+  reversals the negation of what they reverse. So `opening + received + issued + adjusted + reversed =
+  closing`, and `net = shrink + gain`.
+- A reversal keeps the business time of the event it reverses, so a rolled-back run nets to zero in every
+  window that contains it.
+- An event's bin is its lot's bin (lots do not move); an event whose lot has no bin uses its own `bin_id`.
+  `hub_id` filters on that bin's hub.
+- Rows are sorted by byte order of their text keys (`COLLATE "C"`), independent of the server's locale:
+  stock-on-hand by (sku, lot_id); inventory-movement and valuation by sku; receiving-summary by
+  (vendor_id, sku) with rows without a vendor (lots received by COGS runs) last; shrink-summary by
+  (sku, bin_id) with rows without a bin last.
+- Rows whose figures are all zero are left out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from shared.reports.schemas import (
+    COLUMNS,
+    ROW_MODELS,
+    MovementRow,
+    ReceivingRow,
+    ReportParams,
+    ShrinkRow,
+    StockOnHandRow,
+    ValuationRow,
+)
+
+Query = tuple[str, dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    report: str
+    rows: list[BaseModel]
+    total_value: Decimal | None = None
+
+
+def _lot_balances(tenant_id: str, params: ReportParams) -> Query:
+    """Per lot: sku, lot_id, bin_id, unit_cost and the quantity held as of `as_of` (non-zero lots only)."""
+    binds: dict[str, Any] = {"t": tenant_id}
+    sku_lots = sku_events = ""
+    if params.sku is not None:
+        binds["sku"] = params.sku
+        sku_lots, sku_events = "AND l.sku = :sku", "AND e.sku = :sku"
+    as_of = params.moment("as_of")
+    if as_of is None:
+        return (
+            f"""SELECT l.sku, l.lot_id, l.bin_id, l.unit_cost, l.remaining_quantity AS quantity
+            FROM lots l WHERE l.tenant_id = :t AND l.remaining_quantity <> 0 {sku_lots}""",
+            binds,
+        )
+    binds["cutoff"] = as_of.end_exclusive
+    # Lots holding stock now, less what happened after the cutoff; plus lots empty now that held stock then.
+    return (
+        f"""WITH later AS (
+                SELECT e.lot_id, sum(e.quantity) AS quantity FROM ledger_events e
+                WHERE e.tenant_id = :t AND e.occurred_at >= :cutoff {sku_events}
+                GROUP BY e.lot_id
+            )
+            SELECT l.sku, l.lot_id, l.bin_id, l.unit_cost,
+                   l.remaining_quantity - coalesce(later.quantity, 0) AS quantity
+            FROM lots l LEFT JOIN later ON later.lot_id = l.lot_id
+            WHERE l.tenant_id = :t AND l.remaining_quantity <> 0 {sku_lots}
+            UNION ALL
+            SELECT l.sku, l.lot_id, l.bin_id, l.unit_cost, -later.quantity
+            FROM later JOIN lots l ON l.tenant_id = :t AND l.lot_id = later.lot_id
+            WHERE l.remaining_quantity = 0""",
+        binds,
+    )
+
+
+def _hub(params: ReportParams, binds: dict[str, Any], bin_expr: str) -> tuple[str, str]:
+    """A join to the bin of `bin_expr` and the condition on its hub, when `hub_id` is given."""
+    if params.hub_id is None:
+        return "", ""
+    binds["hub"] = params.hub_id
+    return f"JOIN bins b ON b.tenant_id = :t AND b.id = {bin_expr}", "AND b.hub_id = :hub"
+
+
+def _stock_on_hand(tenant_id: str, params: ReportParams) -> Query:
+    held, binds = _lot_balances(tenant_id, params)
+    hub_cond = ""
+    if params.hub_id is not None:
+        binds["hub"] = params.hub_id
+        hub_cond = "AND b.hub_id = :hub"
+    return (
+        f"""SELECT h.sku, i.name AS item_name, b.hub_id, h.bin_id, h.lot_id,
+                   round(h.quantity, 4) AS quantity, round(h.unit_cost, 4) AS unit_cost,
+                   round(h.quantity * h.unit_cost, 8) AS value
+            FROM ({held}) h
+            LEFT JOIN bins b ON b.tenant_id = :t AND b.id = h.bin_id
+            LEFT JOIN items i ON i.tenant_id = :t AND i.sku = h.sku AND i.deleted_at IS NULL
+            WHERE h.quantity <> 0 {hub_cond}
+            ORDER BY h.sku COLLATE "C", h.lot_id COLLATE "C\"""",
+        binds,
+    )
+
+
+def _valuation(tenant_id: str, params: ReportParams) -> Query:
+    held, binds = _lot_balances(tenant_id, params)
+    hub_join, hub_cond = _hub(params, binds, "h.bin_id")
+    return (
+        f"""SELECT h.sku, round(sum(h.quantity), 4) AS quantity, round(sum(h.quantity * h.unit_cost), 8) AS value,
+                   round(CASE WHEN sum(h.quantity) <> 0 THEN sum(h.quantity * h.unit_cost) / sum(h.quantity)
+                              ELSE 0 END, 4) AS average_unit_cost,
+                   round(sum(sum(h.quantity * h.unit_cost)) OVER (), 8) AS total_value
+            FROM ({held}) h {hub_join}
+            WHERE h.quantity <> 0 {hub_cond}
+            GROUP BY h.sku
+            HAVING sum(h.quantity) <> 0 OR sum(h.quantity * h.unit_cost) <> 0
+            ORDER BY h.sku COLLATE "C\"""",
+        binds,
+    )
+
+
+def _window(params: ReportParams, binds: dict[str, Any]) -> tuple[str, str]:
+    """Conditions for `[from, to)` on `e.occurred_at`: (lower bound, upper bound), each possibly empty."""
+    lower = upper = ""
+    start, end = params.moment("from"), params.moment("to")
+    if start is not None:
+        binds["from"] = start.start
+        lower = "AND e.occurred_at >= :from"
+    if end is not None:
+        binds["to"] = end.start
+        upper = "AND e.occurred_at < :to"
+    return lower, upper
+
+
+def _movement(tenant_id: str, params: ReportParams) -> Query:
+    """Closing = current balance less the events at or after `to`; opening = current balance less the
+    events at or after `from`; the movements are the events in between, by type."""
+    binds: dict[str, Any] = {"t": tenant_id}
+    lower, upper = _window(params, binds)
+    sku_l = sku_e = ""
+    if params.sku is not None:
+        binds["sku"] = params.sku
+        sku_l, sku_e = "AND l.sku = :sku", "AND e.sku = :sku"
+    lot_hub_join, hub_cond = _hub(params, binds, "l.bin_id")
+    event_hub_join = f"JOIN lots l ON l.tenant_id = :t AND l.lot_id = e.lot_id {lot_hub_join}" if lot_hub_join else ""
+    in_window = "e.occurred_at < :to" if upper else "true"
+    after_to = "e.occurred_at >= :to" if upper else "false"
+
+    def moved(event_type: str) -> str:
+        return f"coalesce(sum(e.quantity) FILTER (WHERE e.event_type = '{event_type}' AND {in_window}), 0)"
+
+    return (
+        f"""WITH cur AS (
+                SELECT l.sku, sum(l.remaining_quantity) AS quantity, sum(l.remaining_quantity * l.unit_cost) AS value
+                FROM lots l {lot_hub_join}
+                WHERE l.tenant_id = :t AND l.remaining_quantity <> 0 {sku_l} {hub_cond}
+                GROUP BY l.sku
+            ), ev AS (
+                SELECT e.sku,
+                       sum(e.quantity) AS since_from,
+                       coalesce(sum(e.quantity) FILTER (WHERE {after_to}), 0) AS since_to,
+                       coalesce(sum(e.amount) FILTER (WHERE {after_to}), 0) AS since_to_value,
+                       {moved("RECEIPT")} AS received, {moved("ISSUE")} AS issued,
+                       {moved("ADJUSTMENT")} AS adjusted, {moved("REVERSAL")} AS reversed
+                FROM ledger_events e {event_hub_join}
+                WHERE e.tenant_id = :t {lower} {sku_e} {hub_cond}
+                GROUP BY e.sku
+            ), movement AS (
+                SELECT coalesce(cur.sku, ev.sku) AS sku,
+                       round(coalesce(cur.quantity, 0) - coalesce(ev.since_from, 0), 4) AS opening,
+                       round(coalesce(ev.received, 0), 4) AS received,
+                       round(coalesce(ev.issued, 0), 4) AS issued,
+                       round(coalesce(ev.adjusted, 0), 4) AS adjusted,
+                       round(coalesce(ev.reversed, 0), 4) AS reversed,
+                       round(coalesce(cur.quantity, 0) - coalesce(ev.since_to, 0), 4) AS closing,
+                       round(coalesce(cur.value, 0) - coalesce(ev.since_to_value, 0), 8) AS closing_value
+                FROM cur FULL JOIN ev ON ev.sku = cur.sku
+            )
+            SELECT * FROM movement
+            WHERE opening <> 0 OR received <> 0 OR issued <> 0 OR adjusted <> 0 OR reversed <> 0
+               OR closing <> 0 OR closing_value <> 0
+            ORDER BY sku COLLATE "C\"""",
+        binds,
+    )
+
+
+def _events_with_originals(tenant_id: str, params: ReportParams, kind: str, binds: dict[str, Any]) -> str:
+    """Events of `kind` and the reversals of such events in the window, each with the original it reverses
+    (`o_*`: the event itself for an original), its vendor and its bin (the lot's, else the event's)."""
+    lower, upper = _window(params, binds)
+    sku_e = ""
+    if params.sku is not None:
+        binds["sku"] = params.sku
+        sku_e = "AND e.sku = :sku"
+    binds["t"] = tenant_id
+    hub_join, hub_cond = _hub(params, binds, "coalesce(l.bin_id, e.bin_id)")
+    return f"""
+        SELECT e.sku, e.event_type, e.quantity, e.amount, l.vendor_id, coalesce(l.bin_id, e.bin_id) AS bin_id,
+               coalesce(r.quantity, e.quantity) AS o_quantity
+        FROM ledger_events e
+        LEFT JOIN ledger_events r ON e.event_type = 'REVERSAL' AND r.tenant_id = :t AND r.seq = e.reverses_seq
+        LEFT JOIN lots l ON l.tenant_id = :t AND l.lot_id = e.lot_id
+        {hub_join}
+        WHERE e.tenant_id = :t AND e.event_type IN ('{kind}', 'REVERSAL') {lower} {upper} {sku_e} {hub_cond}
+          AND (e.event_type = '{kind}' OR r.event_type = '{kind}')"""
+
+
+def _receiving(tenant_id: str, params: ReportParams) -> Query:
+    """Receipts net of their reversals: a receipt rolled back counts neither as a receipt nor in quantity."""
+    binds: dict[str, Any] = {}
+    events = _events_with_originals(tenant_id, params, "RECEIPT", binds)
+    return (
+        f"""SELECT vendor_id, sku,
+                   count(*) FILTER (WHERE event_type = 'RECEIPT') - count(*) FILTER (WHERE event_type = 'REVERSAL')
+                       AS receipts,
+                   round(sum(quantity), 4) AS quantity, round(sum(amount), 8) AS value
+            FROM ({events}) x
+            GROUP BY vendor_id, sku
+            HAVING count(*) FILTER (WHERE event_type = 'RECEIPT') <> count(*) FILTER (WHERE event_type = 'REVERSAL')
+                OR sum(quantity) <> 0 OR sum(amount) <> 0
+            ORDER BY vendor_id COLLATE "C" NULLS LAST, sku COLLATE "C\"""",
+        binds,
+    )
+
+
+def _shrink(tenant_id: str, params: ReportParams) -> Query:
+    """Adjustments by sign (a reversal is classed with the adjustment it reverses)."""
+    binds: dict[str, Any] = {}
+    events = _events_with_originals(tenant_id, params, "ADJUSTMENT", binds)
+
+    def part(column: str, sign: str) -> str:
+        scale = 4 if column == "quantity" else 8
+        return f"round(coalesce(sum({column}) FILTER (WHERE o_quantity {sign} 0), 0), {scale})"
+
+    return (
+        f"""SELECT * FROM (
+                SELECT sku, bin_id,
+                       {part("quantity", "<")} AS shrink_quantity, {part("amount", "<")} AS shrink_value,
+                       {part("quantity", ">")} AS gain_quantity, {part("amount", ">")} AS gain_value,
+                       round(sum(quantity), 4) AS net_quantity, round(sum(amount), 8) AS net_value
+                FROM ({events}) x
+                GROUP BY sku, bin_id
+            ) s
+            WHERE shrink_quantity <> 0 OR shrink_value <> 0 OR gain_quantity <> 0 OR gain_value <> 0
+               OR net_quantity <> 0 OR net_value <> 0
+            ORDER BY sku COLLATE "C", bin_id COLLATE "C" NULLS LAST""",
+        binds,
+    )
+
+
+QUERIES = {
+    "stock-on-hand": _stock_on_hand,
+    "inventory-movement": _movement,
+    "receiving-summary": _receiving,
+    "shrink-summary": _shrink,
+    "valuation": _valuation,
+}
+
+
+def run_report(session: Session, tenant_id: str, report: str, params: ReportParams) -> ReportResult:
+    sql, binds = QUERIES[report](tenant_id, params)
+    model, columns = ROW_MODELS[report], COLUMNS[report]
+    rows: list[BaseModel] = []
+    total: Decimal | None = Decimal("0E-8") if report == "valuation" else None
+    for row in session.execute(text(sql), binds).mappings():
+        # The query types every column; construct without re-validating each of possibly many rows.
+        rows.append(model.model_construct(**{c: row[c] for c in columns}))
+        if total is not None:
+            total = row["total_value"]
+    return ReportResult(report=report, rows=rows, total_value=total)
+
+
+def has_rows(session: Session, tenant_id: str, report: str, params: ReportParams) -> bool:
+    """Whether the report would have at least one row ("no data for scope" otherwise)."""
+    sql, binds = QUERIES[report](tenant_id, params)
+    return bool(session.scalar(text(f"SELECT EXISTS ({sql})"), binds))
+
+
+def stock_on_hand(session: Session, tenant_id: str, params: ReportParams) -> list[StockOnHandRow]:
+    return run_report(session, tenant_id, "stock-on-hand", params).rows  # type: ignore[return-value]
+
+
+def inventory_movement(session: Session, tenant_id: str, params: ReportParams) -> list[MovementRow]:
+    return run_report(session, tenant_id, "inventory-movement", params).rows  # type: ignore[return-value]
+
+
+def receiving_summary(session: Session, tenant_id: str, params: ReportParams) -> list[ReceivingRow]:
+    return run_report(session, tenant_id, "receiving-summary", params).rows  # type: ignore[return-value]
+
+
+def shrink_summary(session: Session, tenant_id: str, params: ReportParams) -> list[ShrinkRow]:
+    return run_report(session, tenant_id, "shrink-summary", params).rows  # type: ignore[return-value]
+
+
+def valuation(session: Session, tenant_id: str, params: ReportParams) -> tuple[list[ValuationRow], Decimal]:
+    result = run_report(session, tenant_id, "valuation", params)
+    assert result.total_value is not None
+    return result.rows, result.total_value  # type: ignore[return-value]
