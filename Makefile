@@ -34,6 +34,7 @@ test: lint typecheck
 bench: $(STAMP)
 	$(BIN)/python -m tests.benchmarks.bench_fifo_engine
 	$(BIN)/python -m tests.benchmarks.bench_run_end_to_end
+	$(BIN)/python -m tests.benchmarks.bench_reports
 
 clean:
 	rm -rf $(VENV) .asora .mypy_cache .ruff_cache .pytest_cache

@@ -31,7 +31,7 @@ def json_body(model: type[B]) -> Any:
         raw = await request.body()
         try:
             data = json.loads(raw, parse_float=str)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
             raise RequestValidationError(
                 [{"type": "json_invalid", "loc": ("body",), "msg": "the request body is not valid JSON"}]
             ) from exc

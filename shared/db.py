@@ -31,6 +31,9 @@ def make_engine(url: str, *, app_role: bool = True, **kwargs: Any) -> Engine:
         @event.listens_for(engine, "connect")
         def _assume_app_role(dbapi_connection: Any, _record: Any) -> None:
             with dbapi_connection.cursor() as cur:
+                # Large runs stage millions of rows in temporary tables; keep them in memory (the setting
+                # must come before a session's first temporary table).
+                cur.execute("SET temp_buffers = '256MB'")
                 cur.execute(
                     "SELECT 1 FROM pg_roles WHERE rolname = %s AND pg_has_role(current_user, oid, 'MEMBER')",
                     (APP_ROLE,),

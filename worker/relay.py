@@ -11,11 +11,12 @@ import time
 from shared import db
 from shared.config import get_settings
 from shared.jobs import runner
-from shared.jobs.service import mark_published
+from shared.jobs.service import mark_published, purge_idempotency_keys
 from worker.publisher import publish
 
 log = logging.getLogger("asora.relay")
 REAP_EVERY_SECONDS = 15
+PURGE_EVERY_SECONDS = 3600
 
 
 def relay_once() -> int:
@@ -32,7 +33,7 @@ def main() -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    last_reap = 0.0
+    last_reap = last_purge = 0.0
     log.info("relay started")
     while not stop.is_set():
         try:
@@ -43,6 +44,12 @@ def main() -> None:
                 last_reap = time.monotonic()
                 for outcome in runner.reap_stale_jobs(settings):
                     log.warning("reaped %s", outcome)
+            if time.monotonic() - last_purge > PURGE_EVERY_SECONDS:
+                last_purge = time.monotonic()
+                with db.unit_of_work(db.SYSTEM_SCOPE) as session:
+                    purged = purge_idempotency_keys(session, settings.idempotency_retention_days)
+                if purged:
+                    log.info("purged %d idempotency key(s) past retention", purged)
         except Exception:
             log.exception("relay iteration failed; retrying")
         stop.wait(settings.relay_interval_seconds)

@@ -1,3 +1,5 @@
+"""What the audit trail looks like to API clients: ids as strings, times in UTC."""
+
 from __future__ import annotations
 
 from typing import Annotated, Any

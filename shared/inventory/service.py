@@ -34,7 +34,6 @@ from shared.ledger.service import NewEvent, append_events
 from shared.runs.decimals import AMOUNT_SCALE, COST_SCALE, QTY_SCALE, format_scaled
 from shared.tenants import plans
 
-MasterRecord = Category | Hub | Bin | Vendor | Item
 M = TypeVar("M", Category, Hub, Bin, Vendor, Item)
 
 # model -> (id prefix, plan limit, noun used in messages and audit actions)

@@ -1,3 +1,5 @@
+"""Ledger events as API clients see them: decimals as strings, times in UTC."""
+
 from __future__ import annotations
 
 from shared.schemas import DecimalStr, Schema, UtcDatetime

@@ -79,8 +79,11 @@ def _lot_balances(tenant_id: str, params: ReportParams) -> Query:
             WHERE l.tenant_id = :t AND l.remaining_quantity <> 0 {sku_lots}
             UNION ALL
             SELECT l.sku, l.lot_id, l.bin_id, l.unit_cost, -later.quantity
-            FROM later JOIN lots l ON l.tenant_id = :t AND l.lot_id = later.lot_id
-            WHERE l.remaining_quantity = 0""",
+            FROM later CROSS JOIN LATERAL (
+                -- LIMIT keeps this a primary-key lookup per lot rather than a scan of every lot
+                SELECT * FROM lots WHERE tenant_id = :t AND lot_id = later.lot_id AND remaining_quantity = 0 LIMIT 1
+            ) l
+            WHERE later.quantity <> 0""",
         binds,
     )
 

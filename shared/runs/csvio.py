@@ -870,12 +870,23 @@ def _is_plain(text: str) -> bool:
     return '"' not in text and text.count("\r") == text.count("\r\n")
 
 
+def _commas_per_line(text: str) -> Int64Array:
+    """How many commas each line of ``text`` holds."""
+    if text.isascii():
+        data = np.frombuffer(text.encode("ascii"), dtype=np.uint8)
+        line_ends = np.append(np.flatnonzero(data == ord("\n")), data.size)
+        commas_before = np.concatenate([[0], np.cumsum(data == ord(","), dtype=np.int64)])
+        counts: Int64Array = np.diff(commas_before[line_ends], prepend=0)
+        return counts
+    lines = text.split("\n")
+    return np.fromiter(map(str.count, lines, repeat(",")), dtype=np.int64, count=len(lines))
+
+
 def _read_plain(text: str, header_width: int, builder: _Builder, layout: _Layout, rows_read: int) -> int:
     """Whole lines without quotes: every line is one record and every comma a separator."""
     text = text.replace("\r\n", "\n")
-    lines = text.split("\n")
-    n = len(lines)
-    commas = np.fromiter(map(str.count, lines, repeat(",")), dtype=np.int64, count=n)
+    commas = _commas_per_line(text)
+    n = commas.size
     rows = np.arange(rows_read + 1, rows_read + n + 1, dtype=np.int64)
     if (commas == header_width - 1).all():
         # The regular case: one split of the whole block, then every column is a strided slice.
@@ -885,10 +896,21 @@ def _read_plain(text: str, header_width: int, builder: _Builder, layout: _Layout
             column: _column(fields[index::header_width], strip) if index is not None else [""] * n
             for column, index in layout.wanted
         }
-        builder.add_chunk(rows, columns, lambda i: not lines[i].replace(",", "").strip())
+        builder.add_chunk(rows, columns, _blank_line_checker(text))
     else:
-        _add_records(builder, [line.split(",") for line in lines], layout, rows)
+        _add_records(builder, [line.split(",") for line in text.split("\n")], layout, rows)
     return n
+
+
+def _blank_line_checker(text: str) -> BlankCheck:
+    lines: list[str] = []
+
+    def is_blank(i: int) -> bool:
+        if not lines:  # split only when a row might be blank, which is rare
+            lines.extend(text.split("\n"))
+        return not lines[i].replace(",", "").strip()
+
+    return is_blank
 
 
 def _read_quoted(source: _Source, builder: _Builder, layout: _Layout, rows_read: int) -> tuple[int, Exception | None]:

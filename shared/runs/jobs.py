@@ -29,7 +29,7 @@ from shared.ledger.models import Lot
 from shared.ledger.service import EventBatch, append_batches, append_encoded
 from shared.runs import csvio, fifo
 from shared.runs import service as runs
-from shared.runs.decimals import AMOUNT_SCALE, COST_SCALE, QTY_SCALE, to_decimal
+from shared.runs.decimals import AMOUNT_SCALE, COST_SCALE, QTY_SCALE, format_scaled, parse_scaled, to_decimal
 from shared.runs.models import Run
 
 MAX_REPORTED_ERRORS = 10_000
@@ -179,7 +179,8 @@ class CogsRun:
 
     def _check_sales(self, session: Session, tenant_id: str, sb: fifo.SalesBatch) -> list[fifo.RowError]:
         temp_table(session, "tmp_run_sales", "sale_id text, sku text")
-        copy_rows(session, "tmp_run_sales", ("sale_id", "sku"), zip(sb.sale_id, sb.sku, strict=True))
+        lines = copytext.join_rows([copytext.text_column(sb.sale_id), copytext.text_column(sb.sku)])
+        copy_lines(session, "tmp_run_sales", ("sale_id", "sku"), [line + "\n" for line in lines])
         live = "r.status = 'completed' AND NOT r.dry_run"
         costed = set(
             session.scalars(
@@ -429,40 +430,55 @@ class Rollback:
 def reverse_run(session: Session, job: Job, run: Run) -> None:
     """Append the reversal of every ISSUE and RECEIPT of the run (newest first) and restore lot balances.
     The reversed events are read back in their COPY text form, so negating them is string work."""
-    changed = session.execute(text("""
-        UPDATE lots SET remaining_quantity = lots.remaining_quantity - d.quantity,
-                        status = CASE WHEN d.received THEN 'reversed' ELSE lots.status END
-        FROM (SELECT lot_id, sum(quantity) AS quantity, bool_or(event_type = 'RECEIPT') AS received
-              FROM ledger_events WHERE tenant_id = :t AND run_id = :r AND event_type IN ('ISSUE', 'RECEIPT')
-              GROUP BY lot_id) d
-        WHERE lots.tenant_id = :t AND lots.lot_id = d.lot_id
-        RETURNING lots.lot_id, lots.remaining_quantity < 0"""), {"t": run.tenant_id, "r": run.id}).all()
-    blocked = sorted(lot_id for lot_id, negative in changed if negative)
-    if blocked:
-        raise Conflict(
-            f"stock received by run '{run.id}' was consumed by later ledger events (lots {', '.join(blocked[:10])})",
-            reason="ROLLBACK_BLOCKED",
-            details=[{"lot_id": lot, "message": "consumed by a later event"} for lot in blocked[:100]],
-        )
     raw = session.connection().connection.driver_connection
     assert raw is not None
     query = """
-        COPY (SELECT seq, sku, lot_id, bin_id, quantity, unit_cost, amount,
+        COPY (SELECT seq, event_type, sku, lot_id, bin_id, quantity, unit_cost, amount,
                      to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), reference
               FROM ledger_events WHERE tenant_id = {t} AND run_id = {r} AND event_type IN ('ISSUE', 'RECEIPT')
               ORDER BY seq DESC) TO STDOUT"""
     from psycopg import sql
 
-    job_field, run_field = copytext.escape(job.id), copytext.escape(run.id)
-    bodies = []
     with raw.cursor() as cur, cur.copy(sql.SQL(query).format(t=run.tenant_id, r=run.id)) as copy:
         buffer = b"".join(bytes(chunk) for chunk in copy)
+    job_field, run_field = copytext.escape(job.id), copytext.escape(run.id)
+    bodies = []
+    delta: dict[str, int] = {}
+    received: set[str] = set()
     for record in buffer.decode().splitlines():
-        seq, sku, lot_id, bin_id, quantity, unit_cost, amount, occurred, reference = record.split("\t")
+        seq, kind, sku, lot_id, bin_id, quantity, unit_cost, amount, occurred, reference = record.split("\t")
         bodies.append("\t".join((
             "REVERSAL", sku, lot_id, bin_id, _negate(quantity), unit_cost, _negate(amount), occurred, job_field,
             run_field, reference, seq,
         )))  # fmt: skip
+        delta[lot_id] = delta.get(lot_id, 0) - parse_scaled(quantity, QTY_SCALE)
+        if kind == "RECEIPT":
+            received.add(lot_id)
+    if delta:
+        # lot ids came out of COPY already escaped, so they go back in as they are
+        temp_table(session, "tmp_reversal", "lot_id text, delta numeric, received boolean")
+        copy_lines(session, "tmp_reversal", ("lot_id", "delta", "received"),
+                   [f"{lot}\t{format_scaled(d, QTY_SCALE)}\t{'t' if lot in received else 'f'}\n"
+                    for lot, d in delta.items()])
+        negative = session.scalars(text("""
+            UPDATE lots SET remaining_quantity = lots.remaining_quantity + d.delta,
+                            status = CASE WHEN d.received THEN 'reversed' ELSE lots.status END
+            FROM tmp_reversal d WHERE lots.tenant_id = :t AND lots.lot_id = d.lot_id
+              AND lots.remaining_quantity + d.delta < 0
+            RETURNING lots.lot_id"""), {"t": run.tenant_id}).all()
+        if negative:
+            blocked = sorted(negative)
+            raise Conflict(
+                f"stock received by run '{run.id}' was consumed by later ledger events "
+                f"(lots {', '.join(blocked[:10])})",
+                reason="ROLLBACK_BLOCKED",
+                details=[{"lot_id": lot, "message": "consumed by a later event"} for lot in blocked[:100]],
+            )
+        session.execute(text("""
+            UPDATE lots SET remaining_quantity = lots.remaining_quantity + d.delta,
+                            status = CASE WHEN d.received THEN 'reversed' ELSE lots.status END
+            FROM tmp_reversal d WHERE lots.tenant_id = :t AND lots.lot_id = d.lot_id"""), {"t": run.tenant_id})
+        session.execute(text("DROP TABLE tmp_reversal"))  # a cascade reverses several runs in one transaction
     append_encoded(session, run.tenant_id, bodies)
     run.status = "rolled_back"
     run.rolled_back_by = job.id

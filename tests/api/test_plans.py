@@ -6,6 +6,7 @@ from __future__ import annotations
 import secrets
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -68,7 +69,7 @@ def test_enterprise_has_no_ceiling(base):
     assert _count(owner, "/hubs") == 3
 
 
-def _fire_together(base: str, key: str, path: str, bodies: list[dict]) -> list[int]:
+def _fire_together(base: str, key: str, path: str, bodies: list[dict[str, Any]]) -> list[int]:
     clients = [Api(base, key) for _ in bodies]
     barrier = threading.Barrier(len(bodies))
     statuses: list[int] = [0] * len(bodies)

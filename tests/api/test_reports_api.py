@@ -21,6 +21,7 @@ from tests.support import (
     sale,
     seed_items,
     seed_locations,
+    seed_master_data,
     start_stack,
 )
 
@@ -163,3 +164,51 @@ def test_bad_parameters_are_422_in_the_envelope_never_5xx(stocked, path, params)
 def test_an_unknown_report_is_404(stocked):
     _, owner, _ = stocked
     assert owner.get("/reports/profit-and-loss").status_code == 404
+
+
+def test_receipts_and_counts_through_the_api_reconcile_in_every_report(base):
+    tenant_id, owner = make_tenant(base, prefix="rpt")
+    md = seed_master_data(owner, skus=("RC-1", "RC-2"))
+    receipt = owner.post(
+        "/receipts",
+        json={
+            "vendor_id": md.vendor_id,
+            "received_at": "2024-09-01T00:00:00Z",
+            "lines": [
+                {"sku": "RC-1", "bin_id": md.bin_id, "quantity": "10", "unit_cost": "2.5"},
+                {
+                    "sku": "RC-2",
+                    "bin_id": md.bin_id,
+                    "quantity": "4",
+                    "unit_cost": "1.25",
+                    "freight_cost_per_unit": "0.25",
+                },
+            ],
+        },
+    )
+    assert receipt.status_code == 202, receipt.text
+    assert owner.wait_job(receipt.json()["job_id"])["status"] == "completed"
+    count = owner.post(
+        "/counts",
+        json={
+            "bin_id": md.bin_id,
+            "counted_at": "2024-09-10T00:00:00Z",
+            "lines": [{"sku": "RC-1", "counted_quantity": "8"}, {"sku": "RC-2", "counted_quantity": "5"}],
+        },
+    )
+    assert count.status_code == 202, count.text
+    assert owner.wait_job(count.json()["job_id"])["status"] == "completed"
+
+    ledger = oracle.load(tenant_id)
+    for report in REPORTS:
+        for params in ({}, {"hub_id": md.hub_id}, {"sku": "RC-2"}):
+            items = owner.get(f"/reports/{report}", params=params).json()["items"]
+            assert oracle.as_values(items) == oracle.expected(ledger, report, params), (report, params)
+    shrink = {r["sku"]: r for r in owner.get("/reports/shrink-summary").json()["items"]}
+    assert (shrink["RC-1"]["shrink_quantity"], shrink["RC-1"]["bin_id"]) == ("-2.0000", md.bin_id)
+    assert (shrink["RC-2"]["gain_quantity"], shrink["RC-2"]["gain_value"]) == ("1.0000", "1.50000000")
+    receiving = owner.get("/reports/receiving-summary").json()["items"]
+    assert [(r["vendor_id"], r["sku"], r["receipts"], r["value"]) for r in receiving] == [
+        (md.vendor_id, "RC-1", 1, "25.00000000"),
+        (md.vendor_id, "RC-2", 1, "6.00000000"),
+    ]

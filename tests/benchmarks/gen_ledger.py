@@ -270,7 +270,7 @@ def main() -> None:
     parser.add_argument("--lots-per-sku", type=int, default=50)
     args = parser.parse_args()
     shape = Shape(args.skus, args.events_per_sku, args.lots_per_sku)
-    print(generate(args.dsn, args.tenant_id, shape))  # noqa: T201 - a command-line tool's output
+    print(generate(args.dsn, args.tenant_id, shape))
 
 
 if __name__ == "__main__":

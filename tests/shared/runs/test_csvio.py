@@ -245,6 +245,13 @@ def test_values_are_stripped_and_blank_lines_skipped_but_counted() -> None:
     assert parsed.row_count == 2
 
 
+def test_a_row_of_empty_fields_is_blank() -> None:
+    parsed = sales_csv(f"{SALES_HEADER}\nS1,A,2024-07-20,1\n , ,,\nS2,A,2024-07-20,2\n")
+
+    assert parsed.errors == []
+    assert parsed.batch.row.tolist() == [1, 3]
+
+
 def test_classic_mac_line_endings() -> None:
     parsed = sales_csv(f"{SALES_HEADER}\rS1,A,2024-07-20,1\rS2,A,2024-07-20,2\r")
 
