@@ -407,10 +407,13 @@ def _shown(text: str) -> str:
     return "a value of the wrong type" if text == _INVALID else repr(text)
 
 
-def _check_text(values: list[str], empty: BoolArray, live: BoolArray, field: str, out: list[Problem]) -> BoolArray:
+def _check_text(
+    values: list[str], empty: BoolArray, live: BoolArray, field: str, out: list[Problem], *, typed: bool
+) -> BoolArray:
+    """Required text; ``typed`` sources (JSON) may also hold values of the wrong type."""
     bad = live & empty
     out.extend((i, field, MISSING_VALUE, f"{field} is required") for i in np.flatnonzero(bad).tolist())
-    if _INVALID in values:
+    if typed and _INVALID in values:
         for i, value in enumerate(values):
             if value == _INVALID and live[i]:
                 bad[i] = True
@@ -481,15 +484,29 @@ class _Builder:
         self.log = _ErrorLog(self.file, self.columns)
         self.tenant_ids: set[str] = set()
         self.row_count = 0
+        self.from_json = False
         self._id_values: list[str] = []  # every usable id, for the duplicate check at the end
         self._id_rows: list[Int64Array] = []
         self._kept_rows: list[Int64Array] = []
 
-    def add_chunk(self, rows: Int64Array, columns: dict[str, list[str]], blank_check: BlankCheck | None) -> None:
+    def add_chunk(
+        self,
+        rows: Int64Array,
+        columns: dict[str, list[str]],
+        blank_check: BlankCheck | None,
+        non_empty: frozenset[str] = frozenset(),
+    ) -> None:
+        """Validate one chunk; ``non_empty`` names columns the caller knows have no empty value."""
         # Columns parsed as numbers or dates need their lengths anyway; the rest need only emptiness.
         self._lengths = {name: _lengths(columns[name]) for name in self.measured}
         empties = {
-            name: self._lengths[name] == 0 if name in self._lengths else _empty(values)
+            name: (
+                self._lengths[name] == 0
+                if name in self._lengths
+                else np.zeros(len(values), dtype=bool)
+                if name in non_empty
+                else _empty(values)
+            )
             for name, values in columns.items()
         }
         live = np.ones(len(rows), dtype=bool)
@@ -504,7 +521,7 @@ class _Builder:
 
         problems: list[Problem] = []
         ids = columns[self.id_column]
-        id_ok = _check_text(ids, empties[self.id_column], live, self.id_column, problems)
+        id_ok = _check_text(ids, empties[self.id_column], live, self.id_column, problems, typed=self.from_json)
         keep = self._validate(columns, empties, live, problems) & id_ok & live
         usable = live & id_ok
         self._id_values.extend(_take(ids, usable, bool(usable.all())))
@@ -557,7 +574,7 @@ class _SalesBuilder(_Builder):
     def _validate(
         self, columns: dict[str, list[str]], empties: dict[str, BoolArray], live: BoolArray, out: list[Problem]
     ) -> BoolArray:
-        sku_ok = _check_text(columns["sku"], empties["sku"], live, "sku", out)
+        sku_ok = _check_text(columns["sku"], empties["sku"], live, "sku", out, typed=self.from_json)
         self._micros, date_ok = _check_date(columns["sale_date"], self._lengths["sale_date"], live, "sale_date", out)
         quantities = columns["quantity_sold"]
         self._quantity, qty_ok = _check_decimal(
@@ -611,7 +628,7 @@ class _LotsBuilder(_Builder):
                 columns[field], self._lengths[field], live, field=field, scale=scale, out=out, default_zero=default_zero
             )
 
-        sku_ok = _check_text(columns["sku"], empties["sku"], live, "sku", out)
+        sku_ok = _check_text(columns["sku"], empties["sku"], live, "sku", out, typed=self.from_json)
         micros, date_ok = _check_date(
             columns["received_date"], self._lengths["received_date"], live, "received_date", out
         )
@@ -867,7 +884,7 @@ def _read_csv_text(source: _Source, builder: _Builder) -> None:
 
 def _is_plain(text: str) -> bool:
     """No quotes and no bare CR: every line is one record and every comma separates fields."""
-    return '"' not in text and text.count("\r") == text.count("\r\n")
+    return '"' not in text and ("\r" not in text or text.count("\r") == text.count("\r\n"))
 
 
 def _commas_per_line(text: str) -> Int64Array:
@@ -875,8 +892,8 @@ def _commas_per_line(text: str) -> Int64Array:
     if text.isascii():
         data = np.frombuffer(text.encode("ascii"), dtype=np.uint8)
         line_ends = np.append(np.flatnonzero(data == ord("\n")), data.size)
-        commas_before = np.concatenate([[0], np.cumsum(data == ord(","), dtype=np.int64)])
-        counts: Int64Array = np.diff(commas_before[line_ends], prepend=0)
+        commas = np.flatnonzero(data == ord(","))
+        counts: Int64Array = np.diff(np.searchsorted(commas, line_ends), prepend=0).astype(np.int64)
         return counts
     lines = text.split("\n")
     return np.fromiter(map(str.count, lines, repeat(",")), dtype=np.int64, count=len(lines))
@@ -896,7 +913,13 @@ def _read_plain(text: str, header_width: int, builder: _Builder, layout: _Layout
             column: _column(fields[index::header_width], strip) if index is not None else [""] * n
             for column, index in layout.wanted
         }
-        builder.add_chunk(rows, columns, _blank_line_checker(text))
+        # Without padding to strip, a field is empty only where two separators meet or a line starts or
+        # ends with a comma.
+        no_empty_fields = not strip and not (
+            ",," in text or ",\n" in text or "\n," in text or text.startswith(",") or text.endswith(",")
+        )
+        present = frozenset(column for column, index in layout.wanted if index is not None)
+        builder.add_chunk(rows, columns, _blank_line_checker(text), present if no_empty_fields else frozenset())
     else:
         _add_records(builder, [line.split(",") for line in text.split("\n")], layout, rows)
     return n
@@ -971,6 +994,7 @@ def _json_text(value: object, column: str) -> str:
 
 
 def _read_records(records: Sequence[object], builder: _Builder) -> None:
+    builder.from_json = True
     for start in range(0, len(records), CHUNK_ROWS):
         part = [record if isinstance(record, dict) else {} for record in records[start : start + CHUNK_ROWS]]
         columns = {column: [_json_text(record.get(column), column) for record in part] for column in builder.columns}

@@ -317,6 +317,16 @@ def test_missing_values() -> None:
     assert len(parsed.batch) == 0
 
 
+@pytest.mark.parametrize(
+    ("line", "field"),
+    [(",A,2024-07-20,1", "sale_id"), ("S1,,2024-07-20,1", "sku"), ("S1,A,2024-07-20,", "quantity_sold")],
+)
+def test_missing_values_in_an_otherwise_regular_file(line: str, field: str) -> None:
+    parsed = sales_csv(f"{SALES_HEADER}\n{line}\nS2,A,2024-07-20,1")
+
+    assert problems(parsed.errors) == [(1, field, "MISSING_VALUE")]
+
+
 def test_bad_numbers_dates_and_quantities() -> None:
     parsed = sales_csv(
         f"{SALES_HEADER}\n"
