@@ -89,7 +89,22 @@ def run_demo(api: str, operator_key: str) -> dict[str, Any]:
     console.print(table)
     console.print(f"total quantity {run['total_quantity']}, total COGS [bold]{run['total_cogs']}[/bold]")
 
-    journal = owner.get(f"/runs/{run['run_id']}/journal-entry", params={"format": "csv"})
-    console.print("journal entry (csv):")
-    console.print(journal.text)
+    by_sku: dict[str, Decimal] = {}
+    for sale in sales:
+        by_sku[sale["sku"]] = by_sku.get(sale["sku"], Decimal(0)) + Decimal(sale["cogs"])
+    widest = max(by_sku.values())
+    console.print("COGS by SKU:")
+    for sku, amount in sorted(by_sku.items(), key=lambda item: -item[1]):
+        bar = "█" * max(1, int(40 * amount / widest))
+        console.print(f"  {sku:<10} {bar} {amount.quantize(Decimal('0.01'))}")
+
+    entries = _call(owner, "GET", f"/runs/{run['run_id']}/journal-entry", 200, params={"format": "json"})
+    journal = Table(title="Journal entry (debit COGS, credit Inventory; cents, half-up)")
+    for column in ("date", "debit", "credit", "amount"):
+        journal.add_column(column, justify="right" if column == "amount" else "left")
+    for entry in entries:
+        debit, credit = entry["lines"]
+        journal.add_row(entry["date"], f"{debit['account_code']} {debit['account_name']}",
+                        f"{credit['account_code']} {credit['account_name']}", debit["debit"])
+    console.print(journal)
     return run

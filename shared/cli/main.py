@@ -145,6 +145,15 @@ def demo(api_port: int = 8000, flower_port: int = 5555) -> None:
         _stop_stack(stack, urls)
 
 
+@app.command()
+def down() -> None:
+    """Stop the embedded PostgreSQL and Redis left running under the data directory (by `migrate` etc.)."""
+    from shared.embedded import stop_embedded
+
+    stopped = stop_embedded(get_settings().data_dir)
+    console.print(f"stopped: {', '.join(stopped) if stopped else 'nothing was running'}")
+
+
 @tenants_app.command("create")
 def tenants_create(
     tenant_id: str,
