@@ -37,7 +37,7 @@ def _audit_refusal(request: Request, status: int, code: str, reason: str | None,
                 session,
                 tenant_id=principal.tenant_id,
                 actor=principal,
-                action=f"{request.method} {request.scope.get('route').path if request.scope.get('route') else request.url.path}",  # type: ignore[union-attr]
+                action=f"{request.method} {getattr(request.scope.get('route'), 'path', request.url.path)}",
                 outcome="refused",
                 reason=reason or code,
                 request_id=getattr(request.state, "request_id", None),

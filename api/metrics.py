@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 
 from prometheus_client import REGISTRY, Counter, Histogram
@@ -32,7 +33,5 @@ class JobsCollector(Collector):
 
 
 def register_collectors() -> None:
-    try:
+    with contextlib.suppress(ValueError):  # already registered in this process
         REGISTRY.register(JobsCollector())
-    except ValueError:
-        pass  # already registered in this process

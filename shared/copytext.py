@@ -47,9 +47,7 @@ def scaled_column(values: npt.NDArray[Any], scale: int) -> list[str]:
     whole = (magnitude // base).tolist()
     frac = (magnitude % base).tolist()
     negative = (values < 0).tolist()
-    return [
-        f"{'-' if n else ''}{w}.{f:0{scale}d}" for n, w, f in zip(negative, whole, frac, strict=True)
-    ]
+    return [f"{'-' if n else ''}{w}.{f:0{scale}d}" for n, w, f in zip(negative, whole, frac, strict=True)]
 
 
 def timestamp_column(values: npt.NDArray[np.datetime64]) -> list[str]:

@@ -68,11 +68,19 @@ class Api:
         return self.http.delete(path, **kw)
 
     def wait_job(self, job_id: str, timeout: float = 60) -> dict[str, Any]:
-        return wait_for(lambda: _terminal(self.get(f"/jobs/{job_id}").json()), timeout, f"job {job_id} did not finish")
+        job: dict[str, Any] = wait_for(
+            lambda: _terminal(_json(self.get(f"/jobs/{job_id}"))), timeout, f"job {job_id} did not finish"
+        )
+        return job
 
 
 def _terminal(job: dict[str, Any]) -> dict[str, Any] | None:
     return job if job.get("status") in TERMINAL_JOB else None
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
+    body: dict[str, Any] = response.json()
+    return body
 
 
 def wait_for(probe: Callable[[], Any], timeout: float = 60, message: str = "condition not met") -> Any:

@@ -15,6 +15,7 @@ from shared.auth import Permission
 from shared.config import get_settings
 from shared.errors import ValidationFailed
 from shared.jobs import service as jobs
+from shared.runs import journals
 from shared.runs import service as runs
 from shared.runs.schemas import (
     AllocationOut,
@@ -221,8 +222,6 @@ def journal_entry(
     group_by: Literal["date", "sale"] = "date",
 ) -> Response:
     principal.require(Permission.READ)
-    from shared.runs import journals
-
     content, media_type, filename = journals.render_for_run(session, tenant_of(principal), run_id, format, group_by)
     return Response(
         content=content, media_type=media_type, headers={"Content-Disposition": f'attachment; filename="{filename}"'}

@@ -107,4 +107,4 @@ def run_demo(api: str, operator_key: str) -> dict[str, Any]:
         journal.add_row(entry["date"], f"{debit['account_code']} {debit['account_name']}",
                         f"{credit['account_code']} {credit['account_name']}", debit["debit"])
     console.print(journal)
-    return run
+    return dict(run)

@@ -132,13 +132,15 @@ class CogsRun:
             self._write_ledger(session, job, run, sb, lots, new_lot_mask, existing, available, result)
             run.status = "completed"
             run.completed_seq = job.seq
-            session.execute(text("""
+            session.execute(
+                text("""
                 INSERT INTO costed_skus (tenant_id, sku, last_sale_date)
                 SELECT tenant_id, sku, max(sale_date) FROM run_sales WHERE tenant_id = :t AND run_id = :r
                 GROUP BY tenant_id, sku
                 ON CONFLICT (tenant_id, sku) DO UPDATE
                 SET last_sale_date = GREATEST(costed_skus.last_sale_date, EXCLUDED.last_sale_date)"""),
-                {"t": tenant_id, "r": run.id})
+                {"t": tenant_id, "r": run.id},
+            )
         run.finished_at = utcnow()
         run.error = None
         return {
@@ -191,9 +193,15 @@ class CogsRun:
                 {"t": tenant_id},
             )
         )
-        last_dates: dict[str, datetime] = {row[0]: row[1] for row in session.execute(text("""
+        last_dates: dict[str, datetime] = {
+            row[0]: row[1]
+            for row in session.execute(
+                text("""
             SELECT sku, last_sale_date FROM costed_skus
-            WHERE tenant_id = :t AND sku IN (SELECT DISTINCT sku FROM tmp_run_sales)"""), {"t": tenant_id}).all()}
+            WHERE tenant_id = :t AND sku IN (SELECT DISTINCT sku FROM tmp_run_sales)"""),
+                {"t": tenant_id},
+            ).all()
+        }
         out = _row_errors(
             (
                 (int(sb.row[i]), f"sale '{sid}' was already costed by a live run")
@@ -233,7 +241,8 @@ class CogsRun:
             lot.lot_id: lot
             for lot in session.scalars(
                 select(Lot).where(
-                    Lot.tenant_id == tenant_id, Lot.lot_id == func.any(literal(list(lb.lot_id), ARRAY(String))),
+                    Lot.tenant_id == tenant_id,
+                    Lot.lot_id == func.any(literal(list(lb.lot_id), ARRAY(String))),
                     Lot.status == "live",
                 )
             )
@@ -292,8 +301,12 @@ class CogsRun:
         ])  # fmt: skip
         # Sorted by sale_id, the rows extend both run_sales indexes at their ends instead of at random places.
         order = sorted(range(n), key=sb.sale_id.__getitem__)
-        copy_lines(session, "run_sales", ("run_id", "sale_id", "tenant_id", "sku", "sale_date", "quantity", "cogs"),
-                   [lines[i] + "\n" for i in order])
+        copy_lines(
+            session,
+            "run_sales",
+            ("run_id", "sale_id", "tenant_id", "sku", "sale_date", "quantity", "cogs"),
+            [lines[i] + "\n" for i in order],
+        )
 
     def _write_dry_allocations(
         self, session: Session, run: Run, sb: fifo.SalesBatch, lots: fifo.LotsBatch, result: fifo.FifoResult
@@ -358,7 +371,8 @@ class CogsRun:
             copy_lines(session, "tmp_new_lots", ("lot_id", "sku", "received_at", "original_quantity",
                        "received_quantity", "unit_price", "freight", "unit_cost", "remaining", "receipt_seq"),
                        [line + "\n" for line in lines])  # fmt: skip
-            session.execute(text("""
+            session.execute(
+                text("""
                 INSERT INTO lots (tenant_id, lot_id, sku, received_at, original_quantity, received_quantity,
                                   unit_price, freight_cost_per_unit, unit_cost, remaining_quantity, status,
                                   source_job_id, source_run_id, receipt_seq)
@@ -371,24 +385,34 @@ class CogsRun:
                     unit_cost = EXCLUDED.unit_cost, remaining_quantity = EXCLUDED.remaining_quantity,
                     status = 'live', bin_id = NULL, vendor_id = NULL, source_job_id = EXCLUDED.source_job_id,
                     source_run_id = EXCLUDED.source_run_id, receipt_seq = EXCLUDED.receipt_seq
-                WHERE lots.status = 'reversed'"""), {"t": tenant_id, "job": job.id, "run": run.id})
+                WHERE lots.status = 'reversed'"""),
+                {"t": tenant_id, "job": job.id, "run": run.id},
+            )
         used = np.flatnonzero(consumed[:n_existing])
         if len(used):
             temp_table(session, "tmp_lot_use", "lot_id text, quantity numeric")
-            lines = copytext.join_rows([copytext.text_column([existing.lot_id[i] for i in used.tolist()]),
-                                        copytext.scaled_column(consumed[used], QTY_SCALE)])
+            lines = copytext.join_rows(
+                [
+                    copytext.text_column([existing.lot_id[i] for i in used.tolist()]),
+                    copytext.scaled_column(consumed[used], QTY_SCALE),
+                ]
+            )
             copy_lines(session, "tmp_lot_use", ("lot_id", "quantity"), [line + "\n" for line in lines])
-            session.execute(text("""
+            session.execute(
+                text("""
                 UPDATE lots SET remaining_quantity = lots.remaining_quantity - u.quantity
-                FROM tmp_lot_use u WHERE lots.tenant_id = :t AND lots.lot_id = u.lot_id"""), {"t": tenant_id})
+                FROM tmp_lot_use u WHERE lots.tenant_id = :t AND lots.lot_id = u.lot_id"""),
+                {"t": tenant_id},
+            )
 
 
 def _product(quantity: np.ndarray, unit_cost: np.ndarray) -> np.ndarray:
     """quantity x unit cost, exact: int64 when it provably fits, Python ints otherwise."""
     if len(quantity) and int(np.abs(quantity).max()) * int(np.abs(unit_cost).max()) >= 2**62:
-        return np.array([int(q) * int(c) for q, c in zip(quantity.tolist(), unit_cost.tolist(), strict=True)],
-                        dtype=object)
-    return quantity * unit_cost
+        exact = [int(q) * int(c) for q, c in zip(quantity.tolist(), unit_cost.tolist(), strict=True)]
+        return np.array(exact, dtype=object)
+    product: np.ndarray = quantity * unit_cost
+    return product
 
 
 def _select_lots(lb: fifo.LotsBatch, mask: np.ndarray) -> fifo.LotsBatch:
@@ -457,15 +481,21 @@ def reverse_run(session: Session, job: Job, run: Run) -> None:
     if delta:
         # lot ids came out of COPY already escaped, so they go back in as they are
         temp_table(session, "tmp_reversal", "lot_id text, delta numeric, received boolean")
-        copy_lines(session, "tmp_reversal", ("lot_id", "delta", "received"),
-                   [f"{lot}\t{format_scaled(d, QTY_SCALE)}\t{'t' if lot in received else 'f'}\n"
-                    for lot, d in delta.items()])
-        negative = session.scalars(text("""
+        copy_lines(
+            session,
+            "tmp_reversal",
+            ("lot_id", "delta", "received"),
+            [f"{lot}\t{format_scaled(d, QTY_SCALE)}\t{'t' if lot in received else 'f'}\n" for lot, d in delta.items()],
+        )
+        negative = session.scalars(
+            text("""
             UPDATE lots SET remaining_quantity = lots.remaining_quantity + d.delta,
                             status = CASE WHEN d.received THEN 'reversed' ELSE lots.status END
             FROM tmp_reversal d WHERE lots.tenant_id = :t AND lots.lot_id = d.lot_id
               AND lots.remaining_quantity + d.delta < 0
-            RETURNING lots.lot_id"""), {"t": run.tenant_id}).all()
+            RETURNING lots.lot_id"""),
+            {"t": run.tenant_id},
+        ).all()
         if negative:
             blocked = sorted(negative)
             raise Conflict(
@@ -474,25 +504,35 @@ def reverse_run(session: Session, job: Job, run: Run) -> None:
                 reason="ROLLBACK_BLOCKED",
                 details=[{"lot_id": lot, "message": "consumed by a later event"} for lot in blocked[:100]],
             )
-        session.execute(text("""
+        session.execute(
+            text("""
             UPDATE lots SET remaining_quantity = lots.remaining_quantity + d.delta,
                             status = CASE WHEN d.received THEN 'reversed' ELSE lots.status END
-            FROM tmp_reversal d WHERE lots.tenant_id = :t AND lots.lot_id = d.lot_id"""), {"t": run.tenant_id})
+            FROM tmp_reversal d WHERE lots.tenant_id = :t AND lots.lot_id = d.lot_id"""),
+            {"t": run.tenant_id},
+        )
         session.execute(text("DROP TABLE tmp_reversal"))  # a cascade reverses several runs in one transaction
     append_encoded(session, run.tenant_id, bodies)
     run.status = "rolled_back"
     run.rolled_back_by = job.id
     session.flush()
     # The run's sales are no longer costed: recompute the BACKDATED_SALE boundary of its SKUs.
-    skus = list(session.scalars(text("SELECT DISTINCT sku FROM run_sales WHERE tenant_id = :t AND run_id = :r"),
-                                {"t": run.tenant_id, "r": run.id}))
+    skus = list(
+        session.scalars(
+            text("SELECT DISTINCT sku FROM run_sales WHERE tenant_id = :t AND run_id = :r"),
+            {"t": run.tenant_id, "r": run.id},
+        )
+    )
     params = {"t": run.tenant_id, "skus": skus}
     session.execute(text("DELETE FROM costed_skus WHERE tenant_id = :t AND sku = ANY(:skus)"), params)
-    session.execute(text("""
+    session.execute(
+        text("""
         INSERT INTO costed_skus (tenant_id, sku, last_sale_date)
         SELECT s.tenant_id, s.sku, max(s.sale_date) FROM run_sales s JOIN runs r ON r.id = s.run_id
         WHERE s.tenant_id = :t AND r.status = 'completed' AND NOT r.dry_run AND s.sku = ANY(:skus)
-        GROUP BY s.tenant_id, s.sku"""), params)
+        GROUP BY s.tenant_id, s.sku"""),
+        params,
+    )
 
 
 def _negate(number: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -63,7 +64,7 @@ def test_unknown_key_is_401_in_the_envelope(base):
     ],
 )
 def test_malformed_bodies_are_422_never_5xx(base, body):
-    tenant_id, owner = make_tenant(base)
+    _, owner = make_tenant(base)
     response = owner.post("/runs", content=body, headers={"Content-Type": "application/json"})
     _envelope(response, 422, "VALIDATION_FAILED")
     assert "Traceback" not in response.text
@@ -72,7 +73,7 @@ def test_malformed_bodies_are_422_never_5xx(base, body):
 def test_runbook_example_runs_end_to_end(base):
     tenant_id, owner = make_tenant(base)
     seed_items(tenant_id, ["WIDGET-A"])
-    body = {"tenant_id": tenant_id, **RUNBOOK_BODY}
+    body: dict[str, Any] = {"tenant_id": tenant_id, **RUNBOOK_BODY}
     body["sales_data"] = [{**r, "tenant_id": tenant_id} for r in body["sales_data"]]
     accepted = owner.post("/runs", json=body)
     assert accepted.status_code == 202, accepted.text

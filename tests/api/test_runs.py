@@ -241,7 +241,7 @@ def test_rollback_blocked_by_a_later_run_then_cascade(tenant):
     assert owner.get(f"/runs/{second['run_id']}").json()["status"] == "rolled_back"
     assert owner.get(f"/runs/{other_sku['run_id']}").json()["status"] == "completed"
     assert lots_of(tenant_id) == {"L1": 0, "G1": 4}
-    widget = [row for row in ledger_totals(tenant_id) if row[0] == "WIDGET-A"][0]
+    widget = next(row for row in ledger_totals(tenant_id) if row[0] == "WIDGET-A")
     assert (widget[1], widget[2]) == (0, 0)
     # newest first: the second run's reversals precede the first run's
     order = query(
@@ -281,19 +281,27 @@ def test_journal_entries_in_every_format_and_the_reversal(tenant):
     from decimal import Decimal
 
     _, owner = tenant
-    run = submit(owner, [sale("S1", "WIDGET-A", "2024-07-02T10:00:00Z", "0.3333"),
-                         sale("S2", "WIDGET-A", "2024-07-02T11:00:00Z", "0.3333"),
-                         sale("S3", "WIDGET-A", "2024-07-03", "1")],
-                 [lot("L1", "WIDGET-A", "2024-07-01", "10", "3.3333")])
+    run = submit(
+        owner,
+        [
+            sale("S1", "WIDGET-A", "2024-07-02T10:00:00Z", "0.3333"),
+            sale("S2", "WIDGET-A", "2024-07-02T11:00:00Z", "0.3333"),
+            sale("S3", "WIDGET-A", "2024-07-03", "1"),
+        ],
+        [lot("L1", "WIDGET-A", "2024-07-01", "10", "3.3333")],
+    )
 
     entries = json.loads(owner.get(f"/runs/{run['run_id']}/journal-entry", params={"format": "json"}).content)
     # 2 x 0.3333 x 3.3333 = 2.22197778 -> 2.22 on 07-02; 3.3333 -> 3.33 on 07-03
     assert [(e["date"], e["lines"][0]["debit"], e["lines"][1]["credit"]) for e in entries] == [
-        ("2024-07-02", "2.22", "2.22"), ("2024-07-03", "3.33", "3.33")]
+        ("2024-07-02", "2.22", "2.22"),
+        ("2024-07-03", "3.33", "3.33"),
+    ]
     assert entries[0]["lines"][0]["account_code"] == "5000"
 
-    rows = list(csv.DictReader(io.StringIO(owner.get(f"/runs/{run['run_id']}/journal-entry",
-                                                     params={"format": "csv"}).text)))
+    rows = list(
+        csv.DictReader(io.StringIO(owner.get(f"/runs/{run['run_id']}/journal-entry", params={"format": "csv"}).text))
+    )
     assert sum(Decimal(r["debit"]) for r in rows) == sum(Decimal(r["credit"]) for r in rows) == Decimal("5.55")
 
     iif = owner.get(f"/runs/{run['run_id']}/journal-entry", params={"format": "iif"}).text.splitlines()
@@ -305,8 +313,9 @@ def test_journal_entries_in_every_format_and_the_reversal(tenant):
     assert xero[0] == "*Narration,*Date,Description,*AccountCode,*TaxRate,*Amount"
     assert "02/07/2024" in xero[1] and "Tax Exempt" in xero[1]
 
-    by_sale = json.loads(owner.get(f"/runs/{run['run_id']}/journal-entry",
-                                   params={"format": "json", "group_by": "sale"}).content)
+    by_sale = json.loads(
+        owner.get(f"/runs/{run['run_id']}/journal-entry", params={"format": "json", "group_by": "sale"}).content
+    )
     assert len(by_sale) == 3
 
     rollback(owner, run["run_id"])

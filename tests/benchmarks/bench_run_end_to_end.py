@@ -84,6 +84,7 @@ def main() -> None:
 
 def _bench(args: argparse.Namespace, work: Path) -> dict[str, float | int | str]:
     import redis
+    from sqlalchemy import select
 
     from shared import db
     from shared.auth import Principal
@@ -93,6 +94,7 @@ def _bench(args: argparse.Namespace, work: Path) -> dict[str, float | int | str]
     from shared.jobs import runner
     from shared.migrate import upgrade
     from shared.runs import service as runs
+    from shared.runs.models import Run
     from shared.tenants import service as tenants
 
     settings = get_settings()
@@ -118,7 +120,7 @@ def _bench(args: argparse.Namespace, work: Path) -> dict[str, float | int | str]
 
     t0 = time.perf_counter()
     with db.unit_of_work(tenant_id) as session:
-        run, job = runs.submit_run(
+        run, _ = runs.submit_run(
             session,
             tenant_id=tenant_id,
             actor=actor,
@@ -132,9 +134,7 @@ def _bench(args: argparse.Namespace, work: Path) -> dict[str, float | int | str]
     runner.drain_tenant(tenant_id, worker="bench", redis_client=client, settings=settings)
     t2 = time.perf_counter()
     with db.unit_of_work(tenant_id) as session:
-        status, total = session.execute(
-            runs.select(runs.Run.status, runs.Run.total_cogs).where(runs.Run.id == run_id)
-        ).one()
+        status, total = session.execute(select(Run.status, Run.total_cogs).where(Run.id == run_id)).one()
     assert status == "completed", status
 
     with db.unit_of_work(tenant_id) as session:
@@ -144,7 +144,7 @@ def _bench(args: argparse.Namespace, work: Path) -> dict[str, float | int | str]
     runner.drain_tenant(tenant_id, worker="bench", redis_client=client, settings=settings)
     t4 = time.perf_counter()
     with db.unit_of_work(tenant_id) as session:
-        status = session.execute(runs.select(runs.Run.status).where(runs.Run.id == run_id)).scalar_one()
+        status = session.execute(select(Run.status).where(Run.id == run_id)).scalar_one()
     assert status == "rolled_back", status
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {

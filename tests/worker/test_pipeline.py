@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 from pathlib import Path
 
@@ -9,10 +10,10 @@ import httpx
 import pytest
 
 from tests.support import (
+    lot,
     make_tenant,
     query,
     sale,
-    lot,
     seed_items,
     start_stack,
     submit_run_direct,
@@ -59,7 +60,7 @@ def test_jobs_run_in_acceptance_order_despite_duplicated_and_shuffled_messages(s
     from worker.publisher import publish
 
     with db.unit_of_work(tenant_id) as session:
-        rows = [session.get(Job, job_id) for _, job_id in jobs]
+        rows = [job for _, job_id in jobs if (job := session.get(Job, job_id)) is not None]
         messages = [job for job in rows for _ in range(3)]
         random.Random(7).shuffle(messages)
         publish(messages)
@@ -95,7 +96,7 @@ def test_one_tenant_never_runs_concurrently_while_tenants_run_in_parallel(stack)
         tenants.append((tenant_id, owner))
     job_ids = []
     for k in range(4):
-        for tenant_id, owner in tenants:
+        for _, owner in tenants:
             body = {
                 "sales_data": [sale(f"S{k}", "SKU-1", f"2024-02-{k + 2:02d}", "1")],
                 "lots_data": [lot("L1", "SKU-1", "2024-02-01", "100", "1")] if k == 0 else [],
@@ -111,7 +112,7 @@ def test_one_tenant_never_runs_concurrently_while_tenants_run_in_parallel(stack)
             "SELECT status, started_at, finished_at FROM jobs WHERE tenant_id = :t ORDER BY seq", {"t": tenant_id}
         )
         assert [status for status, _, _ in rows] == ["completed"] * 4
-        for (_, _, finished), (_, started, _) in zip(rows, rows[1:], strict=False):
+        for (_, _, finished), (_, started, _) in itertools.pairwise(rows):
             assert finished <= started, "a tenant's next job started before the previous one finished"
         windows[tenant_id] = [(started, finished) for _, started, finished in rows]
     (a, b) = windows.values()
@@ -139,7 +140,8 @@ def test_flower_requires_auth_and_shows_job_ids_not_payloads(stack, service_urls
         },
     )
     job_id = response.json()["job_id"]
-    auth = tuple(FLOWER_AUTH.split(":"))
+    user, password = FLOWER_AUTH.split(":")
+    auth = (user, password)
 
     def seen():
         tasks = httpx.get(f"{flower}/api/tasks", auth=auth, timeout=5).json()

@@ -19,7 +19,7 @@ def _redis() -> redis.Redis:
 
 
 @app.task(name="asora.jobs.execute", bind=True)
-def execute(self: Task, job_id: str, kind: str, tenant_id: str) -> dict[str, Any]:
+def execute(self: Task[Any, Any], job_id: str, kind: str, tenant_id: str) -> dict[str, Any]:
     """Wake the tenant's drain. `job_id` and `kind` name the job that caused the message (for Flower); the
     drain runs whatever the tenant has pending, oldest first."""
     executed = runner.drain_tenant(

@@ -37,7 +37,7 @@ TENANT_TABLES = (
 APPEND_ONLY = ("ledger_events", "audit_events")
 
 # Contract section 3; NULL = unlimited.
-PLAN_LIMITS = {
+PLAN_LIMITS: dict[str, dict[str, int | None]] = {
     "free": {
         "items": 100,
         "categories": 10,
