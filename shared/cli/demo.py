@@ -104,7 +104,11 @@ def run_demo(api: str, operator_key: str) -> dict[str, Any]:
         journal.add_column(column, justify="right" if column == "amount" else "left")
     for entry in entries:
         debit, credit = entry["lines"]
-        journal.add_row(entry["date"], f"{debit['account_code']} {debit['account_name']}",
-                        f"{credit['account_code']} {credit['account_name']}", debit["debit"])
+        journal.add_row(
+            entry["date"],
+            f"{debit['account_code']} {debit['account_name']}",
+            f"{credit['account_code']} {credit['account_name']}",
+            debit["debit"],
+        )
     console.print(journal)
     return dict(run)
