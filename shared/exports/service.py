@@ -18,7 +18,6 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from pydantic import BaseModel
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
@@ -49,14 +48,12 @@ def stable_filename(tenant_id: str, report: str, params_hash: str, ledger_seq: i
     return f"{tenant_id}_{report}_{params_hash[:12]}_{ledger_seq}.csv"
 
 
-def render_csv(report: str, rows: Sequence[BaseModel]) -> bytes:
+def render_csv(report: str, rows: Sequence[dict[str, Any]]) -> bytes:
     columns = COLUMNS[report]
     buffer = io.StringIO(newline="")
     writer = csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
     writer.writerow(columns)
-    for row in rows:
-        data = row.model_dump(mode="json")
-        writer.writerow(["" if data[c] is None else data[c] for c in columns])
+    writer.writerows(["" if row[c] is None else row[c] for c in columns] for row in rows)
     return buffer.getvalue().encode("utf-8")
 
 

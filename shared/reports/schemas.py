@@ -13,12 +13,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from shared.errors import ValidationFailed
-from shared.schemas import DecimalStr
 
 ReportName = Literal["stock-on-hand", "inventory-movement", "receiving-summary", "shrink-summary", "valuation"]
 REPORTS: tuple[str, ...] = get_args(ReportName)
@@ -149,6 +148,12 @@ def parse_params(report: str, raw: dict[str, Any]) -> ReportParams:
 
 
 # --- rows ---------------------------------------------------------------------------------------------
+# The service returns rows as dicts in these shapes (the query renders the decimals); the models document
+# the answers and fix the column order of exports.
+
+Qty = Annotated[str, Field(pattern=r"^-?[0-9]+\.[0-9]{4}$", examples=["1234.5000"], description="4 decimals")]
+Cost = Annotated[str, Field(pattern=r"^-?[0-9]+\.[0-9]{4}$", examples=["10.7500"], description="4 decimals")]
+Value = Annotated[str, Field(pattern=r"^-?[0-9]+\.[0-9]{8}$", examples=["13270.87500000"], description="8 decimals")]
 
 
 class StockOnHandRow(BaseModel):
@@ -157,46 +162,46 @@ class StockOnHandRow(BaseModel):
     hub_id: str | None
     bin_id: str | None
     lot_id: str
-    quantity: DecimalStr
-    unit_cost: DecimalStr
-    value: DecimalStr
+    quantity: Qty
+    unit_cost: Cost
+    value: Value
 
 
 class MovementRow(BaseModel):
     sku: str
-    opening: DecimalStr
-    received: DecimalStr
-    issued: DecimalStr
-    adjusted: DecimalStr
-    reversed: DecimalStr
-    closing: DecimalStr
-    closing_value: DecimalStr
+    opening: Qty
+    received: Qty
+    issued: Qty
+    adjusted: Qty
+    reversed: Qty
+    closing: Qty
+    closing_value: Value
 
 
 class ReceivingRow(BaseModel):
     vendor_id: str | None
     sku: str
     receipts: int
-    quantity: DecimalStr
-    value: DecimalStr
+    quantity: Qty
+    value: Value
 
 
 class ShrinkRow(BaseModel):
     sku: str
     bin_id: str | None
-    shrink_quantity: DecimalStr
-    shrink_value: DecimalStr
-    gain_quantity: DecimalStr
-    gain_value: DecimalStr
-    net_quantity: DecimalStr
-    net_value: DecimalStr
+    shrink_quantity: Qty
+    shrink_value: Value
+    gain_quantity: Qty
+    gain_value: Value
+    net_quantity: Qty
+    net_value: Value
 
 
 class ValuationRow(BaseModel):
     sku: str
-    quantity: DecimalStr
-    value: DecimalStr
-    average_unit_cost: DecimalStr
+    quantity: Qty
+    value: Value
+    average_unit_cost: Cost
 
 
 ROW_MODELS: dict[str, type[BaseModel]] = {
@@ -227,4 +232,4 @@ class ShrinkReport(BaseModel):
 
 class ValuationReport(BaseModel):
     items: list[ValuationRow]
-    total_value: DecimalStr
+    total_value: Value

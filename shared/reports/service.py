@@ -23,32 +23,28 @@ Conventions every report shares:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from shared.reports.schemas import (
-    COLUMNS,
-    ROW_MODELS,
-    MovementRow,
-    ReceivingRow,
-    ReportParams,
-    ShrinkRow,
-    StockOnHandRow,
-    ValuationRow,
-)
+from shared.reports.schemas import COLUMNS, ReportParams
 
 Query = tuple[str, dict[str, Any]]
 
 
+Row = dict[str, Any]
+
+
 @dataclass(frozen=True)
 class ReportResult:
+    """Rows as the report's columns: text keys, counts as integers, and decimals as PostgreSQL renders a
+    NUMERIC rounded to the report's scale (exact: only the average unit cost is actually rounded). Rows are
+    plain dicts, not models: a report may have tens of thousands of rows and they are typed by the query."""
+
     report: str
-    rows: list[BaseModel]
-    total_value: Decimal | None = None
+    rows: list[Row]
+    total_value: str | None = None
 
 
 def _lot_balances(tenant_id: str, params: ReportParams) -> Query:
@@ -104,8 +100,8 @@ def _stock_on_hand(tenant_id: str, params: ReportParams) -> Query:
         hub_cond = "AND b.hub_id = :hub"
     return (
         f"""SELECT h.sku, i.name AS item_name, b.hub_id, h.bin_id, h.lot_id,
-                   round(h.quantity, 4) AS quantity, round(h.unit_cost, 4) AS unit_cost,
-                   round(h.quantity * h.unit_cost, 8) AS value
+                   round(h.quantity, 4)::text AS quantity, round(h.unit_cost, 4)::text AS unit_cost,
+                   round(h.quantity * h.unit_cost, 8)::text AS value
             FROM ({held}) h
             LEFT JOIN bins b ON b.tenant_id = :t AND b.id = h.bin_id
             LEFT JOIN items i ON i.tenant_id = :t AND i.sku = h.sku AND i.deleted_at IS NULL
@@ -119,10 +115,11 @@ def _valuation(tenant_id: str, params: ReportParams) -> Query:
     held, binds = _lot_balances(tenant_id, params)
     hub_join, hub_cond = _hub(params, binds, "h.bin_id")
     return (
-        f"""SELECT h.sku, round(sum(h.quantity), 4) AS quantity, round(sum(h.quantity * h.unit_cost), 8) AS value,
+        f"""SELECT h.sku, round(sum(h.quantity), 4)::text AS quantity,
+                   round(sum(h.quantity * h.unit_cost), 8)::text AS value,
                    round(CASE WHEN sum(h.quantity) <> 0 THEN sum(h.quantity * h.unit_cost) / sum(h.quantity)
-                              ELSE 0 END, 4) AS average_unit_cost,
-                   round(sum(sum(h.quantity * h.unit_cost)) OVER (), 8) AS total_value
+                              ELSE 0 END, 4)::text AS average_unit_cost,
+                   round(sum(sum(h.quantity * h.unit_cost)) OVER (), 8)::text AS total_value
             FROM ({held}) h {hub_join}
             WHERE h.quantity <> 0 {hub_cond}
             GROUP BY h.sku
@@ -189,7 +186,9 @@ def _movement(tenant_id: str, params: ReportParams) -> Query:
                        round(coalesce(cur.value, 0) - coalesce(ev.since_to_value, 0), 8) AS closing_value
                 FROM cur FULL JOIN ev ON ev.sku = cur.sku
             )
-            SELECT * FROM movement
+            SELECT sku, opening::text, received::text, issued::text, adjusted::text, reversed::text, closing::text,
+                   closing_value::text
+            FROM movement
             WHERE opening <> 0 OR received <> 0 OR issued <> 0 OR adjusted <> 0 OR reversed <> 0
                OR closing <> 0 OR closing_value <> 0
             ORDER BY sku COLLATE "C\"""",
@@ -226,7 +225,7 @@ def _receiving(tenant_id: str, params: ReportParams) -> Query:
         f"""SELECT vendor_id, sku,
                    count(*) FILTER (WHERE event_type = 'RECEIPT') - count(*) FILTER (WHERE event_type = 'REVERSAL')
                        AS receipts,
-                   round(sum(quantity), 4) AS quantity, round(sum(amount), 8) AS value
+                   round(sum(quantity), 4)::text AS quantity, round(sum(amount), 8)::text AS value
             FROM ({events}) x
             GROUP BY vendor_id, sku
             HAVING count(*) FILTER (WHERE event_type = 'RECEIPT') <> count(*) FILTER (WHERE event_type = 'REVERSAL')
@@ -246,7 +245,9 @@ def _shrink(tenant_id: str, params: ReportParams) -> Query:
         return f"round(coalesce(sum({column}) FILTER (WHERE o_quantity {sign} 0), 0), {scale})"
 
     return (
-        f"""SELECT * FROM (
+        f"""SELECT sku, bin_id, shrink_quantity::text, shrink_value::text, gain_quantity::text, gain_value::text,
+                   net_quantity::text, net_value::text
+            FROM (
                 SELECT sku, bin_id,
                        {part("quantity", "<")} AS shrink_quantity, {part("amount", "<")} AS shrink_value,
                        {part("quantity", ">")} AS gain_quantity, {part("amount", ">")} AS gain_value,
@@ -272,14 +273,14 @@ QUERIES = {
 
 def run_report(session: Session, tenant_id: str, report: str, params: ReportParams) -> ReportResult:
     sql, binds = QUERIES[report](tenant_id, params)
-    model, columns = ROW_MODELS[report], COLUMNS[report]
-    rows: list[BaseModel] = []
-    total: Decimal | None = Decimal("0E-8") if report == "valuation" else None
-    for row in session.execute(text(sql), binds).mappings():
-        # The query types every column; construct without re-validating each of possibly many rows.
-        rows.append(model.model_construct(**{c: row[c] for c in columns}))
-        if total is not None:
-            total = row["total_value"]
+    columns = COLUMNS[report]
+    result = session.execute(text(sql), binds)
+    if report != "valuation":
+        return ReportResult(report=report, rows=[dict(zip(columns, row, strict=True)) for row in result])
+    rows, total = [], "0.00000000"
+    for row in result:
+        *values, total = row
+        rows.append(dict(zip(columns, values, strict=True)))
     return ReportResult(report=report, rows=rows, total_value=total)
 
 
@@ -289,23 +290,23 @@ def has_rows(session: Session, tenant_id: str, report: str, params: ReportParams
     return bool(session.scalar(text(f"SELECT EXISTS ({sql})"), binds))
 
 
-def stock_on_hand(session: Session, tenant_id: str, params: ReportParams) -> list[StockOnHandRow]:
-    return run_report(session, tenant_id, "stock-on-hand", params).rows  # type: ignore[return-value]
+def stock_on_hand(session: Session, tenant_id: str, params: ReportParams) -> list[Row]:
+    return run_report(session, tenant_id, "stock-on-hand", params).rows
 
 
-def inventory_movement(session: Session, tenant_id: str, params: ReportParams) -> list[MovementRow]:
-    return run_report(session, tenant_id, "inventory-movement", params).rows  # type: ignore[return-value]
+def inventory_movement(session: Session, tenant_id: str, params: ReportParams) -> list[Row]:
+    return run_report(session, tenant_id, "inventory-movement", params).rows
 
 
-def receiving_summary(session: Session, tenant_id: str, params: ReportParams) -> list[ReceivingRow]:
-    return run_report(session, tenant_id, "receiving-summary", params).rows  # type: ignore[return-value]
+def receiving_summary(session: Session, tenant_id: str, params: ReportParams) -> list[Row]:
+    return run_report(session, tenant_id, "receiving-summary", params).rows
 
 
-def shrink_summary(session: Session, tenant_id: str, params: ReportParams) -> list[ShrinkRow]:
-    return run_report(session, tenant_id, "shrink-summary", params).rows  # type: ignore[return-value]
+def shrink_summary(session: Session, tenant_id: str, params: ReportParams) -> list[Row]:
+    return run_report(session, tenant_id, "shrink-summary", params).rows
 
 
-def valuation(session: Session, tenant_id: str, params: ReportParams) -> tuple[list[ValuationRow], Decimal]:
+def valuation(session: Session, tenant_id: str, params: ReportParams) -> tuple[list[Row], str]:
     result = run_report(session, tenant_id, "valuation", params)
     assert result.total_value is not None
-    return result.rows, result.total_value  # type: ignore[return-value]
+    return result.rows, result.total_value

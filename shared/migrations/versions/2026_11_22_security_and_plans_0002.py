@@ -67,7 +67,8 @@ PLAN_LIMITS: dict[str, dict[str, int | None]] = {
     },
 }
 
-SCOPE = "current_setting('asora.tenant_id', true)"
+# Wrapped in a scalar subquery so PostgreSQL evaluates it once per statement (an InitPlan), not per row.
+SCOPE = "(SELECT current_setting('asora.tenant_id', true))"
 
 
 def upgrade() -> None:
