@@ -12,7 +12,9 @@ import argparse
 import json
 import os
 import secrets
+import signal
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -92,6 +94,8 @@ def main() -> None:
     from shared.embedded import ensure_services, stop_embedded
     from shared.migrate import upgrade
     from tests.benchmarks.gen_ledger import Shape, generate
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # stop the servers and drop the database on SIGTERM too
 
     data_dir = Path(tempfile.mkdtemp(prefix="asora-bench-"))
     urls = ensure_services(os.environ.get("ASORA_DATABASE_URL"), os.environ.get("ASORA_REDIS_URL"), data_dir)

@@ -43,14 +43,22 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_exports")),
     )
     op.create_index("ix_exports_tenant_created", "exports", ["tenant_id", "created_at"], unique=False)
+    # Covering indexes: the reports that read them are answered by index-only scans (shared/reports/models.py).
     op.create_index(
         "ix_lots_on_hand",
         "lots",
         ["tenant_id", "sku"],
         unique=False,
         postgresql_where=sa.text("remaining_quantity <> 0"),
+        postgresql_include=["lot_id", "bin_id", "unit_cost", "remaining_quantity"],
     )
-    op.create_index("ix_ledger_events_occurred", "ledger_events", ["tenant_id", "occurred_at"], unique=False)
+    op.create_index(
+        "ix_ledger_events_occurred",
+        "ledger_events",
+        ["tenant_id", "occurred_at"],
+        unique=False,
+        postgresql_include=["sku", "lot_id", "event_type", "quantity", "amount"],
+    )
 
     op.execute("ALTER TABLE exports ENABLE ROW LEVEL SECURITY")
     op.execute("ALTER TABLE exports FORCE ROW LEVEL SECURITY")
