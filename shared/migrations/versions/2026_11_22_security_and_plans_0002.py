@@ -19,6 +19,7 @@ TENANT_TABLES = (
     "audit_events",
     "bins",
     "categories",
+    "costed_skus",
     "hubs",
     "idempotency_keys",
     "items",
