@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, Response
 
 from api import errors
+from api.guards import RejectNul
 from api.metrics import LATENCY, REQUESTS, register_collectors
 from api.routes import audit, counts, exports, files, health, inventory, jobs, ledger, receipts, reports, runs, tenants
 from shared import db
@@ -34,6 +35,7 @@ async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
 def create_app() -> FastAPI:
     app = FastAPI(title="Asora", version="1.0", lifespan=lifespan)
     errors.install(app)
+    app.add_middleware(RejectNul)
 
     @app.middleware("http")
     async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

@@ -418,6 +418,11 @@ def _check_text(
             if value == _INVALID and live[i]:
                 bad[i] = True
                 out.append((i, field, MISSING_VALUE, f"{field} must be a string"))
+    if "\x00" in "".join(values):  # PostgreSQL text cannot hold NUL; one scan of the column finds it
+        for i, value in enumerate(values):
+            if "\x00" in value and live[i] and not bad[i]:
+                bad[i] = True
+                out.append((i, field, BAD_CSV, f"{field} contains a NUL character"))
     return np.logical_not(bad)
 
 

@@ -563,3 +563,11 @@ def test_lots_from_records_match_lots_from_csv() -> None:
     for name in ("original_quantity", "unit_price", "freight"):
         assert getattr(from_json, name).tolist() == getattr(from_csv, name).tolist()
     assert from_json.batch.unit_cost.tolist() == from_csv.batch.unit_cost.tolist() == [110_000, 100_000]
+
+
+def test_nul_characters_are_rejected_not_passed_to_the_database() -> None:
+    parsed = parse_sales_csv(
+        io.BytesIO(b"sale_id,sku,sale_date,quantity_sold\nS1,A\x00B,2024-01-01,1\nS2,A,2024-01-01,1\n")
+    )
+    assert [(e.row, e.field, e.reason) for e in parsed.errors] == [(1, "sku", "BAD_CSV")]
+    assert parsed.batch.sale_id == ["S2"]
