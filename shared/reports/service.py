@@ -210,8 +210,14 @@ def _events_with_originals(tenant_id: str, params: ReportParams, kind: str, bind
         SELECT e.sku, e.event_type, e.quantity, e.amount, l.vendor_id, coalesce(l.bin_id, e.bin_id) AS bin_id,
                coalesce(r.quantity, e.quantity) AS o_quantity
         FROM ledger_events e
-        LEFT JOIN ledger_events r ON e.event_type = 'REVERSAL' AND r.tenant_id = :t AND r.seq = e.reverses_seq
-        LEFT JOIN lots l ON l.tenant_id = :t AND l.lot_id = e.lot_id
+        -- LIMIT keeps both lookups on their primary keys, whatever the planner estimates
+        LEFT JOIN LATERAL (
+            SELECT r.event_type, r.quantity FROM ledger_events r
+            WHERE r.tenant_id = :t AND r.seq = e.reverses_seq LIMIT 1
+        ) r ON true
+        LEFT JOIN LATERAL (
+            SELECT l.vendor_id, l.bin_id FROM lots l WHERE l.tenant_id = :t AND l.lot_id = e.lot_id LIMIT 1
+        ) l ON true
         {hub_join}
         WHERE e.tenant_id = :t AND e.event_type IN ('{kind}', 'REVERSAL') {lower} {upper} {sku_e} {hub_cond}
           AND (e.event_type = '{kind}' OR r.event_type = '{kind}')"""
