@@ -30,6 +30,19 @@ def _status(job_id):
     return query("SELECT status FROM jobs WHERE id = :j", {"j": job_id})[0][0]
 
 
+def test_operations_that_need_a_finished_run_answer_run_in_progress(stack):
+    _, base = stack
+    tenant_id, owner = make_tenant(base)
+    seed_items(tenant_id, ["SKU-1"])
+    run_id, _ = submit_run_direct(tenant_id, [sale("S1", "SKU-1", "2024-01-02", "1")],
+                                  [lot("L1", "SKU-1", "2024-01-01", "10", "3")])  # fmt: skip
+    # no relay runs yet in this module: the job stays queued
+    for response in (owner.post(f"/runs/{run_id}/rollback"), owner.get(f"/runs/{run_id}/journal-entry")):
+        assert response.status_code == 409, response.text
+        assert response.json()["error"]["reason"] == "RUN_IN_PROGRESS"
+    assert owner.get(f"/runs/{run_id}").json()["status"] == "queued"
+
+
 def test_relay_delivers_a_job_whose_publish_never_happened(stack):
     proc_stack, base = stack
     tenant_id, _ = make_tenant(base)
