@@ -26,5 +26,5 @@ LEDGER_BY_OCCURRED = Index(
     "ix_ledger_events_occurred",
     LedgerEvent.tenant_id,
     LedgerEvent.occurred_at,
-    postgresql_include=["sku", "lot_id", "event_type", "quantity", "amount"],
+    postgresql_include=["sku", "lot_id", "event_type", "quantity", "amount", "bin_id", "reverses_seq"],
 )

@@ -62,24 +62,27 @@ def _lot_balances(tenant_id: str, params: ReportParams) -> Query:
             binds,
         )
     binds["cutoff"] = as_of.end_exclusive
-    # Lots holding stock now, less what happened after the cutoff; plus lots empty now that held stock then.
+    # Lots holding stock now, less what happened after the cutoff; plus lots empty now that held stock then
+    # (looked up by primary key: only lots moved after the cutoff and not in the first set).
     return (
         f"""WITH later AS (
                 SELECT e.lot_id, sum(e.quantity) AS quantity FROM ledger_events e
                 WHERE e.tenant_id = :t AND e.occurred_at >= :cutoff {sku_events}
                 GROUP BY e.lot_id
+            ), live AS (
+                SELECT l.sku, l.lot_id, l.bin_id, l.unit_cost, l.remaining_quantity FROM lots l
+                WHERE l.tenant_id = :t AND l.remaining_quantity <> 0 {sku_lots}
             )
-            SELECT l.sku, l.lot_id, l.bin_id, l.unit_cost,
-                   l.remaining_quantity - coalesce(later.quantity, 0) AS quantity
-            FROM lots l LEFT JOIN later ON later.lot_id = l.lot_id
-            WHERE l.tenant_id = :t AND l.remaining_quantity <> 0 {sku_lots}
+            SELECT live.sku, live.lot_id, live.bin_id, live.unit_cost,
+                   live.remaining_quantity - coalesce(later.quantity, 0) AS quantity
+            FROM live LEFT JOIN later ON later.lot_id = live.lot_id
             UNION ALL
             SELECT l.sku, l.lot_id, l.bin_id, l.unit_cost, -later.quantity
             FROM later CROSS JOIN LATERAL (
                 -- LIMIT keeps this a primary-key lookup per lot rather than a scan of every lot
-                SELECT * FROM lots WHERE tenant_id = :t AND lot_id = later.lot_id AND remaining_quantity = 0 LIMIT 1
+                SELECT sku, lot_id, bin_id, unit_cost FROM lots WHERE tenant_id = :t AND lot_id = later.lot_id LIMIT 1
             ) l
-            WHERE later.quantity <> 0""",
+            WHERE later.quantity <> 0 AND NOT EXISTS (SELECT FROM live WHERE live.lot_id = later.lot_id)""",
         binds,
     )
 

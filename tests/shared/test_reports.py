@@ -267,12 +267,13 @@ def test_reports_are_scoped_to_their_tenant(tenant):
         assert not reports.has_rows(session, tenant, "valuation", parse_params("valuation", {"as_of": "2001-01-01"}))
 
 
-def test_stock_on_hand_reads_lots_that_hold_stock_through_the_partial_index(tenant):
-    sql, binds = reports.QUERIES["stock-on-hand"](tenant, parse_params("stock-on-hand", {}))
+@pytest.mark.parametrize("report", ["stock-on-hand", "valuation"])
+def test_current_stock_and_valuation_read_derived_lots_not_the_ledger(tenant, report):
+    sql, binds = reports.QUERIES[report](tenant, parse_params(report, {}))
     with db.unit_of_work(tenant) as session:
-        session.execute(text("SET LOCAL enable_seqscan = off"))
         plan = "\n".join(r[0] for r in session.execute(text(f"EXPLAIN {sql}"), binds))
-    assert "ix_lots_on_hand" in plan
+    assert " on lots" in plan
+    assert "ledger_events" not in plan
 
 
 @pytest.mark.parametrize(

@@ -57,7 +57,7 @@ def upgrade() -> None:
         "ledger_events",
         ["tenant_id", "occurred_at"],
         unique=False,
-        postgresql_include=["sku", "lot_id", "event_type", "quantity", "amount"],
+        postgresql_include=["sku", "lot_id", "event_type", "quantity", "amount", "bin_id", "reverses_seq"],
     )
 
     op.execute("ALTER TABLE exports ENABLE ROW LEVEL SECURITY")
