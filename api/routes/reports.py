@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 
 from api.deps import PrincipalDep, SessionDep, tenant_of
-from shared.auth import Permission, Principal
+from shared.auth import Permission
 from shared.reports import service as reports
 from shared.reports.schemas import (
     MAX_TEXT,
@@ -36,86 +36,49 @@ def _json(body: dict[str, Any]) -> Response:
     return Response(content=json.dumps(body, separators=(",", ":")), media_type="application/json")
 
 
-def _params(principal: Principal, report: str, **given: str | None) -> tuple[str, ReportParams]:
-    principal.require(Permission.READ)
-    tenant_id = tenant_of(principal)
-    return tenant_id, parse_params(report, {k: v for k, v in given.items() if v is not None})
+def _scope(report: str) -> Any:
+    """A dependency giving (tenant, validated parameters) for one report: every report takes the same query
+    parameters, and `parse_params` refuses those that do not apply to it."""
+
+    def scope(
+        principal: PrincipalDep,
+        as_of: AsOf = None,
+        hub_id: HubId = None,
+        sku: Sku = None,
+        from_: From = None,
+        to: To = None,
+    ) -> tuple[str, ReportParams]:
+        principal.require(Permission.READ)
+        given = {"as_of": as_of, "hub_id": hub_id, "sku": sku, "from": from_, "to": to}
+        return tenant_of(principal), parse_params(report, {k: v for k, v in given.items() if v is not None})
+
+    return Depends(scope)
+
+
+Scoped = tuple[str, ReportParams]
 
 
 @router.get("/stock-on-hand", response_model=StockOnHandReport)
-def stock_on_hand(
-    session: SessionDep,
-    principal: PrincipalDep,
-    as_of: AsOf = None,
-    hub_id: HubId = None,
-    sku: Sku = None,
-    from_: From = None,
-    to: To = None,
-) -> Response:
-    tenant_id, params = _params(
-        principal, "stock-on-hand", as_of=as_of, hub_id=hub_id, sku=sku, to=to, **{"from": from_}
-    )
-    return _json({"items": reports.stock_on_hand(session, tenant_id, params)})
+def stock_on_hand(session: SessionDep, scoped: Annotated[Scoped, _scope("stock-on-hand")]) -> Response:
+    return _json({"items": reports.stock_on_hand(session, *scoped)})
 
 
 @router.get("/inventory-movement", response_model=MovementReport)
-def inventory_movement(
-    session: SessionDep,
-    principal: PrincipalDep,
-    from_: From = None,
-    to: To = None,
-    hub_id: HubId = None,
-    sku: Sku = None,
-    as_of: AsOf = None,
-) -> Response:
-    tenant_id, params = _params(
-        principal, "inventory-movement", as_of=as_of, hub_id=hub_id, sku=sku, to=to, **{"from": from_}
-    )
-    return _json({"items": reports.inventory_movement(session, tenant_id, params)})
+def inventory_movement(session: SessionDep, scoped: Annotated[Scoped, _scope("inventory-movement")]) -> Response:
+    return _json({"items": reports.inventory_movement(session, *scoped)})
 
 
 @router.get("/receiving-summary", response_model=ReceivingReport)
-def receiving_summary(
-    session: SessionDep,
-    principal: PrincipalDep,
-    from_: From = None,
-    to: To = None,
-    hub_id: HubId = None,
-    sku: Sku = None,
-    as_of: AsOf = None,
-) -> Response:
-    tenant_id, params = _params(
-        principal, "receiving-summary", as_of=as_of, hub_id=hub_id, sku=sku, to=to, **{"from": from_}
-    )
-    return _json({"items": reports.receiving_summary(session, tenant_id, params)})
+def receiving_summary(session: SessionDep, scoped: Annotated[Scoped, _scope("receiving-summary")]) -> Response:
+    return _json({"items": reports.receiving_summary(session, *scoped)})
 
 
 @router.get("/shrink-summary", response_model=ShrinkReport)
-def shrink_summary(
-    session: SessionDep,
-    principal: PrincipalDep,
-    from_: From = None,
-    to: To = None,
-    hub_id: HubId = None,
-    sku: Sku = None,
-    as_of: AsOf = None,
-) -> Response:
-    tenant_id, params = _params(
-        principal, "shrink-summary", as_of=as_of, hub_id=hub_id, sku=sku, to=to, **{"from": from_}
-    )
-    return _json({"items": reports.shrink_summary(session, tenant_id, params)})
+def shrink_summary(session: SessionDep, scoped: Annotated[Scoped, _scope("shrink-summary")]) -> Response:
+    return _json({"items": reports.shrink_summary(session, *scoped)})
 
 
 @router.get("/valuation", response_model=ValuationReport)
-def valuation(
-    session: SessionDep,
-    principal: PrincipalDep,
-    as_of: AsOf = None,
-    hub_id: HubId = None,
-    sku: Sku = None,
-    from_: From = None,
-    to: To = None,
-) -> Response:
-    tenant_id, params = _params(principal, "valuation", as_of=as_of, hub_id=hub_id, sku=sku, to=to, **{"from": from_})
-    rows, total = reports.valuation(session, tenant_id, params)
+def valuation(session: SessionDep, scoped: Annotated[Scoped, _scope("valuation")]) -> Response:
+    rows, total = reports.valuation(session, *scoped)
     return _json({"items": rows, "total_value": total})

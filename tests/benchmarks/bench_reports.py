@@ -10,18 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import secrets
 import signal
 import statistics
 import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
-import psycopg
-from sqlalchemy import make_url
+from tests.benchmarks.scratch import scratch_database, write_results
 
 TENANT = "bench"
 
@@ -91,23 +86,13 @@ def main() -> None:
     parser.add_argument("--skip-verify", action="store_true")
     args = parser.parse_args()
 
-    from shared.embedded import ensure_services, stop_embedded
     from shared.migrate import upgrade
     from tests.benchmarks.gen_ledger import Shape, generate
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # stop the servers and drop the database on SIGTERM too
 
-    data_dir = Path(tempfile.mkdtemp(prefix="asora-bench-"))
-    urls = ensure_services(os.environ.get("ASORA_DATABASE_URL"), os.environ.get("ASORA_REDIS_URL"), data_dir)
-    name = f"asora_bench_{secrets.token_hex(4)}"
-    admin = urls.database_url.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    database_url = make_url(urls.database_url).set(database=name).render_as_string(False)
-    os.environ["ASORA_DATABASE_URL"] = database_url
-    os.environ["ASORA_REDIS_URL"] = urls.redis_url
     figures: dict[str, Any] = {}
-    try:
+    with scratch_database() as database_url:
         upgrade(database_url)
         print(f"generating {args.skus * args.events_per_sku:,} ledger events over {args.skus:,} SKUs ...")
         figures["generate"] = generate(database_url, TENANT, Shape(args.skus, args.events_per_sku))
@@ -116,17 +101,7 @@ def main() -> None:
         if not args.skip_verify:
             figures["verify"] = _time_verify()
             print(f"ledger verify: {figures['verify']}")
-    finally:
-        from shared.db import get_engine
-
-        get_engine().dispose()
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        stop_embedded(data_dir)
-    out = Path("bench-results")
-    out.mkdir(exist_ok=True)
-    (out / "reports.json").write_text(json.dumps(figures, indent=2) + "\n")
-    print(f"wrote {out / 'reports.json'}")
+    print(f"wrote {write_results('reports.json', figures)}")
 
 
 if __name__ == "__main__":

@@ -10,17 +10,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import resource
-import secrets
 import tempfile
 import time
 from datetime import date, timedelta
 from pathlib import Path
 
-import psycopg
-from sqlalchemy import make_url
+from tests.benchmarks.scratch import scratch_database, write_results
 
 
 def generate(directory: Path, n_sales: int, n_skus: int, n_lots: int, seed: int = 42) -> tuple[Path, Path]:
@@ -56,29 +53,10 @@ def main() -> None:
     parser.add_argument("--lots", type=int, default=200_000)
     args = parser.parse_args()
 
-    from shared.embedded import ensure_services, stop_embedded
-
-    data_dir = Path(tempfile.mkdtemp(prefix="asora-bench-"))
-    urls = ensure_services(os.environ.get("ASORA_DATABASE_URL"), os.environ.get("ASORA_REDIS_URL"), data_dir)
-    name = f"asora_bench_{secrets.token_hex(4)}"
-    admin = urls.database_url.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    os.environ["ASORA_DATABASE_URL"] = make_url(urls.database_url).set(database=name).render_as_string(False)
-    os.environ["ASORA_REDIS_URL"] = urls.redis_url
     figures: dict[str, float | int | str] = {"sales": args.sales, "skus": args.skus, "lots": args.lots}
-    try:
+    with scratch_database():
         figures.update(_bench(args, Path(tempfile.mkdtemp(prefix="asora-bench-data-"))))
-    finally:
-        from shared.db import get_engine
-
-        get_engine().dispose()
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        stop_embedded(data_dir)
-    out = Path("bench-results")
-    out.mkdir(exist_ok=True)
-    (out / "run_end_to_end.json").write_text(json.dumps(figures, indent=2) + "\n")
+    write_results("run_end_to_end.json", figures)
     print(json.dumps(figures, indent=2))
 
 
