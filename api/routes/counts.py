@@ -9,11 +9,12 @@ from fastapi.responses import JSONResponse
 
 from api.deps import IdempotencyKeyHeader, LimitQuery, SessionDep, tenant_of
 from api.intake import Reader, json_body, requires
-from api.outbox import commit_and_publish
+from api.outbox import accept
 from shared.auth import Permission, Principal
 from shared.inventory import service as inventory
 from shared.inventory.schemas import CountAccepted, CountCreate, CountOut, CountSummary
 from shared.jobs import service as jobs
+from shared.jobs.models import Job
 from shared.schemas import Page
 
 router = APIRouter(prefix="/counts", tags=["counts"])
@@ -28,19 +29,16 @@ def create_count(
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> JSONResponse:
     tenant_id = tenant_of(principal, body.tenant_id)
-    if idempotency_key:
-        fingerprint = jobs.request_fingerprint("count", body.model_dump(mode="json", exclude={"tenant_id"}))
-        previous = jobs.claim_key(session, tenant_id, idempotency_key, fingerprint)
-        if previous is not None:
-            return JSONResponse(status_code=previous[0], content=previous[1])
-    count, job = inventory.submit_count(
-        session, tenant_id=tenant_id, actor=principal, body=body, request_id=getattr(request.state, "request_id", None)
-    )
-    answer = CountAccepted(count_id=count.id, job_id=job.id, kind=job.kind, status=job.status).model_dump()
-    if idempotency_key:
-        jobs.store_answer(session, tenant_id, idempotency_key, 202, answer)
-    commit_and_publish(session, [job])
-    return JSONResponse(status_code=202, content=answer)
+
+    def submit() -> tuple[dict[str, Any], Job]:
+        request_id = getattr(request.state, "request_id", None)
+        count, job = inventory.submit_count(
+            session, tenant_id=tenant_id, actor=principal, body=body, request_id=request_id
+        )
+        return CountAccepted(count_id=count.id, job_id=job.id, kind=job.kind, status=job.status).model_dump(), job
+
+    fingerprint = jobs.request_fingerprint("count", body.model_dump(mode="json", exclude={"tenant_id"}))
+    return accept(session, tenant_id, idempotency_key, fingerprint, submit)
 
 
 @router.get("", response_model=Page[CountSummary])

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
 from api.deps import IdempotencyKeyHeader, LimitQuery, PrincipalDep, SessionDep, tenant_of
-from api.outbox import commit_and_publish
+from api.outbox import accept
 from shared.auth import Permission
 from shared.exports import service as exports
 from shared.exports.schemas import ExportAccepted, ExportCreate, ExportOut
 from shared.jobs import service as jobs
+from shared.jobs.models import Job
 from shared.reports.schemas import parse_params
 from shared.schemas import Page
 
@@ -24,19 +27,15 @@ def create_export(
     principal.require(Permission.EXPORTS_CREATE)
     tenant_id = tenant_of(principal, body.tenant_id)
     params = parse_params(body.report, body.params)
-    if idempotency_key:
-        fingerprint = jobs.request_fingerprint("export", body.report, params.canonical())
-        previous = jobs.claim_key(session, tenant_id, idempotency_key, fingerprint)
-        if previous is not None:
-            return JSONResponse(status_code=previous[0], content=previous[1])
-    export, job = exports.request_export(
-        session, tenant_id=tenant_id, actor=principal, report=body.report, params=params
-    )
-    answer = ExportAccepted(export_id=export.id, job_id=job.id, status="queued").model_dump()
-    if idempotency_key:
-        jobs.store_answer(session, tenant_id, idempotency_key, 202, answer)
-    commit_and_publish(session, [job])
-    return JSONResponse(status_code=202, content=answer)
+
+    def submit() -> tuple[dict[str, Any], Job]:
+        export, job = exports.request_export(
+            session, tenant_id=tenant_id, actor=principal, report=body.report, params=params
+        )
+        return ExportAccepted(export_id=export.id, job_id=job.id, status="queued").model_dump(), job
+
+    fingerprint = jobs.request_fingerprint("export", body.report, params.canonical())
+    return accept(session, tenant_id, idempotency_key, fingerprint, submit)
 
 
 @router.get("", response_model=Page[ExportOut])

@@ -10,11 +10,12 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from api.deps import IdempotencyKeyHeader, LimitQuery, PrincipalDep, SessionDep, tenant_of
-from api.outbox import commit_and_publish
+from api.outbox import accept
 from shared.auth import Permission
 from shared.config import get_settings
 from shared.errors import ValidationFailed
 from shared.jobs import service as jobs
+from shared.jobs.models import Job
 from shared.runs import journals
 from shared.runs import service as runs
 from shared.runs.schemas import (
@@ -109,18 +110,13 @@ async def create_run(
         dry_run, mode = body.dry_run, body.mode
         fingerprint = jobs.request_fingerprint("json", raw)
 
-    if idempotency_key:
-        previous = jobs.claim_key(session, tenant_id, idempotency_key, fingerprint)
-        if previous is not None:
-            return JSONResponse(status_code=previous[0], content=previous[1])
-    run, job = runs.submit_run(
-        session, tenant_id=tenant_id, actor=principal, dry_run=dry_run, mode=mode, sales=sales, lots=lots
-    )
-    answer = RunAccepted(run_id=run.id, job_id=job.id, status="queued").model_dump()
-    if idempotency_key:
-        jobs.store_answer(session, tenant_id, idempotency_key, 202, answer)
-    commit_and_publish(session, [job])
-    return JSONResponse(status_code=202, content=answer)
+    def submit() -> tuple[dict[str, Any], Job]:
+        run, job = runs.submit_run(
+            session, tenant_id=tenant_id, actor=principal, dry_run=dry_run, mode=mode, sales=sales, lots=lots
+        )
+        return RunAccepted(run_id=run.id, job_id=job.id, status="queued").model_dump(), job
+
+    return accept(session, tenant_id, idempotency_key, fingerprint, submit)
 
 
 @router.get("", response_model=Page[RunOut])
@@ -199,18 +195,12 @@ def rollback(
 ) -> JSONResponse:
     principal.require(Permission.RUNS_WRITE)
     tenant_id = tenant_of(principal)
-    if idempotency_key:
-        previous = jobs.claim_key(
-            session, tenant_id, idempotency_key, jobs.request_fingerprint("rollback", run_id, cascade)
-        )
-        if previous is not None:
-            return JSONResponse(status_code=previous[0], content=previous[1])
-    job = runs.request_rollback(session, tenant_id=tenant_id, actor=principal, run_id=run_id, cascade=cascade)
-    answer = RollbackAccepted(run_id=run_id, job_id=job.id, status="queued", cascade=cascade).model_dump()
-    if idempotency_key:
-        jobs.store_answer(session, tenant_id, idempotency_key, 202, answer)
-    commit_and_publish(session, [job])
-    return JSONResponse(status_code=202, content=answer)
+
+    def submit() -> tuple[dict[str, Any], Job]:
+        job = runs.request_rollback(session, tenant_id=tenant_id, actor=principal, run_id=run_id, cascade=cascade)
+        return RollbackAccepted(run_id=run_id, job_id=job.id, status="queued", cascade=cascade).model_dump(), job
+
+    return accept(session, tenant_id, idempotency_key, jobs.request_fingerprint("rollback", run_id, cascade), submit)
 
 
 @router.get("/{run_id}/journal-entry")
