@@ -174,20 +174,30 @@ def _execute(claim: Claim, lock: TenantLock, settings: Settings) -> None:
     except Fenced:
         log.warning("job %s attempt %s was superseded; rolled back", claim.job_id, claim.attempt)
     except DomainError as exc:
-        with db.unit_of_work(claim.tenant_id) as session:
-            fail_job(session, _load_claimed(session, claim), exc.as_dict(), exc)
+        _record_outcome(claim, settings, exc)
     except Exception:
         log.exception("job %s attempt %s crashed; rolled back", claim.job_id, claim.attempt)
+        _record_outcome(claim, settings, None)
+    finally:
+        heartbeat.stopped.set()
+        heartbeat.join()
+
+
+def _record_outcome(claim: Claim, settings: Settings, error: DomainError | None) -> None:
+    """After the work rolled back: a deterministic failure fails the job; a crash re-queues it until the
+    attempt cap. Done in a fresh transaction that is itself fenced, so a superseded attempt records nothing."""
+    try:
         with db.unit_of_work(claim.tenant_id) as session:
             job = _load_claimed(session, claim)
-            if job.attempts >= settings.job_max_attempts:
+            if error is not None:
+                fail_job(session, job, error.as_dict(), error)
+            elif job.attempts >= settings.job_max_attempts:
                 fail_job(session, job, FAILED_INTERNAL)
             else:
                 job.status, job.worker = "queued", None
                 handler_for(job.kind).status_changed(session, job)
-    finally:
-        heartbeat.stopped.set()
-        heartbeat.join()
+    except Fenced:
+        log.warning("job %s attempt %s was superseded before its outcome was recorded", claim.job_id, claim.attempt)
 
 
 def _has_pending(tenant_id: str) -> bool:
