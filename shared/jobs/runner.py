@@ -20,7 +20,7 @@ from datetime import timedelta
 from typing import Any
 
 import redis
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from shared import db
@@ -283,7 +283,3 @@ def jobs_to_publish(session: Session, republish_after_seconds: int, limit: int =
             .with_for_update(skip_locked=True)
         )
     )
-
-
-def ping(session: Session) -> None:
-    session.execute(text("SELECT 1"))

@@ -26,7 +26,6 @@ from shared.runs.decimals import AMOUNT_SCALE, COST_SCALE, QTY_SCALE, format_sca
 from shared.tenants.models import LedgerHead
 
 GENESIS_HASH = "0" * 64
-EVENT_TYPES = ("RECEIPT", "ISSUE", "ADJUSTMENT", "REVERSAL")
 CONTENT_COLUMNS = (
     "tenant_id", "seq", "event_type", "sku", "lot_id", "bin_id", "quantity", "unit_cost", "amount",
     "occurred_at", "job_id", "run_id", "reference", "reverses_seq",

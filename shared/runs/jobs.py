@@ -61,10 +61,6 @@ def _parse(session: Session, job: Job, name: str, fmt: str) -> Any:
     return csvio.sales_from_records(records) if name == "sales" else csvio.lots_from_records(records)
 
 
-def _micros(values: np.ndarray) -> list[datetime]:
-    return [fifo.from_datetime64(v) for v in values]
-
-
 def _row_errors(rows: Iterator[tuple[int, str]], field: str, reason: str, file: str) -> list[fifo.RowError]:
     return [fifo.RowError(row=row, field=field, reason=reason, message=message, file=file) for row, message in rows]
 

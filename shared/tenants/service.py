@@ -6,7 +6,7 @@ import hashlib
 import re
 import secrets
 
-from sqlalchemy import select, text, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -139,7 +139,7 @@ def authenticate(session: Session, raw_key: str | None, requested_tenant: str | 
         if requested_tenant is not None and requested_tenant != key.tenant_id:
             raise Forbidden("X-Tenant-ID names another tenant than the key's", reason="TENANT_MISMATCH")
         principal = Principal(key_id=key.id, role=key.role, role_model=role_model, tenant_id=key.tenant_id)
-    session.execute(text("SELECT set_config('asora.tenant_id', :t, true)"), {"t": principal.tenant_id or ""})
+    set_tenant(session, principal.tenant_id or "")
     return principal
 
 
@@ -150,12 +150,3 @@ def ensure_operator_key(session: Session, raw_key: str, name: str = "bootstrap o
     if session.scalar(select(ApiKey.id).where(ApiKey.key_hash == digest)) is None:
         session.add(ApiKey(id=new_id("key"), tenant_id=None, role=OPERATOR, name=name, key_hash=digest))
         session.flush()
-
-
-def issue_operator_key(session: Session, name: str) -> tuple[ApiKey, str]:
-    set_tenant(session, SYSTEM_SCOPE)
-    return create_key(session, tenant_id=None, role=OPERATOR, name=name)
-
-
-def new_secret() -> str:
-    return KEY_PREFIX + secrets.token_urlsafe(32)
