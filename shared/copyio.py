@@ -1,37 +1,74 @@
 """Set-based writes: COPY rows through the session's own connection (same transaction).
 
-PostgreSQL refuses COPY FROM into a table with row-level security, so rows for a tenant table are COPYed
-into a scratch table and moved with one INSERT ... SELECT, which the table's policy then checks.
+PostgreSQL refuses COPY FROM into a table with row-level security. The two high-volume tables
+(`BULK_TABLES`) are written by the `asora_writer` role instead (migration 0005): it may only INSERT into
+them, it bypasses row-level security, and a CHECK constraint admits only rows of the transaction's tenant.
+Every other tenant table, and the bulk tables where that role is unavailable, get their rows through a
+scratch table and one INSERT ... SELECT, which the table's policy then checks.
+
+Rows go to the server from a writer thread (psycopg's queued writer), so the caller encodes the next
+chunk while PostgreSQL ingests the previous one: on two cores the encoding hides behind the database.
 """
 
 from __future__ import annotations
 
 import itertools
+import sys
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from psycopg import Copy
+from psycopg.copy import QueuedLibpqWriter
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
+BULK_TABLES = frozenset({"ledger_events", "run_sales", "run_allocations"})
+WRITER_ROLE = "asora_writer"
 _stage_ids = itertools.count(1)
 
 
+def _writer_available(connection: Connection, table: str) -> bool:
+    """Whether this login may act as the bulk writer and the writer may insert into `table` here."""
+    return bool(
+        connection.exec_driver_sql(
+            "SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = %(role)s AND pg_has_role(session_user, oid, 'MEMBER')"
+            " AND has_table_privilege(oid, %(table)s, 'INSERT'))",
+            {"role": WRITER_ROLE, "table": table},
+        ).scalar()
+    )
+
+
 @contextmanager
-def _copy_into(session: Session, table: str, columns: Sequence[str]) -> Iterator[Copy]:
-    """A COPY into `table`: directly for scratch (`tmp_`) tables, through a staging table otherwise."""
-    raw = session.connection().connection.driver_connection
+def copy_into(session: Session, table: str, columns: Sequence[str]) -> Iterator[Copy]:
+    """A COPY into `table`: directly for scratch (`tmp_`) tables and, as the bulk writer, for the bulk
+    tables; through a staging table otherwise. Leaving the block waits for the server to ingest the rows, so
+    Python work done inside it after the last write overlaps with the server's."""
+    connection = session.connection()
+    raw = connection.connection.driver_connection
     assert raw is not None
     cols = ", ".join(columns)
-    connection = session.connection()
-    target = table
-    if not table.startswith("tmp_"):
+    target, restore_role = table, None
+    if table in BULK_TABLES and _writer_available(connection, table):
+        restore_role = connection.exec_driver_sql("SELECT current_user").scalar()
+        connection.exec_driver_sql(f"SET LOCAL ROLE {WRITER_ROLE}")
+    elif not table.startswith("tmp_"):
         target = f"tmp_stage_{table}_{next(_stage_ids)}"
         connection.exec_driver_sql(
             f"CREATE TEMP TABLE {target} ON COMMIT DROP AS SELECT {cols} FROM {table} WITH NO DATA"
         )
-    with raw.cursor() as cur, cur.copy(f"COPY {target} ({cols}) FROM STDIN") as copy:
-        yield copy
+    # The writer thread needs the GIL for a moment per buffer it sends; while the caller computes, the
+    # default 5 ms switch interval would leave the server waiting for data most of the time.
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(min(switch_interval, 0.0005))
+    try:
+        with raw.cursor() as cur, cur.copy(f"COPY {target} ({cols}) FROM STDIN", writer=QueuedLibpqWriter(cur)) as copy:
+            yield copy
+    finally:
+        sys.setswitchinterval(switch_interval)
+    # After a failed COPY the transaction is aborted and its rollback undoes SET LOCAL; nothing to restore.
+    if restore_role is not None:
+        connection.exec_driver_sql(f'SET LOCAL ROLE "{restore_role}"')
     if target != table:
         connection.exec_driver_sql(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {target}")
         connection.exec_driver_sql(f"DROP TABLE {target}")
@@ -40,18 +77,24 @@ def _copy_into(session: Session, table: str, columns: Sequence[str]) -> Iterator
 def copy_rows(session: Session, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
     """COPY Python values (psycopg adapts them); for modest row counts."""
     count = 0
-    with _copy_into(session, table, columns) as copy:
+    with copy_into(session, table, columns) as copy:
         for row in rows:
             copy.write_row(row)
             count += 1
     return count
 
 
+def copy_chunks(session: Session, table: str, columns: Sequence[str], chunks: Iterable[str]) -> None:
+    """COPY pre-encoded text (whole lines, each ending in a newline; see shared.copytext), chunk by chunk as
+    the iterable produces them, for millions of rows."""
+    with copy_into(session, table, columns) as copy:
+        for chunk in chunks:
+            copy.write(chunk)
+
+
 def copy_lines(session: Session, table: str, columns: Sequence[str], lines: Sequence[str]) -> int:
-    """COPY pre-encoded text lines (each ending in a newline; see shared.copytext), for millions of rows."""
-    with _copy_into(session, table, columns) as copy:
-        for start in range(0, len(lines), 20_000):
-            copy.write("".join(lines[start : start + 20_000]))
+    """COPY pre-encoded text lines (each ending in a newline)."""
+    copy_chunks(session, table, columns, ("".join(lines[s : s + 20_000]) for s in range(0, len(lines), 20_000)))
     return len(lines)
 
 

@@ -14,12 +14,15 @@ import numpy as np
 import numpy.typing as npt
 
 NULL = "\\N"
-_SPECIAL = re.compile(r"[\\\t\n\r]")
-_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+# What PostgreSQL's COPY TO escapes, so text read back with COPY TO is already in this encoding.
+_SPECIAL = re.compile(r"[\\\t\n\r\b\f\v]")
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\b": "\\b", "\f": "\\f", "\v": "\\v"})
+# A column with at most 1 distinct value per this many rows is encoded once per distinct value.
+_REPEATS = 4
 
 
 def text_column(values: Sequence[str | None]) -> list[str]:
-    """Escape a text column for COPY (backslash, tab, newline, carriage return; None → \\N)."""
+    """Escape a text column for COPY (backslash and the control characters COPY escapes; None → \\N)."""
     has_null = any(v is None for v in values)
     if has_null:
         strings = [NULL if v is None else v for v in values]
@@ -36,8 +39,21 @@ def escape(value: str | None) -> str:
     return NULL if value is None else value.translate(_ESCAPES)
 
 
+def _by_distinct(values: npt.NDArray[Any], encode: Any) -> list[str] | None:
+    """Encode each distinct value once when the column repeats a lot (quantities, costs, sale times)."""
+    if len(values) < 1000:
+        return None
+    distinct, inverse = np.unique(values, return_inverse=True)
+    if len(distinct) * _REPEATS > len(values):
+        return None
+    encoded: list[str] = np.array(encode(distinct), dtype=object)[inverse.reshape(-1)].tolist()
+    return encoded
+
+
 def scaled_column(values: npt.NDArray[Any], scale: int) -> list[str]:
     """Scaled integers as fixed-point text with exactly `scale` decimals (int64 or object arrays)."""
+    if values.dtype != object and (cached := _by_distinct(values, lambda v: scaled_column(v, scale))) is not None:
+        return cached
     if values.dtype == object:
         from shared.runs.decimals import format_scaled
 
@@ -52,6 +68,9 @@ def scaled_column(values: npt.NDArray[Any], scale: int) -> list[str]:
 
 def timestamp_column(values: npt.NDArray[np.datetime64]) -> list[str]:
     """UTC microsecond timestamps as `YYYY-MM-DDTHH:MM:SS.ffffffZ`."""
+    values = values.astype("datetime64[us]")
+    if (cached := _by_distinct(values, timestamp_column)) is not None:
+        return cached
     return [s + "Z" for s in np.datetime_as_string(values.astype("datetime64[us]"), unit="us").tolist()]
 
 

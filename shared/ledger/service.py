@@ -9,11 +9,11 @@ rows (`canonical`), so the chain proves both order and content.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -21,7 +21,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from shared import copytext
-from shared.copyio import copy_lines
+from shared.copyio import copy_into
 from shared.runs.decimals import AMOUNT_SCALE, COST_SCALE, QTY_SCALE, format_scaled
 from shared.tenants.models import LedgerHead
 
@@ -31,6 +31,7 @@ CONTENT_COLUMNS = (
     "occurred_at", "job_id", "run_id", "reference", "reverses_seq",
 )  # fmt: skip
 COLUMNS = (*CONTENT_COLUMNS, "prev_hash", "hash")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,40 +116,134 @@ def _batch_bodies(batch: EventBatch, job_id: str, run_id: str | None) -> list[st
     ])  # fmt: skip
 
 
-def append_encoded(session: Session, tenant_id: str, bodies: Sequence[str]) -> tuple[int, int]:
-    """Append events given as encoded bodies (see `_batch_bodies`); numbers the seq, chains the hashes and
-    COPYs. Returns the (first, last) seq written ((0, 0) when empty). The ledger head's row lock serializes
-    writers of one tenant (they also hold the tenant fence)."""
-    if not bodies:
-        return 0, 0
+@dataclass(frozen=True, slots=True)
+class Appended:
+    """What an append wrote: the seq range and, per batch, the seq of each of its events."""
+
+    first: int
+    last: int
+    seqs: list[npt.NDArray[np.int64]]
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """Events ready to append: how many, the position in ledger order of each batch's events, and their
+    encoded bodies in that order, produced chunk by chunk (so encoding overlaps with the COPY)."""
+
+    count: int
+    positions: list[npt.NDArray[np.int64]]
+    chunks: Callable[[], Iterator[list[str]]]
+
+
+CHUNK = 50_000
+
+
+def _pick(values: Any, index: npt.NDArray[np.int64]) -> Any:
+    if values is None or isinstance(values, np.ndarray):
+        return None if values is None else values[index]
+    return [values[i] for i in index.tolist()]
+
+
+def _subset(batch: EventBatch, index: npt.NDArray[np.int64]) -> EventBatch:
+    return EventBatch(
+        batch.event_type, sku=_pick(batch.sku, index), lot_id=_pick(batch.lot_id, index),
+        quantity=batch.quantity[index], unit_cost=batch.unit_cost[index], amount=batch.amount[index],
+        occurred_at=batch.occurred_at[index], reference=_pick(batch.reference, index),
+        bin_id=_pick(batch.bin_id, index), reverses_seq=_pick(batch.reverses_seq, index),
+    )  # fmt: skip
+
+
+def prepare_batches(
+    batches: Sequence[EventBatch], *, job_id: str, run_id: str | None, in_time_order: bool = False
+) -> Prepared:
+    """The batches' events in order or, with `in_time_order`, by business time (`occurred_at`, ties kept
+    in batch order). A large run's events then extend the ledger's time index at its end instead of at
+    random places, which halves the cost of writing them."""
+    sizes = [len(b) for b in batches]
+    count = sum(sizes)
+    owner = np.repeat(np.arange(len(batches)), sizes)
+    local = np.concatenate([np.arange(n, dtype=np.int64) for n in sizes]) if count else np.zeros(0, np.int64)
+    if in_time_order and count:
+        times = np.concatenate([b.occurred_at.astype("datetime64[us]") for b in batches])
+        order = np.argsort(times, kind="stable")
+    else:
+        order = np.arange(count, dtype=np.int64)
+    position = np.empty(count, dtype=np.int64)
+    position[order] = np.arange(count, dtype=np.int64)
+
+    def chunks() -> Iterator[list[str]]:
+        for start in range(0, count, CHUNK):
+            chosen = order[start : start + CHUNK]
+            bodies = np.empty(len(chosen), dtype=object)
+            for k, batch in enumerate(batches):
+                mine = owner[chosen] == k
+                if mine.any():
+                    bodies[mine] = _batch_bodies(_subset(batch, local[chosen][mine]), job_id, run_id)
+            yield bodies.tolist()
+
+    return Prepared(count, np.split(position, np.cumsum(sizes)[:-1]), chunks)
+
+
+def _chained(prefix: str, first: int, prev: str, chunks: Iterator[list[str]], end: list[str]) -> Iterator[str]:
+    """COPY text of the events, chunk by chunk: seq, body, prev_hash and hash, hashed as they go. The last
+    hash is left in `end` once the iterator is exhausted."""
+    sha256 = hashlib.sha256
+    seq = first
+    for bodies in chunks:
+        rows = []
+        for body in bodies:
+            line = f"{prefix}{seq}\t{body}"
+            digest = sha256(f"{prev}\n{line}".encode()).hexdigest()
+            rows.append(f"{line}\t{prev}\t{digest}\n")
+            prev = digest
+            seq += 1
+        yield "".join(rows)
+    end.append(prev)
+
+
+def append_prepared(
+    session: Session, tenant_id: str, prepared: Prepared, meanwhile: Callable[[], T] | None = None
+) -> tuple[Appended, T | None]:
+    """Number, chain and COPY the prepared events, encoding and hashing each chunk while the server ingests
+    the previous one; `meanwhile` runs after the last chunk is sent, while the server finishes. The ledger
+    head's row lock serializes writers of one tenant (they also hold the tenant fence)."""
+    if not prepared.count:
+        return Appended(0, 0, list(prepared.positions)), meanwhile() if meanwhile else None
     head = session.execute(
         select(LedgerHead.seq, LedgerHead.hash).where(LedgerHead.tenant_id == tenant_id).with_for_update()
     ).one()
-    first = seq = int(head.seq) + 1
-    prev = str(head.hash)
-    prefix = copytext.escape(tenant_id) + "\t"
-    sha256 = hashlib.sha256
-    rows = []
-    for body in bodies:
-        line = f"{prefix}{seq}\t{body}"
-        digest = sha256(f"{prev}\n{line}".encode()).hexdigest()
-        rows.append(f"{line}\t{prev}\t{digest}\n")
-        prev = digest
-        seq += 1
-    copy_lines(session, "ledger_events", COLUMNS, rows)
-    session.execute(update(LedgerHead).where(LedgerHead.tenant_id == tenant_id).values(seq=seq - 1, hash=prev))
-    return first, seq - 1
+    first = int(head.seq) + 1
+    last_hash: list[str] = []
+    result = None
+    with copy_into(session, "ledger_events", COLUMNS) as copy:
+        for chunk in _chained(copytext.escape(tenant_id) + "\t", first, str(head.hash), prepared.chunks(), last_hash):
+            copy.write(chunk)
+        result = meanwhile() if meanwhile else None
+    last = first + prepared.count - 1
+    session.execute(update(LedgerHead).where(LedgerHead.tenant_id == tenant_id).values(seq=last, hash=last_hash[0]))
+    return Appended(first, last, [p + first for p in prepared.positions]), result
+
+
+def append_encoded(session: Session, tenant_id: str, bodies: Sequence[str]) -> tuple[int, int]:
+    """Append events given as encoded bodies (see `_batch_bodies`). Returns the (first, last) seq written
+    ((0, 0) when empty)."""
+
+    def chunks() -> Iterator[list[str]]:
+        for start in range(0, len(bodies), CHUNK):
+            yield list(bodies[start : start + CHUNK])
+
+    written, _ = append_prepared(
+        session, tenant_id, Prepared(len(bodies), [np.arange(len(bodies), dtype=np.int64)], chunks)
+    )
+    return written.first, written.last
 
 
 def append_batches(
     session: Session, tenant_id: str, batches: Sequence[EventBatch], *, job_id: str, run_id: str | None
-) -> tuple[int, int]:
-    """Append the batches in order; returns the (first, last) seq written."""
-    bodies: list[str] = []
-    for batch in batches:
-        if len(batch):
-            bodies += _batch_bodies(batch, job_id, run_id)
-    return append_encoded(session, tenant_id, bodies)
+) -> Appended:
+    """Append the batches in order; returns the seqs written."""
+    written, _ = append_prepared(session, tenant_id, prepare_batches(batches, job_id=job_id, run_id=run_id))
+    return written
 
 
 def append_events(
@@ -164,4 +259,5 @@ def append_events(
         )
         for e in events
     ]  # fmt: skip
-    return append_batches(session, tenant_id, batches, job_id=job_id, run_id=run_id)
+    written = append_batches(session, tenant_id, batches, job_id=job_id, run_id=run_id)
+    return written.first, written.last

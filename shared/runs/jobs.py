@@ -10,26 +10,28 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
 import numpy as np
+from psycopg import sql
 from sqlalchemy import String, func, literal, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
-from shared import copytext
+from shared import copytext, db
 from shared.base import utcnow
-from shared.copyio import copy_lines, copy_rows, temp_table
+from shared.copyio import copy_chunks, copy_lines, copy_rows, temp_table
 from shared.errors import Conflict, DomainError, ValidationFailed
 from shared.jobs import service as jobs
 from shared.jobs.handlers import register
 from shared.jobs.models import Job
 from shared.ledger.models import Lot
-from shared.ledger.service import EventBatch, append_batches, append_encoded
+from shared.ledger.service import Appended, EventBatch, Prepared, append_encoded, append_prepared, prepare_batches
 from shared.runs import csvio, fifo
 from shared.runs import service as runs
-from shared.runs.decimals import AMOUNT_SCALE, COST_SCALE, QTY_SCALE, format_scaled, parse_scaled, to_decimal
+from shared.runs.decimals import AMOUNT_SCALE, COST_SCALE, QTY_SCALE, to_decimal
 from shared.runs.models import Run
 
 MAX_REPORTED_ERRORS = 10_000
@@ -120,23 +122,23 @@ class CogsRun:
 
         run.total_quantity = to_decimal(result.total_quantity, QTY_SCALE)
         run.total_cogs = to_decimal(result.total_cogs, AMOUNT_SCALE)
-        self._write_sales(session, run, sb, result)
         if run.dry_run:
+            copy_chunks(session, "run_sales", SALES_COLUMNS, _sales_text(run, sb, result))
             self._write_dry_allocations(session, run, sb, available, result)
             run.status = "validated"
         else:
-            self._write_ledger(session, job, run, sb, lots, new_lot_mask, existing, available, result)
+            # Encoding, hashing and the per-sale rows' encoding happen while PostgreSQL ingests the ledger
+            # events (two cores: one encodes, the other writes).
+            receipts, prepared = self._ledger_events(job, run, sb, lots, new_lot_mask, available, result)
+            written, sales_text = append_prepared(
+                session, tenant_id, prepared, meanwhile=lambda: list(_sales_text(run, sb, result))
+            )
+            run.first_seq, run.last_seq = written.first, written.last
+            copy_chunks(session, "run_sales", SALES_COLUMNS, sales_text or [])
+            self._write_lots(session, job, run, lots, new_lot_mask, existing, result, receipts, written)
+            self._record_costed_skus(session, run, sb)
             run.status = "completed"
             run.completed_seq = job.seq
-            session.execute(
-                text("""
-                INSERT INTO costed_skus (tenant_id, sku, last_sale_date)
-                SELECT tenant_id, sku, max(sale_date) FROM run_sales WHERE tenant_id = :t AND run_id = :r
-                GROUP BY tenant_id, sku
-                ON CONFLICT (tenant_id, sku) DO UPDATE
-                SET last_sale_date = GREATEST(costed_skus.last_sale_date, EXCLUDED.last_sale_date)"""),
-                {"t": tenant_id, "r": run.id},
-            )
         run.finished_at = utcnow()
         run.error = None
         return {
@@ -288,20 +290,25 @@ class CogsRun:
 
     # --- writes ----------------------------------------------------------------------------------------
 
-    def _write_sales(self, session: Session, run: Run, sb: fifo.SalesBatch, result: fifo.FifoResult) -> None:
-        n = len(sb)
+    def _record_costed_skus(self, session: Session, run: Run, sb: fifo.SalesBatch) -> None:
+        """Each SKU the run sold with its latest sale date (run_skus), and the tenant's costing boundary."""
+        skus, inverse = np.unique(np.array(sb.sku, dtype=object).astype(str), return_inverse=True)
+        latest = np.full(len(skus), np.datetime64("NaT"), dtype="datetime64[us]")
+        latest_int = latest.view(np.int64)
+        latest_int[:] = np.iinfo(np.int64).min
+        np.maximum.at(latest_int, inverse.reshape(-1), sb.sale_date.astype("datetime64[us]").view(np.int64))
         lines = copytext.join_rows([
-            copytext.constant(run.id, n), copytext.text_column(sb.sale_id), copytext.constant(run.tenant_id, n),
-            copytext.text_column(sb.sku), copytext.timestamp_column(sb.sale_date),
-            copytext.scaled_column(sb.quantity, QTY_SCALE), copytext.scaled_column(result.sale_cogs, AMOUNT_SCALE),
+            copytext.constant(run.id, len(skus)), copytext.text_column(skus.tolist()),
+            copytext.constant(run.tenant_id, len(skus)), copytext.timestamp_column(latest),
         ])  # fmt: skip
-        # Sorted by sale_id, the rows extend both run_sales indexes at their ends instead of at random places.
-        order = sorted(range(n), key=sb.sale_id.__getitem__)
-        copy_lines(
-            session,
-            "run_sales",
-            ("run_id", "sale_id", "tenant_id", "sku", "sale_date", "quantity", "cogs"),
-            [lines[i] + "\n" for i in order],
+        copy_lines(session, "run_skus", ("run_id", "sku", "tenant_id", "last_sale_date"), [f"{x}\n" for x in lines])
+        session.execute(
+            text("""
+            INSERT INTO costed_skus (tenant_id, sku, last_sale_date)
+            SELECT tenant_id, sku, last_sale_date FROM run_skus WHERE tenant_id = :t AND run_id = :r
+            ON CONFLICT (tenant_id, sku) DO UPDATE
+            SET last_sale_date = GREATEST(costed_skus.last_sale_date, EXCLUDED.last_sale_date)"""),
+            {"t": run.tenant_id, "r": run.id},
         )
 
     def _write_dry_allocations(
@@ -324,12 +331,12 @@ class CogsRun:
             [line + "\n" for line in lines],
         )  # fmt: skip
 
-    def _write_ledger(
-        self, session: Session, job: Job, run: Run, sb: fifo.SalesBatch, parsed_lots: Any, new_mask: np.ndarray,
-        existing: fifo.LotsBatch, available: fifo.LotsBatch, result: fifo.FifoResult,
-    ) -> None:  # fmt: skip
-        tenant_id = run.tenant_id
-        n_existing = len(existing)
+    def _ledger_events(
+        self, job: Job, run: Run, sb: fifo.SalesBatch, parsed_lots: Any, new_mask: np.ndarray,
+        available: fifo.LotsBatch, result: fifo.FifoResult,
+    ) -> tuple[EventBatch, Prepared]:  # fmt: skip
+        """The run's RECEIPT events (its new lots) and ISSUE events (the allocation slices), encoded in
+        business-time order."""
         lb: fifo.LotsBatch = parsed_lots.batch if parsed_lots else fifo.LotsBatch.empty()
         new_idx = np.flatnonzero(new_mask)
         new_ids = [lb.lot_id[i] for i in new_idx.tolist()]
@@ -346,7 +353,18 @@ class CogsRun:
             amount=-result.slice_amount, occurred_at=sb.sale_date[result.slice_sale],
             reference=[sb.sale_id[i] for i in sale_idx],
         )  # fmt: skip
-        first_seq, _ = append_batches(session, tenant_id, [receipts, issues], job_id=job.id, run_id=run.id)
+        return receipts, prepare_batches([receipts, issues], job_id=job.id, run_id=run.id, in_time_order=True)
+
+    def _write_lots(
+        self, session: Session, job: Job, run: Run, parsed_lots: Any, new_mask: np.ndarray,
+        existing: fifo.LotsBatch, result: fifo.FifoResult, receipts: EventBatch, written: Appended,
+    ) -> None:  # fmt: skip
+        """Receive the run's new lots (remaining = received less what the run consumed) and take the run's
+        consumption off the existing lots."""
+        tenant_id = run.tenant_id
+        n_existing = len(existing)
+        new_idx = np.flatnonzero(new_mask)
+        new_ids, new_qty, new_cost = receipts.lot_id, receipts.quantity, receipts.unit_cost
 
         consumed = result.lot_consumed
         if len(new_idx):
@@ -362,7 +380,7 @@ class CogsRun:
                 copytext.scaled_column(parsed_lots.freight[new_idx], COST_SCALE),
                 copytext.scaled_column(new_cost, COST_SCALE),
                 copytext.scaled_column(new_qty - consumed[n_existing:], QTY_SCALE),
-                [str(first_seq + k) for k in range(len(new_idx))],
+                copytext.int_column(written.seqs[0]),
             ])  # fmt: skip
             copy_lines(session, "tmp_new_lots", ("lot_id", "sku", "received_at", "original_quantity",
                        "received_quantity", "unit_price", "freight", "unit_cost", "remaining", "receipt_seq"),
@@ -400,6 +418,26 @@ class CogsRun:
                 FROM tmp_lot_use u WHERE lots.tenant_id = :t AND lots.lot_id = u.lot_id"""),
                 {"t": tenant_id},
             )
+
+
+SALES_COLUMNS = ("run_id", "sale_id", "tenant_id", "sku", "sale_date", "quantity", "cogs")
+
+
+def _sales_text(run: Run, sb: fifo.SalesBatch, result: fifo.FifoResult) -> Iterator[str]:
+    """The per-sale rows in COPY text, chunk by chunk, sorted by sale_id so they extend both run_sales
+    indexes at their ends instead of at random places."""
+    order = np.argsort(np.array(sb.sale_id), kind="stable")
+    sale_ids, skus = [sb.sale_id[i] for i in order.tolist()], [sb.sku[i] for i in order.tolist()]
+    dates, quantities, cogs = sb.sale_date[order], sb.quantity[order], result.sale_cogs[order]
+    for start in range(0, len(sale_ids), 50_000):
+        part = slice(start, start + 50_000)
+        n = len(sale_ids[part])
+        rows = copytext.join_rows([
+            copytext.constant(run.id, n), copytext.text_column(sale_ids[part]), copytext.constant(run.tenant_id, n),
+            copytext.text_column(skus[part]), copytext.timestamp_column(dates[part]),
+            copytext.scaled_column(quantities[part], QTY_SCALE), copytext.scaled_column(cogs[part], AMOUNT_SCALE),
+        ])  # fmt: skip
+        yield "\n".join(rows) + "\n"
 
 
 def _product(quantity: np.ndarray, unit_cost: np.ndarray) -> np.ndarray:
@@ -448,90 +486,87 @@ class Rollback:
 
 
 def reverse_run(session: Session, job: Job, run: Run) -> None:
-    """Append the reversal of every ISSUE and RECEIPT of the run (newest first) and restore lot balances.
-    The reversed events are read back in their COPY text form, so negating them is string work."""
-    raw = session.connection().connection.driver_connection
-    assert raw is not None
-    query = """
-        COPY (SELECT seq, event_type, sku, lot_id, bin_id, quantity, unit_cost, amount,
-                     to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), reference
-              FROM ledger_events WHERE tenant_id = {t} AND run_id = {r} AND event_type IN ('ISSUE', 'RECEIPT')
-              ORDER BY seq DESC) TO STDOUT"""
-    from psycopg import sql
+    """Append the reversal of every ISSUE and RECEIPT of the run (newest first), restore lot balances and
+    recompute the costing boundary of the run's SKUs.
 
-    with raw.cursor() as cur, cur.copy(sql.SQL(query).format(t=run.tenant_id, r=run.id)) as copy:
-        buffer = b"".join(bytes(chunk) for chunk in copy)
-    job_field, run_field = copytext.escape(job.id), copytext.escape(run.id)
-    bodies = []
-    delta: dict[str, int] = {}
-    received: set[str] = set()
-    for record in buffer.decode().splitlines():
-        seq, kind, sku, lot_id, bin_id, quantity, unit_cost, amount, occurred, reference = record.split("\t")
-        bodies.append("\t".join((
-            "REVERSAL", sku, lot_id, bin_id, _negate(quantity), unit_cost, _negate(amount), occurred, job_field,
-            run_field, reference, seq,
-        )))  # fmt: skip
-        delta[lot_id] = delta.get(lot_id, 0) - parse_scaled(quantity, QTY_SCALE)
-        if kind == "RECEIPT":
-            received.add(lot_id)
-    if delta:
-        # lot ids came out of COPY already escaped, so they go back in as they are
-        temp_table(session, "tmp_reversal", "lot_id text, delta numeric, received boolean")
-        copy_lines(
-            session,
-            "tmp_reversal",
-            ("lot_id", "delta", "received"),
-            [f"{lot}\t{format_scaled(d, QTY_SCALE)}\t{'t' if lot in received else 'f'}\n" for lot, d in delta.items()],
+    PostgreSQL renders the reversals' bodies (negated, in COPY text form) and the per-lot deltas; Python
+    only numbers and chains them. The bodies are read on a second connection (the events are committed and
+    never change) while this transaction restores the lots."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="asora-reversal") as pool:
+        # plain values only: the ORM objects belong to this thread's session
+        reading = pool.submit(_reversal_bodies, job.id, run.id, run.tenant_id, _seq_range(run))
+        of_run = "tenant_id = :t AND run_id = :r AND event_type IN ('ISSUE', 'RECEIPT')"
+        params = {"t": run.tenant_id, "r": run.id}
+        session.execute(
+            text(f"""
+            CREATE TEMP TABLE tmp_reversal ON COMMIT DROP AS
+            SELECT lot_id, -sum(quantity) AS delta, bool_or(event_type = 'RECEIPT') AS received
+            FROM ledger_events WHERE {of_run} {_seq_range(run)} GROUP BY lot_id"""),
+            params,
         )
         negative = session.scalars(
             text("""
-            UPDATE lots SET remaining_quantity = lots.remaining_quantity + d.delta,
-                            status = CASE WHEN d.received THEN 'reversed' ELSE lots.status END
-            FROM tmp_reversal d WHERE lots.tenant_id = :t AND lots.lot_id = d.lot_id
-              AND lots.remaining_quantity + d.delta < 0
-            RETURNING lots.lot_id"""),
-            {"t": run.tenant_id},
+            SELECT lots.lot_id FROM lots JOIN tmp_reversal d ON lots.lot_id = d.lot_id
+            WHERE lots.tenant_id = :t AND lots.remaining_quantity + d.delta < 0 ORDER BY lots.lot_id LIMIT 100"""),
+            params,
         ).all()
         if negative:
-            blocked = sorted(negative)
             raise Conflict(
                 f"stock received by run '{run.id}' was consumed by later ledger events "
-                f"(lots {', '.join(blocked[:10])})",
+                f"(lots {', '.join(negative[:10])})",
                 reason="ROLLBACK_BLOCKED",
-                details=[{"lot_id": lot, "message": "consumed by a later event"} for lot in blocked[:100]],
+                details=[{"lot_id": lot, "message": "consumed by a later event"} for lot in negative],
             )
         session.execute(
             text("""
             UPDATE lots SET remaining_quantity = lots.remaining_quantity + d.delta,
                             status = CASE WHEN d.received THEN 'reversed' ELSE lots.status END
             FROM tmp_reversal d WHERE lots.tenant_id = :t AND lots.lot_id = d.lot_id"""),
-            {"t": run.tenant_id},
+            params,
         )
         session.execute(text("DROP TABLE tmp_reversal"))  # a cascade reverses several runs in one transaction
+        bodies = reading.result()
     append_encoded(session, run.tenant_id, bodies)
     run.status = "rolled_back"
     run.rolled_back_by = job.id
     session.flush()
     # The run's sales are no longer costed: recompute the BACKDATED_SALE boundary of its SKUs.
-    skus = list(
-        session.scalars(
-            text("SELECT DISTINCT sku FROM run_sales WHERE tenant_id = :t AND run_id = :r"),
-            {"t": run.tenant_id, "r": run.id},
-        )
+    session.execute(
+        text("""
+        DELETE FROM costed_skus WHERE tenant_id = :t
+          AND sku IN (SELECT sku FROM run_skus WHERE tenant_id = :t AND run_id = :r)"""),
+        params,
     )
-    params = {"t": run.tenant_id, "skus": skus}
-    session.execute(text("DELETE FROM costed_skus WHERE tenant_id = :t AND sku = ANY(:skus)"), params)
     session.execute(
         text("""
         INSERT INTO costed_skus (tenant_id, sku, last_sale_date)
-        SELECT s.tenant_id, s.sku, max(s.sale_date) FROM run_sales s JOIN runs r ON r.id = s.run_id
-        WHERE s.tenant_id = :t AND r.status = 'completed' AND NOT r.dry_run AND s.sku = ANY(:skus)
+        SELECT s.tenant_id, s.sku, max(s.last_sale_date) FROM run_skus s JOIN runs r ON r.id = s.run_id
+        WHERE s.tenant_id = :t AND r.status = 'completed' AND NOT r.dry_run
+          AND s.sku IN (SELECT sku FROM run_skus WHERE tenant_id = :t AND run_id = :r)
         GROUP BY s.tenant_id, s.sku"""),
         params,
     )
 
 
-def _negate(number: str) -> str:
-    if number.startswith("-"):
-        return number[1:]
-    return number if not number.strip("0.") else "-" + number
+def _seq_range(run: Run) -> str:
+    """A condition on the run's seq range, so PostgreSQL reads its events along the primary key."""
+    if run.first_seq is None or run.last_seq is None:
+        return ""
+    return f"AND seq BETWEEN {int(run.first_seq)} AND {int(run.last_seq)}"
+
+
+def _reversal_bodies(job_id: str, run_id: str, tenant_id: str, seq_range: str) -> list[str]:
+    """The encoded bodies of the run's reversal events, newest first, read on a connection of its own."""
+    query = sql.SQL("""
+        COPY (SELECT 'REVERSAL', sku, lot_id, bin_id, -quantity, unit_cost, -amount,
+                     to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), {job}, {run},
+                     reference, seq
+              FROM ledger_events
+              WHERE tenant_id = {t} AND run_id = {run} AND event_type IN ('ISSUE', 'RECEIPT') {seqs}
+              ORDER BY seq DESC) TO STDOUT""").format(job=job_id, run=run_id, t=tenant_id, seqs=sql.SQL(seq_range))
+    with db.unit_of_work(tenant_id) as reader:
+        raw = reader.connection().connection.driver_connection
+        assert raw is not None
+        with raw.cursor() as cur, cur.copy(query) as copy:
+            buffer = b"".join(bytes(chunk) for chunk in copy)
+    return buffer.decode().splitlines()

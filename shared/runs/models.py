@@ -34,6 +34,8 @@ class Run(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     rolled_back_by: Mapped[str | None] = mapped_column(String(40))
     completed_seq: Mapped[int | None] = mapped_column(BigInteger)
+    first_seq: Mapped[int | None] = mapped_column(BigInteger)  # the run's ledger events: [first_seq, last_seq]
+    last_seq: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class RunSale(Base):
@@ -42,7 +44,9 @@ class RunSale(Base):
     __tablename__ = "run_sales"
     __table_args__ = (Index("ix_run_sales_tenant_sale", "tenant_id", "sale_id"),)
 
-    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), primary_key=True)
+    # No foreign key to runs: the rows are written with their run in one transaction, and a per-row
+    # referential check would cost a million-sale run seconds (migration 0005).
+    run_id: Mapped[str] = mapped_column(String(40), primary_key=True)
     sale_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(String(63))
     sku: Mapped[str] = mapped_column(String(100))
@@ -53,7 +57,7 @@ class RunSale(Base):
 
 class CostedSku(Base):
     """Derived: each SKU's latest costed sale date among live runs (the BACKDATED_SALE boundary).
-    Maintained when a run completes or is rolled back; rebuildable from run_sales of live runs."""
+    Maintained when a run completes or is rolled back; rebuildable from run_skus of live runs."""
 
     __tablename__ = "costed_skus"
 
@@ -62,12 +66,25 @@ class CostedSku(Base):
     last_sale_date: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class RunSku(Base):
+    """The SKUs a committed run sold, each with its latest sale date (a few rows per run, derived from its
+    per-sale results): the BACKDATED_SALE boundary and the cascade of a rollback are computed from these."""
+
+    __tablename__ = "run_skus"
+    __table_args__ = (Index("ix_run_skus_tenant_sku", "tenant_id", "sku"),)
+
+    run_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    sku: Mapped[str] = mapped_column(String(100), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(63))
+    last_sale_date: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class RunAllocation(Base):
     """Allocation slices of a dry run (a committed run's slices are its ISSUE ledger events)."""
 
     __tablename__ = "run_allocations"
 
-    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(40), primary_key=True)  # no foreign key: as run_sales
     position: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     tenant_id: Mapped[str] = mapped_column(String(63))
     sale_id: Mapped[str] = mapped_column(String(200))

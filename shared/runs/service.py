@@ -180,13 +180,13 @@ def later_runs_sharing_skus(session: Session, tenant_id: str, run_ids: list[str]
     rows = session.execute(
         text("""
             WITH skus AS (
-                SELECT sku FROM run_sales WHERE tenant_id = :t AND run_id = ANY(:runs)
+                SELECT sku FROM run_skus WHERE tenant_id = :t AND run_id = ANY(:runs)
                 UNION SELECT sku FROM lots WHERE tenant_id = :t AND source_run_id = ANY(:runs)
             )
             SELECT r.id FROM runs r
             WHERE r.tenant_id = :t AND r.status = 'completed' AND NOT r.dry_run AND r.completed_seq > :seq
               AND r.id <> ALL(:runs)
-              AND EXISTS (SELECT 1 FROM run_sales s WHERE s.tenant_id = :t AND s.run_id = r.id
+              AND EXISTS (SELECT 1 FROM run_skus s WHERE s.tenant_id = :t AND s.run_id = r.id
                           AND s.sku IN (SELECT sku FROM skus))
             ORDER BY r.completed_seq DESC
         """),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import secrets
 
+import psycopg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
@@ -86,3 +87,37 @@ def test_a_tenant_scope_cannot_see_or_write_another_tenant(two_tenants):
     with db.unit_of_work(b) as session:
         assert session.scalars(text("SELECT name FROM categories")).all() == ["c"]
         assert session.scalars(text("SELECT name FROM items")).all() == ["i"]
+
+
+def _copy_run_sale(session, tenant_id: str) -> None:
+    from shared.copyio import copy_rows
+
+    copy_rows(
+        session,
+        "run_sales",
+        ("run_id", "sale_id", "tenant_id", "sku", "sale_date", "quantity", "cogs"),
+        [("run_missing", "S-1", tenant_id, "SKU-1", "2024-01-01T00:00:00Z", "1", "1")],
+    )
+
+
+@pytest.mark.parametrize("scope", ["other", "system"])
+def test_bulk_writer_admits_only_the_transactions_tenant(two_tenants, scope):
+    """The bulk tables are written by `asora_writer`, which bypasses row-level security so it can COPY; the
+    CHECK constraint of migration 0005 keeps the wall: another tenant's rows, or any row under the system
+    scope, are refused."""
+    a, b = two_tenants
+    scoped = db.unit_of_work(a if scope == "other" else db.SYSTEM_SCOPE)
+    with pytest.raises(psycopg.errors.CheckViolation, match="ck_run_sales_writer_tenant"), scoped as session:
+        _copy_run_sale(session, b)
+
+
+def test_bulk_writer_is_used_and_insert_only(two_tenants):
+    a, _ = two_tenants
+    with db.unit_of_work(a) as session:
+        from shared.copyio import _writer_available
+
+        assert _writer_available(session.connection(), "run_sales")
+        assert not _writer_available(session.connection(), "lots")
+        session.execute(text("SET LOCAL ROLE asora_writer"))
+        with pytest.raises(DBAPIError, match="permission denied"):
+            session.execute(text("SELECT count(*) FROM ledger_events")).scalar()
