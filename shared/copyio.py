@@ -1,6 +1,6 @@
 """Set-based writes: COPY rows through the session's own connection (same transaction).
 
-PostgreSQL refuses COPY FROM into a table with row-level security. The two high-volume tables
+PostgreSQL refuses COPY FROM into a table with row-level security. The high-volume tables
 (`BULK_TABLES`) are written by the `asora_writer` role instead (migration 0005): it may only INSERT into
 them, it bypasses row-level security, and a CHECK constraint admits only rows of the transaction's tenant.
 Every other tenant table, and the bulk tables where that role is unavailable, get their rows through a
@@ -23,7 +23,7 @@ from psycopg.copy import QueuedLibpqWriter
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
-BULK_TABLES = frozenset({"ledger_events", "run_sales", "run_allocations"})
+BULK_TABLES = frozenset({"ledger_events", "lots", "run_sales", "run_allocations"})
 WRITER_ROLE = "asora_writer"
 _stage_ids = itertools.count(1)
 

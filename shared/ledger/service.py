@@ -9,11 +9,11 @@ rows (`canonical`), so the chain proves both order and content.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -31,7 +31,6 @@ CONTENT_COLUMNS = (
     "occurred_at", "job_id", "run_id", "reference", "reverses_seq",
 )  # fmt: skip
 COLUMNS = (*CONTENT_COLUMNS, "prev_hash", "hash")
-T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +127,7 @@ class Appended:
 @dataclass(frozen=True, slots=True)
 class Prepared:
     """Events ready to append: how many, the position in ledger order of each batch's events, and their
-    encoded bodies in that order, produced chunk by chunk (so encoding overlaps with the COPY)."""
+    encoded bodies in that order (computed when asked for, in chunks)."""
 
     count: int
     positions: list[npt.NDArray[np.int64]]
@@ -136,21 +135,6 @@ class Prepared:
 
 
 CHUNK = 50_000
-
-
-def _pick(values: Any, index: npt.NDArray[np.int64]) -> Any:
-    if values is None or isinstance(values, np.ndarray):
-        return None if values is None else values[index]
-    return [values[i] for i in index.tolist()]
-
-
-def _subset(batch: EventBatch, index: npt.NDArray[np.int64]) -> EventBatch:
-    return EventBatch(
-        batch.event_type, sku=_pick(batch.sku, index), lot_id=_pick(batch.lot_id, index),
-        quantity=batch.quantity[index], unit_cost=batch.unit_cost[index], amount=batch.amount[index],
-        occurred_at=batch.occurred_at[index], reference=_pick(batch.reference, index),
-        bin_id=_pick(batch.bin_id, index), reverses_seq=_pick(batch.reverses_seq, index),
-    )  # fmt: skip
 
 
 def prepare_batches(
@@ -161,8 +145,6 @@ def prepare_batches(
     random places, which halves the cost of writing them."""
     sizes = [len(b) for b in batches]
     count = sum(sizes)
-    owner = np.repeat(np.arange(len(batches)), sizes)
-    local = np.concatenate([np.arange(n, dtype=np.int64) for n in sizes]) if count else np.zeros(0, np.int64)
     if in_time_order and count:
         times = np.concatenate([b.occurred_at.astype("datetime64[us]") for b in batches])
         order = np.argsort(times, kind="stable")
@@ -172,23 +154,54 @@ def prepare_batches(
     position[order] = np.arange(count, dtype=np.int64)
 
     def chunks() -> Iterator[list[str]]:
+        # Columns encode fastest whole (each distinct value once); the bodies are then put in ledger order.
+        bodies: list[str] = []
+        for batch in batches:
+            if len(batch):
+                bodies += _batch_bodies(batch, job_id, run_id)
+        if in_time_order:
+            bodies = [bodies[i] for i in order.tolist()]
         for start in range(0, count, CHUNK):
-            chosen = order[start : start + CHUNK]
-            bodies = np.empty(len(chosen), dtype=object)
-            for k, batch in enumerate(batches):
-                mine = owner[chosen] == k
-                if mine.any():
-                    bodies[mine] = _batch_bodies(_subset(batch, local[chosen][mine]), job_id, run_id)
-            yield bodies.tolist()
+            yield bodies[start : start + CHUNK]
 
     return Prepared(count, np.split(position, np.cumsum(sizes)[:-1]), chunks)
 
 
-def _chained(prefix: str, first: int, prev: str, chunks: Iterator[list[str]], end: list[str]) -> Iterator[str]:
-    """COPY text of the events, chunk by chunk: seq, body, prev_hash and hash, hashed as they go. The last
-    hash is left in `end` once the iterator is exhausted."""
+@dataclass(frozen=True, slots=True)
+class Head:
+    """The tenant's last ledger event (seq 0 and the genesis hash before the first)."""
+
+    seq: int
+    hash: str
+
+
+def lock_head(session: Session, tenant_id: str) -> Head:
+    """The tenant's ledger head, locked until commit: its row lock serializes writers of one tenant (they
+    also hold the tenant fence), so the head cannot move between chaining events and writing them."""
+    row = session.execute(
+        select(LedgerHead.seq, LedgerHead.hash).where(LedgerHead.tenant_id == tenant_id).with_for_update()
+    ).one()
+    return Head(int(row.seq), str(row.hash))
+
+
+@dataclass(frozen=True, slots=True)
+class Chained:
+    """Events numbered and hash-chained after a head, as COPY data ready to send."""
+
+    tenant_id: str
+    first: int
+    last: int
+    last_hash: str
+    data: list[bytes]
+
+
+def chain(tenant_id: str, head: Head, chunks: Iterable[Sequence[str]]) -> Chained:
+    """Number the encoded bodies after `head` and chain their hashes. Pure CPU work: a writer does it while
+    PostgreSQL is busy with something else, so that the COPY itself is a plain transfer."""
+    prefix = copytext.escape(tenant_id) + "\t"
     sha256 = hashlib.sha256
-    seq = first
+    seq, prev = head.seq + 1, head.hash
+    data = []
     for bodies in chunks:
         rows = []
         for body in bodies:
@@ -197,53 +210,52 @@ def _chained(prefix: str, first: int, prev: str, chunks: Iterator[list[str]], en
             rows.append(f"{line}\t{prev}\t{digest}\n")
             prev = digest
             seq += 1
-        yield "".join(rows)
-    end.append(prev)
+        data.append("".join(rows).encode())
+    return Chained(tenant_id, head.seq + 1, seq - 1, prev, data)
 
 
-def append_prepared(
-    session: Session, tenant_id: str, prepared: Prepared, meanwhile: Callable[[], T] | None = None
-) -> tuple[Appended, T | None]:
-    """Number, chain and COPY the prepared events, encoding and hashing each chunk while the server ingests
-    the previous one; `meanwhile` runs after the last chunk is sent, while the server finishes. The ledger
-    head's row lock serializes writers of one tenant (they also hold the tenant fence)."""
-    if not prepared.count:
-        return Appended(0, 0, list(prepared.positions)), meanwhile() if meanwhile else None
-    head = session.execute(
-        select(LedgerHead.seq, LedgerHead.hash).where(LedgerHead.tenant_id == tenant_id).with_for_update()
-    ).one()
-    first = int(head.seq) + 1
-    last_hash: list[str] = []
-    result = None
+def write_chained(session: Session, chained: Chained) -> None:
+    """COPY chained events and move the head (locked by `lock_head` in this transaction) past them."""
+    if chained.last < chained.first:
+        return
     with copy_into(session, "ledger_events", COLUMNS) as copy:
-        for chunk in _chained(copytext.escape(tenant_id) + "\t", first, str(head.hash), prepared.chunks(), last_hash):
-            copy.write(chunk)
-        result = meanwhile() if meanwhile else None
-    last = first + prepared.count - 1
-    session.execute(update(LedgerHead).where(LedgerHead.tenant_id == tenant_id).values(seq=last, hash=last_hash[0]))
-    return Appended(first, last, [p + first for p in prepared.positions]), result
+        for block in chained.data:
+            copy.write(block)
+    session.execute(
+        update(LedgerHead)
+        .where(LedgerHead.tenant_id == chained.tenant_id)
+        .values(seq=chained.last, hash=chained.last_hash)
+    )
+
+
+def appended(prepared: Prepared, chained: Chained) -> Appended:
+    return Appended(chained.first, chained.last, [p + chained.first for p in prepared.positions])
+
+
+def append_prepared(session: Session, tenant_id: str, prepared: Prepared) -> Appended:
+    """Number, chain and COPY prepared events."""
+    if not prepared.count:
+        return Appended(0, 0, list(prepared.positions))
+    chained = chain(tenant_id, lock_head(session, tenant_id), prepared.chunks())
+    write_chained(session, chained)
+    return appended(prepared, chained)
 
 
 def append_encoded(session: Session, tenant_id: str, bodies: Sequence[str]) -> tuple[int, int]:
     """Append events given as encoded bodies (see `_batch_bodies`). Returns the (first, last) seq written
     ((0, 0) when empty)."""
-
-    def chunks() -> Iterator[list[str]]:
-        for start in range(0, len(bodies), CHUNK):
-            yield list(bodies[start : start + CHUNK])
-
-    written, _ = append_prepared(
-        session, tenant_id, Prepared(len(bodies), [np.arange(len(bodies), dtype=np.int64)], chunks)
-    )
-    return written.first, written.last
+    if not bodies:
+        return 0, 0
+    chained = chain(tenant_id, lock_head(session, tenant_id), [bodies])
+    write_chained(session, chained)
+    return chained.first, chained.last
 
 
 def append_batches(
     session: Session, tenant_id: str, batches: Sequence[EventBatch], *, job_id: str, run_id: str | None
 ) -> Appended:
     """Append the batches in order; returns the seqs written."""
-    written, _ = append_prepared(session, tenant_id, prepare_batches(batches, job_id=job_id, run_id=run_id))
-    return written
+    return append_prepared(session, tenant_id, prepare_batches(batches, job_id=job_id, run_id=run_id))
 
 
 def append_events(

@@ -22,13 +22,24 @@ from sqlalchemy.orm import Session
 
 from shared import copytext, db
 from shared.base import utcnow
-from shared.copyio import copy_chunks, copy_lines, copy_rows, temp_table
+from shared.copyio import copy_chunks, copy_into, copy_lines, copy_rows, temp_table
 from shared.errors import Conflict, DomainError, ValidationFailed
 from shared.jobs import service as jobs
 from shared.jobs.handlers import register
 from shared.jobs.models import Job
 from shared.ledger.models import Lot
-from shared.ledger.service import Appended, EventBatch, Prepared, append_encoded, append_prepared, prepare_batches
+from shared.ledger.service import (
+    Appended,
+    Chained,
+    EventBatch,
+    Head,
+    Prepared,
+    appended,
+    chain,
+    lock_head,
+    prepare_batches,
+    write_chained,
+)
 from shared.runs import csvio, fifo
 from shared.runs import service as runs
 from shared.runs.decimals import AMOUNT_SCALE, COST_SCALE, QTY_SCALE, to_decimal
@@ -127,14 +138,17 @@ class CogsRun:
             self._write_dry_allocations(session, run, sb, available, result)
             run.status = "validated"
         else:
-            # Encoding, hashing and the per-sale rows' encoding happen while PostgreSQL ingests the ledger
-            # events (two cores: one encodes, the other writes).
+            # Two cores, two jobs: Python numbers and hashes the ledger events while PostgreSQL ingests the
+            # per-sale rows, so the ledger COPY that follows is a plain transfer.
             receipts, prepared = self._ledger_events(job, run, sb, lots, new_lot_mask, available, result)
-            written, sales_text = append_prepared(
-                session, tenant_id, prepared, meanwhile=lambda: list(_sales_text(run, sb, result))
-            )
+            head = lock_head(session, tenant_id)
+            with copy_into(session, "run_sales", SALES_COLUMNS) as copy:
+                for chunk in _sales_text(run, sb, result):
+                    copy.write(chunk)
+                chained = chain(tenant_id, head, prepared.chunks())
+            write_chained(session, chained)
+            written = appended(prepared, chained)
             run.first_seq, run.last_seq = written.first, written.last
-            copy_chunks(session, "run_sales", SALES_COLUMNS, sales_text or [])
             self._write_lots(session, job, run, lots, new_lot_mask, existing, result, receipts, written)
             self._record_costed_skus(session, run, sb)
             run.status = "completed"
@@ -368,11 +382,15 @@ class CogsRun:
 
         consumed = result.lot_consumed
         if len(new_idx):
-            temp_table(session, "tmp_new_lots", "lot_id text, sku text, received_at timestamptz, "
-                       "original_quantity numeric, received_quantity numeric, unit_price numeric, "
-                       "freight numeric, unit_cost numeric, remaining numeric, receipt_seq bigint")  # fmt: skip
+            # A new lot either never existed or was reversed by a rollback; a reversed lot's row is derived
+            # state that receiving it anew replaces whole, so it goes and the lot is COPYed like the others.
+            session.execute(
+                text("DELETE FROM lots WHERE tenant_id = :t AND status = 'reversed' AND lot_id = ANY(:ids)"),
+                {"t": tenant_id, "ids": new_ids},
+            )
+            n = len(new_idx)
             lines = copytext.join_rows([
-                copytext.text_column(new_ids), copytext.text_column(receipts.sku),
+                copytext.constant(tenant_id, n), copytext.text_column(new_ids), copytext.text_column(receipts.sku),
                 copytext.timestamp_column(receipts.occurred_at),
                 copytext.scaled_column(parsed_lots.original_quantity[new_idx], QTY_SCALE),
                 copytext.scaled_column(new_qty, QTY_SCALE),
@@ -380,28 +398,11 @@ class CogsRun:
                 copytext.scaled_column(parsed_lots.freight[new_idx], COST_SCALE),
                 copytext.scaled_column(new_cost, COST_SCALE),
                 copytext.scaled_column(new_qty - consumed[n_existing:], QTY_SCALE),
-                copytext.int_column(written.seqs[0]),
+                copytext.constant(job.id, n), copytext.constant(run.id, n), copytext.int_column(written.seqs[0]),
             ])  # fmt: skip
-            copy_lines(session, "tmp_new_lots", ("lot_id", "sku", "received_at", "original_quantity",
-                       "received_quantity", "unit_price", "freight", "unit_cost", "remaining", "receipt_seq"),
-                       [line + "\n" for line in lines])  # fmt: skip
-            session.execute(
-                text("""
-                INSERT INTO lots (tenant_id, lot_id, sku, received_at, original_quantity, received_quantity,
-                                  unit_price, freight_cost_per_unit, unit_cost, remaining_quantity, status,
-                                  source_job_id, source_run_id, receipt_seq)
-                SELECT :t, lot_id, sku, received_at, original_quantity, received_quantity, unit_price, freight,
-                       unit_cost, remaining, 'live', :job, :run, receipt_seq FROM tmp_new_lots
-                ON CONFLICT (tenant_id, lot_id) DO UPDATE SET
-                    sku = EXCLUDED.sku, received_at = EXCLUDED.received_at,
-                    original_quantity = EXCLUDED.original_quantity, received_quantity = EXCLUDED.received_quantity,
-                    unit_price = EXCLUDED.unit_price, freight_cost_per_unit = EXCLUDED.freight_cost_per_unit,
-                    unit_cost = EXCLUDED.unit_cost, remaining_quantity = EXCLUDED.remaining_quantity,
-                    status = 'live', bin_id = NULL, vendor_id = NULL, source_job_id = EXCLUDED.source_job_id,
-                    source_run_id = EXCLUDED.source_run_id, receipt_seq = EXCLUDED.receipt_seq
-                WHERE lots.status = 'reversed'"""),
-                {"t": tenant_id, "job": job.id, "run": run.id},
-            )
+            copy_lines(session, "lots", ("tenant_id", "lot_id", "sku", "received_at", "original_quantity",
+                       "received_quantity", "unit_price", "freight_cost_per_unit", "unit_cost", "remaining_quantity",
+                       "source_job_id", "source_run_id", "receipt_seq"), [line + "\n" for line in lines])  # fmt: skip
         used = np.flatnonzero(consumed[:n_existing])
         if len(used):
             temp_table(session, "tmp_lot_use", "lot_id text, quantity numeric")
@@ -493,8 +494,9 @@ def reverse_run(session: Session, job: Job, run: Run) -> None:
     only numbers and chains them. The bodies are read on a second connection (the events are committed and
     never change) while this transaction restores the lots."""
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="asora-reversal") as pool:
+        head = lock_head(session, run.tenant_id)
         # plain values only: the ORM objects belong to this thread's session
-        reading = pool.submit(_reversal_bodies, job.id, run.id, run.tenant_id, _seq_range(run))
+        reading = pool.submit(_reversal_events, head, job.id, run.id, run.tenant_id, _seq_range(run))
         of_run = "tenant_id = :t AND run_id = :r AND event_type IN ('ISSUE', 'RECEIPT')"
         params = {"t": run.tenant_id, "r": run.id}
         session.execute(
@@ -525,8 +527,8 @@ def reverse_run(session: Session, job: Job, run: Run) -> None:
             params,
         )
         session.execute(text("DROP TABLE tmp_reversal"))  # a cascade reverses several runs in one transaction
-        bodies = reading.result()
-    append_encoded(session, run.tenant_id, bodies)
+        chained = reading.result()
+    write_chained(session, chained)
     run.status = "rolled_back"
     run.rolled_back_by = job.id
     session.flush()
@@ -555,8 +557,8 @@ def _seq_range(run: Run) -> str:
     return f"AND seq BETWEEN {int(run.first_seq)} AND {int(run.last_seq)}"
 
 
-def _reversal_bodies(job_id: str, run_id: str, tenant_id: str, seq_range: str) -> list[str]:
-    """The encoded bodies of the run's reversal events, newest first, read on a connection of its own."""
+def _reversal_events(head: Head, job_id: str, run_id: str, tenant_id: str, seq_range: str) -> Chained:
+    """The run's reversal events, newest first, read on a connection of its own and chained after `head`."""
     query = sql.SQL("""
         COPY (SELECT 'REVERSAL', sku, lot_id, bin_id, -quantity, unit_cost, -amount,
                      to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), {job}, {run},
@@ -569,4 +571,6 @@ def _reversal_bodies(job_id: str, run_id: str, tenant_id: str, seq_range: str) -
         assert raw is not None
         with raw.cursor() as cur, cur.copy(query) as copy:
             buffer = b"".join(bytes(chunk) for chunk in copy)
-    return buffer.decode().splitlines()
+    bodies = buffer.decode().splitlines()
+    del buffer
+    return chain(tenant_id, head, (bodies[s : s + 50_000] for s in range(0, len(bodies), 50_000)))

@@ -117,7 +117,7 @@ def test_bulk_writer_is_used_and_insert_only(two_tenants):
         from shared.copyio import _writer_available
 
         assert _writer_available(session.connection(), "run_sales")
-        assert not _writer_available(session.connection(), "lots")
+        assert not _writer_available(session.connection(), "items")
         session.execute(text("SET LOCAL ROLE asora_writer"))
         with pytest.raises(DBAPIError, match="permission denied"):
             session.execute(text("SELECT count(*) FROM ledger_events")).scalar()

@@ -26,7 +26,7 @@ down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-WRITER_TABLES = ("ledger_events", "run_sales", "run_allocations")
+WRITER_TABLES = ("ledger_events", "lots", "run_sales", "run_allocations")
 # Per-row referential checks on the per-run result tables cost more than writing the rows; they are written
 # in the same transaction as their run, which is never deleted.
 RESULT_TABLES = ("run_sales", "run_allocations")
