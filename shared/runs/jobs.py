@@ -491,8 +491,9 @@ def reverse_run(session: Session, job: Job, run: Run) -> None:
     recompute the costing boundary of the run's SKUs.
 
     PostgreSQL renders the reversals' bodies (negated, in COPY text form) and the per-lot deltas; Python
-    only numbers and chains them. The bodies are read on a second connection (the events are committed and
-    never change) while this transaction restores the lots."""
+    only numbers and chains them. A second connection reads the bodies (the events are committed and never
+    change) and a thread chains them after the head this transaction holds locked, while this transaction
+    restores the lots; the COPY that follows is a plain transfer."""
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="asora-reversal") as pool:
         head = lock_head(session, run.tenant_id)
         # plain values only: the ORM objects belong to this thread's session
