@@ -487,7 +487,8 @@ class Rollback:
 
 
 def reverse_run(session: Session, job: Job, run: Run) -> None:
-    """Append the reversal of every ISSUE and RECEIPT of the run (newest first), restore lot balances and
+    """Append the reversal of every ISSUE and RECEIPT of the run (in the run's own order, which is business
+    time: the reversals then extend the time index in one forward sweep), restore lot balances and
     recompute the costing boundary of the run's SKUs.
 
     PostgreSQL renders the reversals' bodies (negated, in COPY text form) and the per-lot deltas; Python
@@ -559,14 +560,14 @@ def _seq_range(run: Run) -> str:
 
 
 def _reversal_events(head: Head, job_id: str, run_id: str, tenant_id: str, seq_range: str) -> Chained:
-    """The run's reversal events, newest first, read on a connection of its own and chained after `head`."""
+    """The run's reversal events, in seq order, read on a connection of its own and chained after `head`."""
     query = sql.SQL("""
         COPY (SELECT 'REVERSAL', sku, lot_id, bin_id, -quantity, unit_cost, -amount,
                      to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), {job}, {run},
                      reference, seq
               FROM ledger_events
               WHERE tenant_id = {t} AND run_id = {run} AND event_type IN ('ISSUE', 'RECEIPT') {seqs}
-              ORDER BY seq DESC) TO STDOUT""").format(job=job_id, run=run_id, t=tenant_id, seqs=sql.SQL(seq_range))
+              ORDER BY seq) TO STDOUT""").format(job=job_id, run=run_id, t=tenant_id, seqs=sql.SQL(seq_range))
     with db.unit_of_work(tenant_id) as reader:
         raw = reader.connection().connection.driver_connection
         assert raw is not None
