@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -77,6 +78,7 @@ def service_urls() -> Iterator[dict[str, str]]:
     if configured_redis:
         redis.Redis.from_url(redis_url).flushdb()
     stop_embedded(data_dir)
+    shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def _reset_caches() -> None:

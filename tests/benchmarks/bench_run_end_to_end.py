@@ -15,6 +15,7 @@ import argparse
 import json
 import random
 import resource
+import shutil
 import tempfile
 import time
 from datetime import date, timedelta
@@ -57,8 +58,12 @@ def main() -> None:
     args = parser.parse_args()
 
     figures: dict[str, float | int | str] = {"sales": args.sales, "skus": args.skus, "lots": args.lots}
-    with scratch_database():
-        figures.update(_bench(args, Path(tempfile.mkdtemp(prefix="asora-bench-data-"))))
+    work = Path(tempfile.mkdtemp(prefix="asora-bench-data-"))
+    try:
+        with scratch_database():
+            figures.update(_bench(args, work))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     write_results("run_end_to_end.json", figures)
     print(json.dumps(figures, indent=2))
 

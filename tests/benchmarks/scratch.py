@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,6 +39,7 @@ def scratch_database() -> Iterator[str]:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         stop_embedded(data_dir)
+        shutil.rmtree(data_dir, ignore_errors=True)  # an embedded cluster keeps gigabytes of WAL
 
 
 def write_results(name: str, figures: dict[str, Any]) -> Path:
