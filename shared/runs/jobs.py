@@ -306,13 +306,14 @@ class CogsRun:
 
     def _record_costed_skus(self, session: Session, run: Run, sb: fifo.SalesBatch) -> None:
         """Each SKU the run sold with its latest sale date (run_skus), and the tenant's costing boundary."""
-        skus, inverse = np.unique(np.array(sb.sku, dtype=object).astype(str), return_inverse=True)
-        latest = np.full(len(skus), np.datetime64("NaT"), dtype="datetime64[us]")
-        latest_int = latest.view(np.int64)
-        latest_int[:] = np.iinfo(np.int64).min
-        np.maximum.at(latest_int, inverse.reshape(-1), sb.sale_date.astype("datetime64[us]").view(np.int64))
+        codes: dict[str, int] = {}
+        code = np.array([codes.setdefault(sku, len(codes)) for sku in sb.sku], dtype=np.int64)
+        skus = list(codes)
+        latest_int = np.full(len(skus), np.iinfo(np.int64).min, dtype=np.int64)
+        np.maximum.at(latest_int, code, sb.sale_date.astype("datetime64[us]").view(np.int64))
+        latest = latest_int.view("datetime64[us]")
         lines = copytext.join_rows([
-            copytext.constant(run.id, len(skus)), copytext.text_column(skus.tolist()),
+            copytext.constant(run.id, len(skus)), copytext.text_column(skus),
             copytext.constant(run.tenant_id, len(skus)), copytext.timestamp_column(latest),
         ])  # fmt: skip
         copy_lines(session, "run_skus", ("run_id", "sku", "tenant_id", "last_sale_date"), [f"{x}\n" for x in lines])
@@ -427,7 +428,8 @@ SALES_COLUMNS = ("run_id", "sale_id", "tenant_id", "sku", "sale_date", "quantity
 def _sales_text(run: Run, sb: fifo.SalesBatch, result: fifo.FifoResult) -> Iterator[str]:
     """The per-sale rows in COPY text, chunk by chunk, sorted by sale_id so they extend both run_sales
     indexes at their ends instead of at random places."""
-    order = np.argsort(np.array(sb.sale_id), kind="stable")
+    # (a NumPy string array would be as wide as the longest id times four bytes per character, per row)
+    order = np.array(sorted(range(len(sb)), key=sb.sale_id.__getitem__), dtype=np.int64)
     sale_ids, skus = [sb.sale_id[i] for i in order.tolist()], [sb.sku[i] for i in order.tolist()]
     dates, quantities, cogs = sb.sale_date[order], sb.quantity[order], result.sale_cogs[order]
     for start in range(0, len(sale_ids), 50_000):
