@@ -1,12 +1,13 @@
-"""The bulk writer: COPY straight into the two high-volume tables, with the tenant wall kept by a constraint.
+"""The bulk writer: COPY straight into the high-volume tables, with the tenant wall kept by a constraint.
 
 PostgreSQL refuses COPY FROM into a table with row-level security, so the application's role (`asora_app`)
-stages COPY rows in a temporary table and moves them with INSERT ... SELECT, which roughly doubles the
-cost of a million-row run. `asora_writer` may only INSERT into `ledger_events` and the per-run result tables, and it
-bypasses row-level security so it can COPY. The second wall stays: a CHECK constraint admits a row that
-`asora_writer` writes only when its `tenant_id` is the transaction's tenant (`asora.tenant_id`), and
-never under the system scope or with no tenant set. Other roles are unaffected by the constraint (their
-writes still pass the row-level security policies).
+stages COPY rows in a temporary table and moves them with INSERT ... SELECT, which roughly doubles the cost of
+a million-row run. `asora_writer` may only INSERT into `ledger_events`, `lots` and the per-run result tables,
+and it bypasses row-level security so it can COPY. The second wall stays: a CHECK constraint admits a row that
+`asora_writer` writes only when its `tenant_id` is the transaction's tenant (`asora.tenant_id`), and never
+under the system scope or with no tenant set. Other roles are unaffected by the constraint (their writes still
+pass the row-level security policies). Also here: the per-run result tables lose their per-row foreign key,
+runs record their seq range, and run_skus keeps the SKUs each run sold (see the comments below).
 
 The constraint reads the current role and a setting, so it is not immutable: it holds trivially for every
 other role (the migration's own check of existing rows, a restore), which is what we want.
