@@ -1,6 +1,7 @@
 """Appending to the ledger: gapless per-tenant `seq`, a SHA-256 hash chain, and COPY for volume.
 
-Every writer goes through `append_batches` (or `append_events` for a handful of events); nothing else
+Every writer goes through `append_batches` (or `append_events` for a handful of events), or chains and
+writes events itself with `lock_head`, `chain` and `write_chained` (runs and rollbacks); nothing else
 inserts ledger rows. An event's canonical form is its 14 content fields in COPY text encoding joined by
 tabs; `hash = sha256(prev_hash + "\\n" + canonical)`. Verification re-derives the same form from stored
 rows (`canonical`), so the chain proves both order and content.
@@ -239,16 +240,6 @@ def append_prepared(session: Session, tenant_id: str, prepared: Prepared) -> App
     chained = chain(tenant_id, lock_head(session, tenant_id), prepared.chunks())
     write_chained(session, chained)
     return appended(prepared, chained)
-
-
-def append_encoded(session: Session, tenant_id: str, bodies: Sequence[str]) -> tuple[int, int]:
-    """Append events given as encoded bodies (see `_batch_bodies`). Returns the (first, last) seq written
-    ((0, 0) when empty)."""
-    if not bodies:
-        return 0, 0
-    chained = chain(tenant_id, lock_head(session, tenant_id), [bodies])
-    write_chained(session, chained)
-    return chained.first, chained.last
 
 
 def append_batches(
