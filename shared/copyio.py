@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import sys
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -39,6 +40,31 @@ def _writer_available(connection: Connection, table: str) -> bool:
     )
 
 
+class _ResponsiveGil:
+    """A short GIL switch interval while any COPY runs in this process. The writer thread needs the GIL for
+    a moment per buffer it sends; while the caller computes, the default 5 ms would leave the server waiting
+    for data. Counted, so concurrent COPYs (API threads) restore the default only when the last one ends."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users = 0
+        self._default = sys.getswitchinterval()
+
+    def __enter__(self) -> None:
+        with self._lock:
+            self._users += 1
+            sys.setswitchinterval(min(self._default, 0.0005))
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._users -= 1
+            if not self._users:
+                sys.setswitchinterval(self._default)
+
+
+_responsive_gil = _ResponsiveGil()
+
+
 @contextmanager
 def copy_into(session: Session, table: str, columns: Sequence[str]) -> Iterator[Copy]:
     """A COPY into `table`: directly for scratch (`tmp_`) tables and, as the bulk writer, for the bulk
@@ -57,15 +83,12 @@ def copy_into(session: Session, table: str, columns: Sequence[str]) -> Iterator[
         connection.exec_driver_sql(
             f"CREATE TEMP TABLE {target} ON COMMIT DROP AS SELECT {cols} FROM {table} WITH NO DATA"
         )
-    # The writer thread needs the GIL for a moment per buffer it sends; while the caller computes, the
-    # default 5 ms switch interval would leave the server waiting for data most of the time.
-    switch_interval = sys.getswitchinterval()
-    sys.setswitchinterval(min(switch_interval, 0.0005))
-    try:
-        with raw.cursor() as cur, cur.copy(f"COPY {target} ({cols}) FROM STDIN", writer=QueuedLibpqWriter(cur)) as copy:
-            yield copy
-    finally:
-        sys.setswitchinterval(switch_interval)
+    with (
+        _responsive_gil,
+        raw.cursor() as cur,
+        cur.copy(f"COPY {target} ({cols}) FROM STDIN", writer=QueuedLibpqWriter(cur)) as copy,
+    ):
+        yield copy
     # After a failed COPY the transaction is aborted and its rollback undoes SET LOCAL; nothing to restore.
     if restore_role is not None:
         connection.exec_driver_sql(f'SET LOCAL ROLE "{restore_role}"')
