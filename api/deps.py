@@ -60,4 +60,6 @@ def tenant_of(principal: Principal, body_tenant_id: str | None = None) -> str:
 
 
 LimitQuery = Annotated[int, Query(ge=1, le=1000)]
+# A page cursor that is a seq or an id number (ledger, audit).
+SeqCursor = Annotated[int | None, Query(ge=0, le=2**62)]
 IdempotencyKeyHeader = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]

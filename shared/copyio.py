@@ -115,10 +115,11 @@ def copy_chunks(session: Session, table: str, columns: Sequence[str], chunks: It
             copy.write(chunk)
 
 
-def copy_lines(session: Session, table: str, columns: Sequence[str], lines: Sequence[str]) -> int:
-    """COPY pre-encoded text lines (each ending in a newline)."""
-    copy_chunks(session, table, columns, ("".join(lines[s : s + 20_000]) for s in range(0, len(lines), 20_000)))
-    return len(lines)
+def copy_lines(session: Session, table: str, columns: Sequence[str], rows: Sequence[str]) -> int:
+    """COPY pre-encoded rows, without line ends (as `copytext.join_rows` makes them)."""
+    chunks = ("\n".join(rows[s : s + 20_000]) + "\n" for s in range(0, len(rows), 20_000))
+    copy_chunks(session, table, columns, chunks)
+    return len(rows)
 
 
 def temp_table(session: Session, name: str, definition: str) -> None:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from fastapi import APIRouter
 
-from fastapi import APIRouter, Query
-
-from api.deps import LimitQuery, SessionDep, tenant_of
+from api.deps import LimitQuery, SeqCursor, SessionDep, tenant_of
 from api.intake import From, Reader, SafeQuery, To, as_utc
 from shared.audit import service as audit
 from shared.audit.schemas import AuditEventOut
@@ -23,7 +21,7 @@ def list_audit(
     start: From = None,
     end: To = None,
     limit: LimitQuery = 100,
-    cursor: Annotated[int | None, Query(ge=0, le=2**62)] = None,
+    cursor: SeqCursor = None,
 ) -> Page[AuditEventOut]:
     rows = audit.list_events(
         session,

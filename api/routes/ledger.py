@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from fastapi import APIRouter
 
-from fastapi import APIRouter, Query
-
-from api.deps import LimitQuery, SessionDep, tenant_of
+from api.deps import LimitQuery, SeqCursor, SessionDep, tenant_of
 from api.intake import From, Reader, SafeQuery, To, as_utc
 from shared.ledger import queries as ledger
 from shared.ledger.schemas import LedgerEventOut
@@ -25,7 +23,7 @@ def list_ledger(
     start: From = None,
     end: To = None,
     limit: LimitQuery = 100,
-    cursor: Annotated[int | None, Query(ge=0, le=2**62)] = None,
+    cursor: SeqCursor = None,
 ) -> Page[LedgerEventOut]:
     rows, last_seq = ledger.list_events(
         session,

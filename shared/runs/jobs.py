@@ -194,7 +194,7 @@ class CogsRun:
     def _check_sales(self, session: Session, tenant_id: str, sb: fifo.SalesBatch) -> list[fifo.RowError]:
         temp_table(session, "tmp_run_sales", "sale_id text, sku text")
         lines = copytext.join_rows([copytext.text_column(sb.sale_id), copytext.text_column(sb.sku)])
-        copy_lines(session, "tmp_run_sales", ("sale_id", "sku"), [line + "\n" for line in lines])
+        copy_lines(session, "tmp_run_sales", ("sale_id", "sku"), lines)
         live = "r.status = 'completed' AND NOT r.dry_run"
         costed = set(
             session.scalars(
@@ -316,7 +316,7 @@ class CogsRun:
             copytext.constant(run.id, len(skus)), copytext.text_column(skus),
             copytext.constant(run.tenant_id, len(skus)), copytext.timestamp_column(latest),
         ])  # fmt: skip
-        copy_lines(session, "run_skus", ("run_id", "sku", "tenant_id", "last_sale_date"), [f"{x}\n" for x in lines])
+        copy_lines(session, "run_skus", ("run_id", "sku", "tenant_id", "last_sale_date"), lines)
         session.execute(
             text("""
             INSERT INTO costed_skus (tenant_id, sku, last_sale_date)
@@ -343,7 +343,7 @@ class CogsRun:
         copy_lines(
             session, "run_allocations",
             ("run_id", "position", "tenant_id", "sale_id", "lot_id", "sku", "quantity", "unit_cost", "amount"),
-            [line + "\n" for line in lines],
+            lines,
         )  # fmt: skip
 
     def _ledger_events(
@@ -403,7 +403,7 @@ class CogsRun:
             ])  # fmt: skip
             copy_lines(session, "lots", ("tenant_id", "lot_id", "sku", "received_at", "original_quantity",
                        "received_quantity", "unit_price", "freight_cost_per_unit", "unit_cost", "remaining_quantity",
-                       "source_job_id", "source_run_id", "receipt_seq"), [line + "\n" for line in lines])  # fmt: skip
+                       "source_job_id", "source_run_id", "receipt_seq"), lines)  # fmt: skip
         used = np.flatnonzero(consumed[:n_existing])
         if len(used):
             temp_table(session, "tmp_lot_use", "lot_id text, quantity numeric")
@@ -413,7 +413,7 @@ class CogsRun:
                     copytext.scaled_column(consumed[used], QTY_SCALE),
                 ]
             )
-            copy_lines(session, "tmp_lot_use", ("lot_id", "quantity"), [line + "\n" for line in lines])
+            copy_lines(session, "tmp_lot_use", ("lot_id", "quantity"), lines)
             session.execute(
                 text("""
                 UPDATE lots SET remaining_quantity = lots.remaining_quantity - u.quantity
