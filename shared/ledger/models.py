@@ -18,9 +18,9 @@ class LedgerEvent(Base):
     __table_args__ = (
         PrimaryKeyConstraint("tenant_id", "seq"),
         # Deliberately few indexes: a 1M-sale run appends over a million rows and every index is paid per
-        # row. Balances and reports read derived tables (lots); per-SKU and per-lot history is read in seq
-        # order through the primary key.
-        Index("ix_ledger_events_run", "tenant_id", "run_id", postgresql_where="run_id IS NOT NULL"),
+        # row. Balances and reports read derived tables (lots); a run's events are read by its seq range
+        # (`runs.first_seq`/`last_seq`) through the primary key. The one secondary index, on business time,
+        # is declared with the reports that read it (shared/reports/models.py).
     )
 
     tenant_id: Mapped[str] = mapped_column(String(63))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from sqlalchemy import func, select, text
+from sqlalchemy import ColumnElement, func, select, text
 from sqlalchemy.orm import Session
 
 from shared.audit import service as audit
@@ -136,6 +136,7 @@ def list_allocations(
                 LedgerEvent.run_id == run.id,
                 LedgerEvent.event_type == "ISSUE",
                 LedgerEvent.seq > after,
+                *_within_seq_range(run),
             )
             .order_by(LedgerEvent.seq)
             .limit(limit)
@@ -153,6 +154,13 @@ def list_allocations(
         ]
         last = events[-1].seq if events else None
     return items, (last if len(items) == limit else None)
+
+
+def _within_seq_range(run: Run) -> list[ColumnElement[bool]]:
+    """The run's events lie in its seq range (recorded when it wrote them): read along the primary key."""
+    if run.first_seq is None or run.last_seq is None:
+        return []
+    return [LedgerEvent.seq.between(run.first_seq, run.last_seq)]
 
 
 def list_validation_errors(session: Session, run: Run, *, limit: int, cursor: int | None) -> list[RunValidationError]:

@@ -1,0 +1,65 @@
+"""Fewer index bytes per ledger event: a 1 M-sale run appends 1.36 M events and pays every index per row.
+
+- `ix_ledger_events_run` goes. A run's events are found by its seq range (`runs.first_seq`/`last_seq`,
+  backfilled here for runs written before 0005 recorded it) along the primary key, and `asora ledger verify`
+  reads every event anyway.
+- `ix_ledger_events_occurred` keeps its key and loses its INCLUDE columns (seven of the row's columns). The
+  reports that read events after a point in business time fetch them from the heap, where appends made in
+  business-time order (runs, receipts) lie together.
+
+Measured on 1.36 M run events (embedded PostgreSQL 16, 2 cores): the run's ledger COPY 6.5 s → 3.9 s, the
+rollback's 7.6 s → 5.0 s.
+
+Revision ID: 0006
+Revises: 0005
+Create Date: 2026-11-22
+"""
+
+from collections.abc import Sequence
+
+from alembic import op
+
+revision: str = "0006"
+down_revision: str | None = "0005"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+COVERED = ["sku", "lot_id", "event_type", "quantity", "amount", "bin_id", "reverses_seq"]
+
+
+def upgrade() -> None:
+    # Row-level security is forced on these tables, so a migration role that is not a superuser sees a tenant's
+    # rows only in the system scope. 0005 backfilled run_skus without it; rows it missed that way are added.
+    op.execute("SELECT set_config('asora.tenant_id', '*', true)")
+    op.execute("""
+        INSERT INTO run_skus (run_id, sku, tenant_id, last_sale_date)
+        SELECT s.run_id, s.sku, s.tenant_id, max(s.sale_date) FROM run_sales s JOIN runs r ON r.id = s.run_id
+        WHERE NOT r.dry_run AND r.status IN ('completed', 'rolled_back')
+          AND NOT EXISTS (SELECT FROM run_skus k WHERE k.run_id = s.run_id)
+        GROUP BY s.run_id, s.sku, s.tenant_id""")
+    op.execute("""
+        UPDATE runs SET first_seq = e.first_seq, last_seq = e.last_seq
+        FROM (SELECT tenant_id, run_id, min(seq) AS first_seq, max(seq) AS last_seq FROM ledger_events
+              WHERE run_id IS NOT NULL AND event_type IN ('ISSUE', 'RECEIPT') GROUP BY tenant_id, run_id) e
+        WHERE runs.tenant_id = e.tenant_id AND runs.id = e.run_id AND runs.first_seq IS NULL""")
+    op.drop_index("ix_ledger_events_run", table_name="ledger_events", postgresql_where="run_id IS NOT NULL")
+    op.drop_index("ix_ledger_events_occurred", table_name="ledger_events")
+    op.create_index("ix_ledger_events_occurred", "ledger_events", ["tenant_id", "occurred_at"], unique=False)
+
+
+def downgrade() -> None:
+    op.drop_index("ix_ledger_events_occurred", table_name="ledger_events")
+    op.create_index(
+        "ix_ledger_events_occurred",
+        "ledger_events",
+        ["tenant_id", "occurred_at"],
+        unique=False,
+        postgresql_include=COVERED,
+    )
+    op.create_index(
+        "ix_ledger_events_run",
+        "ledger_events",
+        ["tenant_id", "run_id"],
+        unique=False,
+        postgresql_where="run_id IS NOT NULL",
+    )
