@@ -3,11 +3,25 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Index, PrimaryKeyConstraint, String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import BigInteger, DateTime, Dialect, Index, LargeBinary, PrimaryKeyConstraint, String, TypeDecorator
+from sqlalchemy.orm import Mapped, mapped_column, query_expression
 
 from shared.base import Base, CreatedAt, Money, Quantity, UnitCost
+
+
+class HexDigest(TypeDecorator[str]):
+    """A SHA-256 digest: stored as its 32 bytes, handled and shown as 64 hex digits."""
+
+    impl = LargeBinary
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> bytes | None:
+        return None if value is None else bytes.fromhex(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> str | None:
+        return None if value is None else bytes(value).hex()
 
 
 class LedgerEvent(Base):
@@ -38,8 +52,10 @@ class LedgerEvent(Base):
     run_id: Mapped[str | None] = mapped_column(String(40))
     reference: Mapped[str | None] = mapped_column(String(200))
     reverses_seq: Mapped[int | None] = mapped_column(BigInteger)
-    prev_hash: Mapped[str] = mapped_column(String(64))
-    hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(HexDigest)
+    # The hash this event's hash was chained from. Not stored: it is the `hash` of the event at `seq - 1` (the
+    # genesis hash before the first), loaded where it is shown with `queries.with_prev_hash`.
+    prev_hash: Mapped[str] = query_expression()
 
 
 class Lot(Base):

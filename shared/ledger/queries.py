@@ -4,10 +4,23 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import func, literal, select
+from sqlalchemy.orm import Session, aliased, with_expression
+from sqlalchemy.sql.elements import ColumnElement
 
-from shared.ledger.models import LedgerEvent
+from shared.ledger.models import HexDigest, LedgerEvent
+from shared.ledger.service import GENESIS_HASH
+
+
+def previous_hash() -> ColumnElement[str]:
+    """The hash an event was chained from: its predecessor's (one primary-key lookup), or the genesis hash."""
+    previous = aliased(LedgerEvent)
+    stored = (
+        select(previous.hash)
+        .where(previous.tenant_id == LedgerEvent.tenant_id, previous.seq == LedgerEvent.seq - 1)
+        .scalar_subquery()
+    )
+    return func.coalesce(stored, literal(GENESIS_HASH, HexDigest), type_=HexDigest)
 
 
 def list_events(
@@ -23,7 +36,11 @@ def list_events(
     limit: int = 100,
 ) -> tuple[list[LedgerEvent], int | None]:
     """A page of events (`occurred_at` in [start, end)) and the seq to continue after, or None."""
-    query = select(LedgerEvent).where(LedgerEvent.tenant_id == tenant_id)
+    query = (
+        select(LedgerEvent)
+        .where(LedgerEvent.tenant_id == tenant_id)
+        .options(with_expression(LedgerEvent.prev_hash, previous_hash()))
+    )
     if sku is not None:
         query = query.where(LedgerEvent.sku == sku)
     if event_type is not None:

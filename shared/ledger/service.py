@@ -3,8 +3,10 @@
 Every writer goes through `append_batches` (or `append_events` for a handful of events), or chains and
 writes events itself with `lock_head`, `chain` and `write_chained` (runs and rollbacks); nothing else
 inserts ledger rows. An event's canonical form is its 14 content fields in COPY text encoding joined by
-tabs; `hash = sha256(prev_hash + "\\n" + canonical)`. Verification re-derives the same form from stored
-rows (`canonical`), so the chain proves both order and content.
+tabs; `hash = sha256(prev_hash + "\\n" + canonical)`, where `prev_hash` is the hash of the event before (the
+genesis hash before the first). Only `hash` is stored (as 32 bytes); verification re-derives the canonical form
+from stored rows (`canonical`) and each hash from the stored one before it, so the chain proves both order and
+content.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ CONTENT_COLUMNS = (
     "tenant_id", "seq", "event_type", "sku", "lot_id", "bin_id", "quantity", "unit_cost", "amount",
     "occurred_at", "job_id", "run_id", "reference", "reverses_seq",
 )  # fmt: skip
-COLUMNS = (*CONTENT_COLUMNS, "prev_hash", "hash")
+COLUMNS = (*CONTENT_COLUMNS, "hash")  # the previous hash is the previous event's (not stored)
+HASH_PREFIX = "\\\\x"  # a bytea in hex, as COPY text (its backslash escaped)
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,9 +199,12 @@ class Chained:
     data: list[bytes]
 
 
-def chain(tenant_id: str, head: Head, chunks: Iterable[Sequence[str]]) -> Chained:
+def chain(
+    tenant_id: str, head: Head, chunks: Iterable[Sequence[str]], emit: Callable[[bytes], None] | None = None
+) -> Chained:
     """Number the encoded bodies after `head` and chain their hashes. Pure CPU work: a writer does it while
-    PostgreSQL is busy with something else, so that the COPY itself is a plain transfer."""
+    PostgreSQL is busy with something else, so that the COPY itself is a plain transfer. The COPY data is
+    kept in the result, or handed to `emit` block by block as it is made (for `write_streamed`)."""
     prefix = copytext.escape(tenant_id) + "\t"
     sha256 = hashlib.sha256
     seq, prev = head.seq + 1, head.hash
@@ -208,10 +214,14 @@ def chain(tenant_id: str, head: Head, chunks: Iterable[Sequence[str]]) -> Chaine
         for body in bodies:
             line = f"{prefix}{seq}\t{body}"
             digest = sha256(f"{prev}\n{line}".encode()).hexdigest()
-            rows.append(f"{line}\t{prev}\t{digest}\n")
+            rows.append(f"{line}\t{HASH_PREFIX}{digest}\n")
             prev = digest
             seq += 1
-        data.append("".join(rows).encode())
+        block = "".join(rows).encode()
+        if emit is None:
+            data.append(block)
+        else:
+            emit(block)
     return Chained(tenant_id, head.seq + 1, seq - 1, prev, data)
 
 
@@ -222,6 +232,23 @@ def write_chained(session: Session, chained: Chained) -> None:
     with copy_into(session, "ledger_events", COLUMNS) as copy:
         for block in chained.data:
             copy.write(block)
+    _move_head(session, chained)
+
+
+def write_streamed(session: Session, blocks: Iterable[bytes], chained: Callable[[], Chained]) -> Chained:
+    """COPY events while another thread chains them: `blocks` yields each block as `chain(..., emit=...)` makes
+    it and ends when chaining does; `chained()` then gives the result (or raises what chaining raised, and
+    the transaction with the COPY in it is rolled back). Moves the head like `write_chained`."""
+    with copy_into(session, "ledger_events", COLUMNS) as copy:
+        for block in blocks:
+            copy.write(block)
+    done = chained()
+    if done.last >= done.first:
+        _move_head(session, done)
+    return done
+
+
+def _move_head(session: Session, chained: Chained) -> None:
     session.execute(
         update(LedgerHead)
         .where(LedgerHead.tenant_id == chained.tenant_id)

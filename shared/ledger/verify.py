@@ -1,8 +1,9 @@
 """Checking a tenant's ledger and rebuilding what is derived from it (`asora ledger verify`).
 
 The ledger is the truth. Two kinds of findings:
-- the hash chain: every event's hash is recomputed from its canonical form, `prev_hash` must link to the
-  previous event, `seq` must be gapless from 1, and the `ledger_heads` row must name the last event.
+- the hash chain: every event's hash is recomputed from its canonical form and the stored hash of the
+  event before it (a removed, inserted or altered event breaks it there), `seq` must be gapless from 1,
+  and the `ledger_heads` row must name the last event.
   These are reported, never repaired: the ledger is append-only and nothing here writes it.
 - derived tables, recomputed set-based from the ledger: `lots.remaining_quantity` (sum of the lot's ledger
   quantities), `lots.status` (`reversed` when the lot's latest RECEIPT was reversed), `lots.receipt_seq`,
@@ -87,7 +88,7 @@ def _text(value: Any) -> str | None:
 
 _CHAIN_QUERY = """
     SELECT tenant_id, seq, event_type, sku, lot_id, bin_id, quantity, unit_cost, amount, occurred_at,
-           job_id, run_id, reference, reverses_seq, prev_hash, hash
+           job_id, run_id, reference, reverses_seq, encode(hash, 'hex')
     FROM ledger_events WHERE tenant_id = %s ORDER BY seq"""
 
 
@@ -110,14 +111,12 @@ def verify_chain(session: Session, tenant_id: str, result: VerifyResult) -> None
         cur.execute(_CHAIN_QUERY, (tenant_id,))
         for row in cur:
             (tenant, seq, kind, sku, lot_id, bin_id, qty, cost, amount, occurred_at) = row[:10]
-            (job_id, run_id, reference, reverses_seq, prev_hash, stored_hash) = row[10:]
+            (job_id, run_id, reference, reverses_seq, stored_hash) = row[10:]
             count += 1
             if seq != expected_seq:
                 found("ledger.seq", seq, str(expected_seq), str(seq))
-            if prev_hash != prev:
-                found("ledger.prev_hash", seq, prev, prev_hash)
             digest = chain_hash(
-                prev_hash,
+                prev,
                 canonical(
                     tenant,
                     seq,

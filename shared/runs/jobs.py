@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
+import queue
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
@@ -39,6 +40,7 @@ from shared.ledger.service import (
     lock_head,
     prepare_batches,
     write_chained,
+    write_streamed,
 )
 from shared.runs import csvio, fifo
 from shared.runs import service as runs
@@ -496,11 +498,12 @@ def reverse_run(session: Session, job: Job, run: Run) -> None:
     PostgreSQL renders the reversals' bodies (negated, in COPY text form) and the per-lot deltas; Python
     only numbers and chains them. A second connection reads the bodies (the events are committed and never
     change) and a thread chains them after the head this transaction holds locked, while this transaction
-    restores the lots; the COPY that follows is a plain transfer."""
+    restores the lots; the COPY that follows takes each block as soon as it is chained."""
+    blocks: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="asora-reversal") as pool:
         head = lock_head(session, run.tenant_id)
         # plain values only: the ORM objects belong to this thread's session
-        reading = pool.submit(_reversal_events, head, job.id, run.id, run.tenant_id, _seq_range(run))
+        reading = pool.submit(_reversal_events, head, job.id, run.id, run.tenant_id, _seq_range(run), blocks.put)
         of_run = "tenant_id = :t AND run_id = :r AND event_type IN ('ISSUE', 'RECEIPT')"
         params = {"t": run.tenant_id, "r": run.id}
         session.execute(
@@ -531,8 +534,7 @@ def reverse_run(session: Session, job: Job, run: Run) -> None:
             params,
         )
         session.execute(text("DROP TABLE tmp_reversal"))  # a cascade reverses several runs in one transaction
-        chained = reading.result()
-    write_chained(session, chained)
+        write_streamed(session, iter(blocks.get, None), reading.result)
     run.status = "rolled_back"
     run.rolled_back_by = job.id
     session.flush()
@@ -561,8 +563,11 @@ def _seq_range(run: Run) -> str:
     return f"AND seq BETWEEN {int(run.first_seq)} AND {int(run.last_seq)}"
 
 
-def _reversal_events(head: Head, job_id: str, run_id: str, tenant_id: str, seq_range: str) -> Chained:
-    """The run's reversal events, in seq order, read on a connection of its own and chained after `head`."""
+def _reversal_events(
+    head: Head, job_id: str, run_id: str, tenant_id: str, seq_range: str, emit: Callable[[bytes | None], None]
+) -> Chained:
+    """The run's reversal events, in seq order, read on a connection of its own and chained after `head`;
+    each block of COPY data goes to `emit` as it is made, and None after the last (also on failure)."""
     query = sql.SQL("""
         COPY (SELECT 'REVERSAL', sku, lot_id, bin_id, -quantity, unit_cost, -amount,
                      to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), {job}, {run},
@@ -570,11 +575,14 @@ def _reversal_events(head: Head, job_id: str, run_id: str, tenant_id: str, seq_r
               FROM ledger_events
               WHERE tenant_id = {t} AND run_id = {run} AND event_type IN ('ISSUE', 'RECEIPT') {seqs}
               ORDER BY seq) TO STDOUT""").format(job=job_id, run=run_id, t=tenant_id, seqs=sql.SQL(seq_range))
-    with db.unit_of_work(tenant_id) as reader:
-        raw = reader.connection().connection.driver_connection
-        assert raw is not None
-        with raw.cursor() as cur, cur.copy(query) as copy:
-            buffer = b"".join(bytes(chunk) for chunk in copy)
-    bodies = buffer.decode().splitlines()
-    del buffer
-    return chain(tenant_id, head, (bodies[s : s + 50_000] for s in range(0, len(bodies), 50_000)))
+    try:
+        with db.unit_of_work(tenant_id) as reader:
+            raw = reader.connection().connection.driver_connection
+            assert raw is not None
+            with raw.cursor() as cur, cur.copy(query) as copy:
+                buffer = b"".join(bytes(chunk) for chunk in copy)
+        bodies = buffer.decode().splitlines()
+        del buffer
+        return chain(tenant_id, head, (bodies[s : s + 50_000] for s in range(0, len(bodies), 50_000)), emit)
+    finally:
+        emit(None)

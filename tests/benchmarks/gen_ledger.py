@@ -21,7 +21,7 @@ from typing import Any
 
 import psycopg
 
-from shared.ledger.service import COLUMNS, GENESIS_HASH, canonical, chain_hash
+from shared.ledger.service import COLUMNS, GENESIS_HASH, HASH_PREFIX, canonical, chain_hash
 from shared.runs.decimals import AMOUNT_SCALE, COST_SCALE, QTY_SCALE, format_scaled
 
 START = datetime(2023, 1, 1, tzinfo=UTC)
@@ -115,7 +115,8 @@ def _rows(tenant_id: str, shape: Shape, stats: dict[str, Any]) -> tuple[Iterator
                     )  # fmt: skip
                     yield (
                         f"{tenant_id}\t{seq}\t{kind}\t{sku}\t{lot_id}\t{event_bin or NULL}\t{quantity}\t{unit_cost}\t"
-                        f"{amount}\t{at.isoformat()}\t{JOB_ID}\t{NULL}\t{reference or NULL}\t{NULL}\t{prev}\t{digest}\n"
+                        f"{amount}\t{at.isoformat()}\t{JOB_ID}\t{NULL}\t{reference or NULL}\t{NULL}\t"
+                        f"{HASH_PREFIX}{digest}\n"
                     )
                     prev = digest
                 remaining = 0 if k < consumed_lots else LOT_QUANTITY

@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy import text
 
 from shared import db
-from shared.ledger import verify
+from shared.ledger import queries, verify
+from shared.ledger.service import GENESIS_HASH
 from shared.reports import service as reports
 from shared.reports.schemas import parse_params
 from tests.support import (
@@ -132,14 +133,31 @@ def test_gaps_broken_links_and_a_wrong_head_are_reported(tenant, service_urls):
     with owner_connection(service_urls) as conn:
         conn.execute("SET session_replication_role = replica")
         conn.execute("DELETE FROM ledger_events WHERE tenant_id = %s AND seq = 3", (tenant,))
-        conn.execute("UPDATE ledger_events SET prev_hash = repeat('f', 64) WHERE tenant_id = %s AND seq = 6", (tenant,))
+        conn.execute("UPDATE ledger_events SET hash = sha256('forged') WHERE tenant_id = %s AND seq = 6", (tenant,))
         conn.execute("UPDATE ledger_heads SET seq = 42 WHERE tenant_id = %s", (tenant,))
     result = check(tenant)
     found = findings(result)
-    assert {("ledger.seq", "4"), ("ledger.prev_hash", "4"), ("ledger.prev_hash", "6"), ("ledger.hash", "6")} <= found
+    # seq 4 no longer chains from seq 2; the forged hash of seq 6 is wrong, and seq 7 chains from it
+    assert {("ledger.seq", "4"), ("ledger.hash", "4"), ("ledger.hash", "6"), ("ledger.hash", "7")} <= found
+    assert ("ledger.hash", "5") not in found
     assert ("ledger_heads", tenant) in found
     assert result.events == 8
     assert not result.as_dict()["chain_ok"]
+
+
+def test_each_event_shows_the_hash_it_was_chained_from(tenant):
+    """`prev_hash` is not stored: it is read as the hash of the event before, whatever the filter or page."""
+    with db.unit_of_work(tenant) as session:
+        first, cursor = queries.list_events(session, tenant, limit=3)
+        rest, _ = queries.list_events(session, tenant, after_seq=cursor, limit=1000)
+        only_b, _ = queries.list_events(session, tenant, sku="B", limit=1000)
+    events = first + rest
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    assert events[0].prev_hash == GENESIS_HASH
+    assert all(e.prev_hash == before.hash for before, e in zip(events, events[1:], strict=False))
+    assert len({e.hash for e in events}) == len(events) and all(len(e.hash) == 64 for e in events)
+    by_seq = {e.seq: e for e in events}
+    assert only_b and all(e.prev_hash == by_seq[e.seq - 1].hash for e in only_b)
 
 
 def test_a_tenant_sees_only_its_own_ledger(tenant):
