@@ -10,13 +10,14 @@ from __future__ import annotations
 import io
 import json
 import queue
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
 import numpy as np
 from psycopg import sql
+from psycopg.abc import Buffer
 from sqlalchemy import String, func, literal, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
@@ -500,41 +501,36 @@ def reverse_run(session: Session, job: Job, run: Run) -> None:
     change) and a thread chains them after the head this transaction holds locked, while this transaction
     restores the lots; the COPY that follows takes each block as soon as it is chained."""
     blocks: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="asora-reversal") as pool:
+    params = {"t": run.tenant_id, "r": run.id}
+    seqs = _seq_range(run)
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="asora-reversal") as pool:
         head = lock_head(session, run.tenant_id)
         # plain values only: the ORM objects belong to this thread's session
-        reading = pool.submit(_reversal_events, head, job.id, run.id, run.tenant_id, _seq_range(run), blocks.put)
-        of_run = "tenant_id = :t AND run_id = :r AND event_type IN ('ISSUE', 'RECEIPT')"
-        params = {"t": run.tenant_id, "r": run.id}
-        session.execute(
-            text(f"""
-            CREATE TEMP TABLE tmp_reversal ON COMMIT DROP AS
-            SELECT lot_id, -sum(quantity) AS delta, bool_or(event_type = 'RECEIPT') AS received
-            FROM ledger_events WHERE {of_run} {_seq_range(run)} GROUP BY lot_id"""),
-            params,
-        )
-        negative = session.scalars(
-            text("""
-            SELECT lots.lot_id FROM lots JOIN tmp_reversal d ON lots.lot_id = d.lot_id
-            WHERE lots.tenant_id = :t AND lots.remaining_quantity + d.delta < 0 ORDER BY lots.lot_id LIMIT 100"""),
-            params,
-        ).all()
-        if negative:
-            raise Conflict(
-                f"stock received by run '{run.id}' was consumed by later ledger events "
-                f"(lots {', '.join(negative[:10])})",
-                reason="ROLLBACK_BLOCKED",
-                details=[{"lot_id": lot, "message": "consumed by a later event"} for lot in negative],
-            )
-        session.execute(
-            text("""
-            UPDATE lots SET remaining_quantity = lots.remaining_quantity + d.delta,
-                            status = CASE WHEN d.received THEN 'reversed' ELSE lots.status END
-            FROM tmp_reversal d WHERE lots.tenant_id = :t AND lots.lot_id = d.lot_id"""),
-            params,
-        )
-        session.execute(text("DROP TABLE tmp_reversal"))  # a cascade reverses several runs in one transaction
+        reading = pool.submit(_reversal_events, head, job.id, run.id, run.tenant_id, seqs, blocks.put)
+        summing = pool.submit(_lot_deltas, run.id, run.tenant_id, seqs)
         write_streamed(session, iter(blocks.get, None), reading.result)
+        temp_table(session, "tmp_reversal", "lot_id text PRIMARY KEY, delta numeric, received boolean")
+        copy_chunks(session, "tmp_reversal", ("lot_id", "delta", "received"), [summing.result()])
+    negative = session.scalars(
+        text("""
+        SELECT lots.lot_id FROM lots JOIN tmp_reversal d ON lots.lot_id = d.lot_id
+        WHERE lots.tenant_id = :t AND lots.remaining_quantity + d.delta < 0 ORDER BY lots.lot_id LIMIT 100"""),
+        params,
+    ).all()
+    if negative:
+        raise Conflict(
+            f"stock received by run '{run.id}' was consumed by later ledger events (lots {', '.join(negative[:10])})",
+            reason="ROLLBACK_BLOCKED",
+            details=[{"lot_id": lot, "message": "consumed by a later event"} for lot in negative],
+        )
+    session.execute(
+        text("""
+        UPDATE lots SET remaining_quantity = lots.remaining_quantity + d.delta,
+                        status = CASE WHEN d.received THEN 'reversed' ELSE lots.status END
+        FROM tmp_reversal d WHERE lots.tenant_id = :t AND lots.lot_id = d.lot_id"""),
+        params,
+    )
+    session.execute(text("DROP TABLE tmp_reversal"))  # a cascade reverses several runs in one transaction
     run.status = "rolled_back"
     run.rolled_back_by = job.id
     session.flush()
@@ -563,6 +559,20 @@ def _seq_range(run: Run) -> str:
     return f"AND seq BETWEEN {int(run.first_seq)} AND {int(run.last_seq)}"
 
 
+def _lot_deltas(run_id: str, tenant_id: str, seq_range: str) -> str:
+    """Per lot the run touched: what its reversal adds to the balance, and whether the run received it, as
+    COPY text; read on a connection of its own (the run's events are committed and never change)."""
+    query = sql.SQL("""
+        COPY (SELECT lot_id, -sum(quantity), bool_or(event_type = 'RECEIPT') FROM ledger_events
+              WHERE tenant_id = {t} AND run_id = {run} AND event_type IN ('ISSUE', 'RECEIPT') {seqs}
+              GROUP BY lot_id) TO STDOUT""").format(run=run_id, t=tenant_id, seqs=sql.SQL(seq_range))
+    with db.unit_of_work(tenant_id) as reader:
+        raw = reader.connection().connection.driver_connection
+        assert raw is not None
+        with raw.cursor() as cur, cur.copy(query) as copy:
+            return b"".join(bytes(chunk) for chunk in copy).decode()
+
+
 def _reversal_events(
     head: Head, job_id: str, run_id: str, tenant_id: str, seq_range: str, emit: Callable[[bytes | None], None]
 ) -> Chained:
@@ -580,9 +590,18 @@ def _reversal_events(
             raw = reader.connection().connection.driver_connection
             assert raw is not None
             with raw.cursor() as cur, cur.copy(query) as copy:
-                buffer = b"".join(bytes(chunk) for chunk in copy)
-        bodies = buffer.decode().splitlines()
-        del buffer
-        return chain(tenant_id, head, (bodies[s : s + 50_000] for s in range(0, len(bodies), 50_000)), emit)
+                return chain(tenant_id, head, _line_blocks(copy), emit)
     finally:
         emit(None)
+
+
+def _line_blocks(copy: Iterable[Buffer], size: int = 20_000) -> Iterator[list[str]]:
+    """COPY TO output (a message per row) as lists of `size` lines without their line ends, as it arrives."""
+    rows: list[bytes] = []
+    for message in copy:
+        rows.append(bytes(message))
+        if len(rows) == size:
+            yield b"".join(rows).decode().splitlines()
+            rows.clear()
+    if rows:
+        yield b"".join(rows).decode().splitlines()
