@@ -12,6 +12,7 @@ import json
 import queue
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -497,9 +498,11 @@ def reverse_run(session: Session, job: Job, run: Run) -> None:
     recompute the costing boundary of the run's SKUs.
 
     PostgreSQL renders the reversals' bodies (negated, in COPY text form) and the per-lot deltas; Python
-    only numbers and chains them. A second connection reads the bodies (the events are committed and never
-    change) and a thread chains them after the head this transaction holds locked, while this transaction
-    restores the lots; the COPY that follows takes each block as soon as it is chained."""
+    only numbers and chains them. The run's events are committed and never change, so two other connections
+    read them: one streams the bodies to a thread that chains them after the head this transaction holds
+    locked, and this transaction COPYs each block as soon as it is chained; the other sums the per-lot deltas
+    meanwhile, and this transaction restores the lots from them after the COPY (a lot that a later event
+    consumed blocks the rollback, and the whole transaction is rolled back)."""
     blocks: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
     params = {"t": run.tenant_id, "r": run.id}
     seqs = _seq_range(run)
@@ -566,11 +569,18 @@ def _lot_deltas(run_id: str, tenant_id: str, seq_range: str) -> str:
         COPY (SELECT lot_id, -sum(quantity), bool_or(event_type = 'RECEIPT') FROM ledger_events
               WHERE tenant_id = {t} AND run_id = {run} AND event_type IN ('ISSUE', 'RECEIPT') {seqs}
               GROUP BY lot_id) TO STDOUT""").format(run=run_id, t=tenant_id, seqs=sql.SQL(seq_range))
+    with _copy_out(tenant_id, query) as copy:
+        return b"".join(bytes(chunk) for chunk in copy).decode()
+
+
+@contextmanager
+def _copy_out(tenant_id: str, query: sql.Composable) -> Iterator[Iterable[Buffer]]:
+    """A COPY TO on a connection of its own, in the tenant's scope."""
     with db.unit_of_work(tenant_id) as reader:
         raw = reader.connection().connection.driver_connection
         assert raw is not None
         with raw.cursor() as cur, cur.copy(query) as copy:
-            return b"".join(bytes(chunk) for chunk in copy).decode()
+            yield copy
 
 
 def _reversal_events(
@@ -586,11 +596,8 @@ def _reversal_events(
               WHERE tenant_id = {t} AND run_id = {run} AND event_type IN ('ISSUE', 'RECEIPT') {seqs}
               ORDER BY seq) TO STDOUT""").format(job=job_id, run=run_id, t=tenant_id, seqs=sql.SQL(seq_range))
     try:
-        with db.unit_of_work(tenant_id) as reader:
-            raw = reader.connection().connection.driver_connection
-            assert raw is not None
-            with raw.cursor() as cur, cur.copy(query) as copy:
-                return chain(tenant_id, head, _line_blocks(copy), emit)
+        with _copy_out(tenant_id, query) as copy:
+            return chain(tenant_id, head, _line_blocks(copy), emit)
     finally:
         emit(None)
 
