@@ -4,6 +4,7 @@ derived tables and never the ledger."""
 from __future__ import annotations
 
 from decimal import Decimal
+from itertools import pairwise
 
 import pytest
 from sqlalchemy import text
@@ -154,7 +155,7 @@ def test_each_event_shows_the_hash_it_was_chained_from(tenant):
     events = first + rest
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
     assert events[0].prev_hash == GENESIS_HASH
-    assert all(e.prev_hash == before.hash for before, e in zip(events, events[1:], strict=False))
+    assert all(e.prev_hash == before.hash for before, e in pairwise(events))
     assert len({e.hash for e in events}) == len(events) and all(len(e.hash) == 64 for e in events)
     by_seq = {e.seq: e for e in events}
     assert only_b and all(e.prev_hash == by_seq[e.seq - 1].hash for e in only_b)
