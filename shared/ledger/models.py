@@ -54,7 +54,7 @@ class LedgerEvent(Base):
     reverses_seq: Mapped[int | None] = mapped_column(BigInteger)
     hash: Mapped[str] = mapped_column(HexDigest)
     # The hash this event's hash was chained from. Not stored: it is the `hash` of the event at `seq - 1` (the
-    # genesis hash before the first), loaded where it is shown with `queries.with_prev_hash`.
+    # genesis hash before the first), loaded where it is shown with `queries.previous_hash()`.
     prev_hash: Mapped[str] = query_expression()
 
 
