@@ -215,7 +215,9 @@ def update_record(
 def _in_use(session: Session, model: type[Any], tenant_id: str, record: Any) -> str | None:
     """Why deleting the record would strand live data, or None. Ledger history never blocks a delete."""
     live_lots = select(func.coalesce(func.sum(Lot.remaining_quantity), 0)).where(
-        Lot.tenant_id == tenant_id, Lot.status == "live"
+        Lot.tenant_id == tenant_id,
+        Lot.status == "live",
+        Lot.remaining_quantity != 0,  # through ix_lots_on_hand
     )
     if model is Category:
         if session.scalar(

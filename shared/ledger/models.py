@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Dialect, Index, LargeBinary, PrimaryKeyConstraint, String, TypeDecorator
+from sqlalchemy import BigInteger, DateTime, Dialect, LargeBinary, PrimaryKeyConstraint, String, TypeDecorator
 from sqlalchemy.orm import Mapped, mapped_column, query_expression
 
 from shared.base import Base, CreatedAt, Money, Quantity, UnitCost
@@ -65,7 +65,9 @@ class Lot(Base):
     __tablename__ = "lots"
     __table_args__ = (
         PrimaryKeyConstraint("tenant_id", "lot_id"),
-        Index("ix_lots_fifo", "tenant_id", "sku", "received_at", "lot_id"),
+        # No index of its own on (sku, received_at): FIFO reads want only lots that hold stock, which the
+        # partial `ix_lots_on_hand` (shared/reports/models.py) finds; a rollback rewrites every lot of a run,
+        # and each index here is paid per rewritten lot.
     )
 
     tenant_id: Mapped[str] = mapped_column(String(63))

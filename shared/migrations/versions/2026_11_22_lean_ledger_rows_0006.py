@@ -1,4 +1,4 @@
-"""Fewer bytes per ledger event: a 1 M-sale run appends 1.36 M events and pays every byte and index per row.
+"""Fewer bytes per ledger event and lot: a 1 M-sale run appends 1.36 M events and pays every byte and index per row.
 
 - `ix_ledger_events_run` goes. A run's events are found by its seq range (`runs.first_seq`/`last_seq`,
   backfilled here for runs written before 0005 recorded it) along the primary key, and `asora ledger verify`
@@ -6,6 +6,9 @@
 - `ix_ledger_events_occurred` keeps its key and loses its INCLUDE columns (seven of the row's columns). The
   reports that read events after a point in business time fetch them from the heap, where appends made in
   business-time order (runs, receipts) lie together.
+- `ix_lots_fifo` goes: the FIFO reads (runs, issues from a bin) want only lots that hold stock, which the
+  partial `ix_lots_on_hand` finds, and a rollback rewrites every lot its run touched (200 k for a 1 M-sale run:
+  the update 2.15 s → 1.2 s without it).
 - `hash` is stored as its 32 bytes (`bytea`) rather than 64 hex characters, and `prev_hash` is no longer
   stored: it is by definition the previous event's `hash`, so readers derive it (`LedgerEvent.prev_hash`) and
   verification recomputes every hash from the stored hash before it. The chain proves what it proved.
@@ -51,6 +54,7 @@ def upgrade() -> None:
     op.drop_index("ix_ledger_events_run", table_name="ledger_events", postgresql_where="run_id IS NOT NULL")
     op.drop_index("ix_ledger_events_occurred", table_name="ledger_events")
     op.create_index("ix_ledger_events_occurred", "ledger_events", ["tenant_id", "occurred_at"], unique=False)
+    op.drop_index("ix_lots_fifo", table_name="lots")
     op.drop_column("ledger_events", "prev_hash")
     op.execute("ALTER TABLE ledger_events ALTER COLUMN hash TYPE bytea USING decode(hash, 'hex')")
     op.execute("ALTER TABLE ledger_events ADD CONSTRAINT ck_ledger_events_hash_length CHECK (length(hash) = 32)")
@@ -68,6 +72,7 @@ def downgrade() -> None:
             (SELECT p.hash FROM ledger_events p WHERE p.tenant_id = e.tenant_id AND p.seq = e.seq - 1), '{GENESIS}')""")
     op.execute("ALTER TABLE ledger_events ENABLE TRIGGER ledger_events_append_only")
     op.alter_column("ledger_events", "prev_hash", nullable=False)
+    op.create_index("ix_lots_fifo", "lots", ["tenant_id", "sku", "received_at", "lot_id"], unique=False)
     op.drop_index("ix_ledger_events_occurred", table_name="ledger_events")
     op.create_index(
         "ix_ledger_events_occurred",
