@@ -1,50 +1,112 @@
-"""Request-scoped dependencies: the database session and the authenticated principal."""
+"""Request-scoped dependencies. Every route resolves them in the same order:
+
+1. the principal from the bearer key (401 before the body is read);
+2. the route's permission (`Reader`, `RunsWriter`, ...; 403, also before the body);
+3. the tenant session: the request's one session, scoped to the principal's tenant;
+4. the body, parsed by the one JSON parser (`json_body`) or the one form parser (`form_body`) (422).
+
+The session commits when the route returns and rolls back when it raises, before the response is sent, so a
+route never commits; jobs it accepted are published after that commit (`shared.jobs.outbox`).
+`tests/api/test_route_order.py` walks every route of the app and checks 401, then 403, then 422.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Annotated
+import json
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Header, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session
+from starlette.datastructures import FormData
 
-from shared.auth import Principal
-from shared.db import get_sessionmaker
-from shared.errors import Forbidden
+from shared import db
+from shared.auth import Permission, Principal
+from shared.config import get_settings
+from shared.errors import Forbidden, TooLarge, ValidationFailed
 from shared.tenants import service as tenants
 
-
-def get_session() -> Iterator[Session]:
-    """One transaction per request; endpoints that write commit explicitly (then publish), everything
-    else is rolled back when the request ends."""
-    with get_sessionmaker()() as session:
-        session.begin()
-        try:
-            yield session
-        finally:
-            if session.in_transaction():
-                session.rollback()
+B = TypeVar("B", bound=BaseModel)
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# --- 1. the principal ---------------------------------------------------------------------------------------
 
 
-def get_principal(
+def _bearer(authorization: str | None) -> str | None:
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else None
+
+
+async def authenticate(
     request: Request,
-    session: SessionDep,
-    authorization: Annotated[str | None, Header()] = None,
-    x_tenant_id: Annotated[str | None, Header()] = None,
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+    x_tenant_id: Annotated[str | None, Header(description="the tenant an operator key acts on")] = None,
 ) -> Principal:
-    raw = None
-    if authorization:
-        scheme, _, token = authorization.partition(" ")
-        raw = token.strip() if scheme.lower() == "bearer" else None
-    principal = tenants.authenticate(session, raw, x_tenant_id)
+    raw = _bearer(authorization)
+    principal = tenants.key_cache.get(tenants.hash_key(raw)) if raw else None
+    if principal is None or (principal.tenant_id is None and x_tenant_id is not None):
+        # A key not in this process's cache (or an operator naming a tenant): the lookup reads the database,
+        # so it runs in the threadpool, never on the event loop.
+        principal = await run_in_threadpool(tenants.authenticate, raw, x_tenant_id)
+    elif x_tenant_id is not None and x_tenant_id != principal.tenant_id:
+        principal = tenants.authenticate(raw, x_tenant_id)  # raises TENANT_MISMATCH without touching the database
     request.state.principal = principal
     return principal
 
 
-PrincipalDep = Annotated[Principal, Depends(get_principal)]
+PrincipalDep = Annotated[Principal, Depends(authenticate)]
+
+
+# --- 2. permissions -----------------------------------------------------------------------------------------
+
+
+def require(permission: Permission) -> Callable[..., Any]:
+    """A dependency that refuses (403) a principal whose role lacks `permission`."""
+
+    async def check(principal: PrincipalDep) -> Principal:
+        principal.require(permission)
+        return principal
+
+    check.permission = permission  # type: ignore[attr-defined]  # read by the route-order test and the docs
+    return check
+
+
+Reader = Annotated[Principal, Depends(require(Permission.READ))]
+TenantsManager = Annotated[Principal, Depends(require(Permission.TENANTS_MANAGE))]
+KeysManager = Annotated[Principal, Depends(require(Permission.KEYS_MANAGE))]
+MasterWriter = Annotated[Principal, Depends(require(Permission.MASTER_WRITE))]
+ReceiptsWriter = Annotated[Principal, Depends(require(Permission.RECEIPTS_WRITE))]
+CountsWriter = Annotated[Principal, Depends(require(Permission.COUNTS_WRITE))]
+RunsWriter = Annotated[Principal, Depends(require(Permission.RUNS_WRITE))]
+ExportsCreator = Annotated[Principal, Depends(require(Permission.EXPORTS_CREATE))]
+IntegrationsManager = Annotated[Principal, Depends(require(Permission.INTEGRATIONS_MANAGE))]
+IntegrationsDispatcher = Annotated[Principal, Depends(require(Permission.INTEGRATIONS_DISPATCH))]
+
+
+# --- 3. the session -----------------------------------------------------------------------------------------
+
+
+def get_session() -> Iterator[Session]:
+    """The request's one transaction: committed when the route returns, rolled back when it raises."""
+    session = db.get_sessionmaker()()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+# scope="function": the commit runs as the route returns, before the response is sent, so a failed commit
+# is answered as an error rather than after a 2xx has gone out.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def tenant_of(principal: Principal, body_tenant_id: str | None = None) -> str:
@@ -59,7 +121,132 @@ def tenant_of(principal: Principal, body_tenant_id: str | None = None) -> str:
     return principal.tenant_id
 
 
-LimitQuery = Annotated[int, Query(ge=1, le=1000)]
-# A page cursor that is a seq or an id number (ledger, audit).
-SeqCursor = Annotated[int | None, Query(ge=0, le=2**62)]
+async def tenant_session(session: SessionDep, principal: PrincipalDep) -> Session:
+    db.scope_session(session, tenant_of(principal))
+    return session
+
+
+TenantSession = Annotated[Session, Depends(tenant_session)]
+
+
+async def tenant_id(principal: PrincipalDep) -> str:
+    return tenant_of(principal)
+
+
+TenantId = Annotated[str, Depends(tenant_id)]
+
+
+# --- 4. bodies ----------------------------------------------------------------------------------------------
+
+
+def _too_large(limit: int) -> TooLarge:
+    return TooLarge(
+        f"the request body is larger than {limit} bytes",
+        reason="BODY_TOO_LARGE",
+        details=[{"field": "body", "message": f"at most {limit} bytes"}],
+    )
+
+
+async def read_body(request: Request) -> bytes:
+    limit = get_settings().max_json_bytes
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise _too_large(limit)
+    return bytes(body)
+
+
+def malformed_json(message: str = "the request body is not valid JSON") -> ValidationFailed:
+    return ValidationFailed(message, reason="MALFORMED_JSON", details=[{"field": "body", "message": message}])
+
+
+def parse_json(raw: bytes) -> Any:
+    """The one JSON parser: strict UTF-8, numbers kept as their literal digits (`parse_float=str`, so nothing
+    passes through binary floating point), and bounded nesting."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise malformed_json("the request body is not valid UTF-8") from exc
+    try:
+        return json.loads(text, parse_float=str)
+    except RecursionError as exc:
+        raise malformed_json("the request body is nested too deeply") from exc
+    except ValueError as exc:
+        raise malformed_json() from exc
+
+
+def validation_details(exc: ValidationError) -> list[dict[str, Any]]:
+    """Pydantic's errors as the envelope's details: `row` is the 1-based index of the list item concerned."""
+    details = []
+    for error in exc.errors(include_url=False, include_context=False, include_input=False)[:100]:
+        parts = [p for p in error["loc"] if p != "body"]
+        detail: dict[str, Any] = {"field": ".".join(str(p) for p in parts) or "body", "message": error["msg"]}
+        rows = [p for p in parts if isinstance(p, int)]
+        if rows:
+            detail["row"] = rows[0] + 1
+            detail["field"] = str(parts[-1])
+        details.append(detail)
+    return details
+
+
+def validate_body(model: type[B], data: Any) -> B:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ValidationFailed(
+            "the request body is invalid", reason="BAD_REQUEST", details=validation_details(exc)
+        ) from exc
+    except RecursionError as exc:
+        raise malformed_json("the request body is nested too deeply") from exc
+
+
+def json_body(model: type[B]) -> Any:
+    """`body: Annotated[Model, json_body(Model)]`, declared after the principal and permission parameters.
+    Parsing runs in the threadpool (a large body is CPU work)."""
+
+    def parse(raw: Annotated[bytes, Depends(read_body)]) -> B:
+        return validate_body(model, parse_json(raw))
+
+    parse.body_model = model  # type: ignore[attr-defined]  # the OpenAPI requestBody (api/openapi.py)
+    return Depends(parse)
+
+
+async def form_body(request: Request) -> FormData:
+    """The one multipart parser: uploads are spooled to temporary files; a malformed form is a 422."""
+    limit = get_settings().max_upload_bytes
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    try:
+        return await request.form(max_files=4, max_fields=16)
+    except Exception as exc:  # python-multipart and Starlette raise several types for a malformed body
+        raise ValidationFailed(
+            "the request is not a valid multipart/form-data body",
+            reason="BAD_MULTIPART",
+            details=[{"field": "body", "message": str(exc)[:200] or exc.__class__.__name__}],
+        ) from exc
+
+
+FormBody = Annotated[FormData, Depends(form_body)]
+
+
+# --- query parameters ---------------------------------------------------------------------------------------
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """Query timestamps without a zone are read as UTC."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+LimitQuery = Annotated[int, Query(ge=1, le=1000, description="page size")]
+From = Annotated[datetime | None, Query(alias="from", description="inclusive; ISO 8601 (UTC if no zone)")]
+To = Annotated[datetime | None, Query(alias="to", description="exclusive; ISO 8601 (UTC if no zone)")]
+SafeQuery = Annotated[str | None, Query(max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")]
+CursorQuery = Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page")]
 IdempotencyKeyHeader = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]

@@ -1,4 +1,6 @@
-"""Every non-2xx answer in the contract's envelope; 402/403/422 on a tenant are audited."""
+"""Every non-2xx answer in the contract's envelope, with the request's id; 402/403/422 on a tenant are
+audited. Handlers that write (the refusal audit) are plain functions, which Starlette runs in the
+threadpool: nothing here blocks the event loop."""
 
 from __future__ import annotations
 
@@ -18,13 +20,22 @@ from shared.errors import DomainError
 
 log = logging.getLogger("asora.api")
 AUDITED_STATUSES = {402, 403, 422}
+LOCK_NOT_AVAILABLE = "55P03"
+QUERY_CANCELED = "57014"
 
 
-def envelope(status: int, code: str, reason: str | None, message: str, details: list[Any]) -> JSONResponse:
-    return JSONResponse(
-        status_code=status,
-        content={"error": {"code": code, "reason": reason, "message": message, "details": details}},
-    )
+def envelope(
+    request: Request | None,
+    status: int,
+    code: str,
+    reason: str | None,
+    message: str,
+    details: list[Any],
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    request_id = getattr(request.state, "request_id", None) if request is not None else None
+    body = {"error": {"code": code, "reason": reason, "message": message, "details": details, "request_id": request_id}}
+    return JSONResponse(status_code=status, content=body, headers=headers)
 
 
 def _audit_refusal(request: Request, status: int, code: str, reason: str | None, message: str) -> None:
@@ -47,54 +58,77 @@ def _audit_refusal(request: Request, status: int, code: str, reason: str | None,
         log.exception("could not audit a refused request")
 
 
-def _row_detail(loc: tuple[Any, ...], message: str) -> dict[str, Any]:
-    parts = [p for p in loc if p != "body"]
-    detail: dict[str, Any] = {"field": ".".join(str(p) for p in parts) or "body", "message": message}
-    ints = [p for p in parts if isinstance(p, int)]
-    if ints:
-        detail["row"] = ints[0] + 1
-        detail["field"] = str(parts[-1])
-    return detail
+def _sqlstate(exc: DBAPIError) -> str | None:
+    return getattr(exc.orig, "sqlstate", None)
 
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
-    async def domain_error(request: Request, exc: DomainError) -> JSONResponse:
+    def domain_error(request: Request, exc: DomainError) -> JSONResponse:
         _audit_refusal(request, exc.status_code, exc.code, exc.reason, exc.message)
-        return envelope(exc.status_code, exc.code, exc.reason, exc.message, exc.details)
+        return envelope(request, exc.status_code, exc.code, exc.reason, exc.message, exc.details)
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = exc.errors()
-        reason = "MALFORMED_JSON" if any(e.get("type") == "json_invalid" for e in errors) else "BAD_REQUEST"
-        details = [_row_detail(tuple(e.get("loc", ())), str(e.get("msg", ""))) for e in errors[:100]]
-        message = "the request body is not valid JSON" if reason == "MALFORMED_JSON" else "the request is invalid"
-        _audit_refusal(request, 422, "VALIDATION_FAILED", reason, message)
-        return envelope(422, "VALIDATION_FAILED", reason, message, details)
+    def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # Query, path and header parameters (bodies go through api.deps.json_body).
+        details = []
+        for error in exc.errors()[:100]:
+            loc = [str(p) for p in error.get("loc", ())]
+            field = loc[-1] if loc else "request"
+            details.append({"field": field, "message": str(error.get("msg", "")), "location": ".".join(loc[:1])})
+        message = "the request is invalid"
+        _audit_refusal(request, 422, "VALIDATION_FAILED", "BAD_REQUEST", message)
+        return envelope(request, 422, "VALIDATION_FAILED", "BAD_REQUEST", message, details)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 404:
-            return envelope(404, "NOT_FOUND", None, "no such resource", [])
+            return envelope(request, 404, "NOT_FOUND", None, "no such resource", [])
         if exc.status_code == 405:
-            return envelope(405, "METHOD_NOT_ALLOWED", None, "method not allowed", [])
-        return envelope(exc.status_code, "HTTP_ERROR", None, str(exc.detail), [])
+            return envelope(request, 405, "METHOD_NOT_ALLOWED", None, "method not allowed", [])
+        if exc.status_code == 413:
+            return envelope(request, 413, "VALIDATION_FAILED", "BODY_TOO_LARGE", str(exc.detail), [])
+        # Anything else Starlette refuses before a route runs is a malformed request.
+        return envelope(request, 422, "VALIDATION_FAILED", "BAD_REQUEST", str(exc.detail), [])
 
     @app.exception_handler(OperationalError)
-    async def database_down(_request: Request, exc: OperationalError) -> JSONResponse:
+    async def database_down(request: Request, exc: OperationalError) -> JSONResponse:
+        if _sqlstate(exc) in (LOCK_NOT_AVAILABLE, QUERY_CANCELED):
+            return _busy(request, exc)
         log.error("database unavailable: %s", exc.__class__.__name__)
         return envelope(
-            503, "UNAVAILABLE", "DATABASE_UNAVAILABLE", "a dependency is unavailable; nothing was accepted", []
+            request, 503, "UNAVAILABLE", "DATABASE_UNAVAILABLE", "a dependency is unavailable; nothing was accepted", []
         )
 
     @app.exception_handler(DBAPIError)
-    async def database_error(_request: Request, exc: DBAPIError) -> JSONResponse:
+    async def database_error(request: Request, exc: DBAPIError) -> JSONResponse:
+        if _sqlstate(exc) in (LOCK_NOT_AVAILABLE, QUERY_CANCELED):
+            return _busy(request, exc)
         log.exception("database error", exc_info=exc)
         return envelope(
-            503, "UNAVAILABLE", "DATABASE_ERROR", "the request could not be completed; nothing was accepted", []
+            request,
+            503,
+            "UNAVAILABLE",
+            "DATABASE_ERROR",
+            "the request could not be completed; nothing was accepted",
+            [],
         )
 
     @app.exception_handler(Exception)
-    async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", exc_info=exc)
-        return envelope(500, "INTERNAL", None, "an internal error occurred; nothing was accepted", [])
+        return envelope(request, 500, "INTERNAL", None, "an internal error occurred; nothing was accepted", [])
+
+
+def _busy(request: Request, exc: DBAPIError) -> JSONResponse:
+    """A lock wait or statement past its bound: the tenant is busy right now; nothing was accepted."""
+    log.warning("request gave up waiting (%s)", _sqlstate(exc))
+    return envelope(
+        request,
+        503,
+        "UNAVAILABLE",
+        "BUSY",
+        "the tenant is busy with a conflicting request; nothing was accepted, retry shortly",
+        [],
+        headers={"Retry-After": "1"},
+    )

@@ -9,14 +9,17 @@ from urllib.parse import unquote_to_bytes
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-_ENVELOPE = json.dumps({
-    "error": {
-        "code": "VALIDATION_FAILED",
-        "reason": "BAD_REQUEST",
-        "message": "the request contains a NUL character, which no field may hold",
-        "details": [],
-    }
-}).encode()  # fmt: skip
+
+def _envelope(scope: Scope) -> bytes:
+    return json.dumps({
+        "error": {
+            "code": "VALIDATION_FAILED",
+            "reason": "BAD_REQUEST",
+            "message": "the request contains a NUL character, which no field may hold",
+            "details": [],
+            "request_id": scope.get("state", {}).get("request_id"),
+        }
+    }).encode()  # fmt: skip
 
 
 class RejectNul:
@@ -29,7 +32,7 @@ class RejectNul:
             return
         raw_path = scope.get("raw_path") or scope["path"].encode()
         if b"\x00" in unquote_to_bytes(raw_path) or b"\x00" in unquote_to_bytes(scope.get("query_string", b"")):
-            await _refuse(send)
+            await _refuse(scope, send)
             return
         headers = dict(scope.get("headers", []))
         if b"json" not in headers.get(b"content-type", b""):
@@ -46,7 +49,7 @@ class RejectNul:
             if not message.get("more_body"):
                 break
         if b"\\u0000" in body or b"\x00" in body:
-            await _refuse(send)
+            await _refuse(scope, send)
             return
 
         async def replay() -> Message:
@@ -55,11 +58,12 @@ class RejectNul:
         await self.app(scope, replay, send)
 
 
-async def _refuse(send: Send) -> None:
+async def _refuse(scope: Scope, send: Send) -> None:
+    body = _envelope(scope)
     start: dict[str, Any] = {
         "type": "http.response.start",
         "status": 422,
-        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(_ENVELOPE)).encode())],
+        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
     }
     await send(start)
-    await send({"type": "http.response.body", "body": _ENVELOPE})
+    await send({"type": "http.response.body", "body": body})

@@ -1,14 +1,18 @@
-"""The FastAPI application: routers, error envelope, request ids, metrics, bootstrap key."""
+"""The FastAPI application: the one place the API process is wired (database role, publisher, routers, error
+envelope, request ids, metrics, bootstrap key)."""
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import errors
 from api.guards import RejectNul
@@ -16,40 +20,70 @@ from api.metrics import LATENCY, REQUESTS, register_collectors
 from api.routes import audit, counts, exports, files, health, inventory, jobs, ledger, receipts, reports, runs, tenants
 from shared import db
 from shared.config import get_settings
+from shared.jobs import outbox
 from shared.tenants import service as tenant_service
 
 log = logging.getLogger("asora.api")
 PREFIX = "/api/v1"
+# A client's X-Request-ID is echoed when it is a plain token; anything else is replaced by a new id.
+_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,64}")
+
+
+def _bootstrap() -> None:
+    settings = get_settings()
+    db.configure_process(statement_timeout_ms=settings.api_statement_timeout_ms)
+    from worker.publisher import publish
+
+    outbox.set_publisher(publish)
+    if settings.bootstrap_operator_key is not None:
+        with db.unit_of_work() as session:
+            tenant_service.ensure_operator_key(session, settings.bootstrap_operator_key.get_secret_value())
 
 
 @asynccontextmanager
 async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-    settings = get_settings()
-    if settings.bootstrap_operator_key is not None:
-        with db.unit_of_work() as session:
-            tenant_service.ensure_operator_key(session, settings.bootstrap_operator_key.get_secret_value())
+    await run_in_threadpool(_bootstrap)
     register_collectors()
     yield
+
+
+class RequestContext:
+    """Gives every request an id (the client's `X-Request-ID`, or a new one), echoes it on the response, and
+    counts and times the request by route."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = next((v for k, v in scope.get("headers", []) if k == b"x-request-id"), None)
+        request_id = given.decode() if given and _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            REQUESTS.labels(scope["method"], route, str(status)).inc()
+            LATENCY.labels(scope["method"], route).observe(time.perf_counter() - started)
 
 
 def create_app() -> FastAPI:
     app = FastAPI(title="Asora", version="1.0", lifespan=lifespan)
     errors.install(app)
     app.add_middleware(RejectNul)
-
-    @app.middleware("http")
-    async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
-        request.state.request_id = request_id[:64]
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        REQUESTS.labels(request.method, path, str(response.status_code)).inc()
-        LATENCY.labels(request.method, path).observe(time.perf_counter() - started)
-        response.headers["X-Request-ID"] = request.state.request_id
-        return response
-
+    app.add_middleware(RequestContext)
     app.include_router(health.router)
     for module in (tenants, runs, jobs, files, reports, exports, inventory, receipts, counts, audit, ledger):
         app.include_router(module.router, prefix=PREFIX)

@@ -83,3 +83,8 @@ class Principal:
     def require(self, permission: Permission) -> None:
         if not self.can(permission):
             raise Forbidden(f"role '{self.role}' may not perform '{permission.value}'", reason="ROLE_FORBIDDEN")
+
+
+# The actor recorded for administrator commands run on the host (`asora tenants create`, `asora keys create`):
+# they talk to the database directly, so there is no API key; the audit names the role "cli".
+LOCAL_ADMIN = Principal(key_id="local-admin", role="cli", role_model="platform", tenant_id=None)

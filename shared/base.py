@@ -6,9 +6,10 @@ import os
 import time
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated
+from enum import StrEnum
+from typing import Annotated, Any, TypeVar
 
-from sqlalchemy import DateTime, MetaData, Numeric, String, func
+from sqlalchemy import DateTime, Dialect, MetaData, Numeric, String, TypeDecorator, func
 from sqlalchemy.orm import DeclarativeBase, mapped_column
 
 NAMING_CONVENTION = {
@@ -31,6 +32,27 @@ UnitCost = Annotated[Decimal, mapped_column(Numeric(20, 4))]
 Timestamp = Annotated[datetime, mapped_column(DateTime(timezone=True))]
 CreatedAt = Annotated[datetime, mapped_column(DateTime(timezone=True), server_default=func.now())]
 TenantId = Annotated[str, mapped_column(String(63), index=True)]
+
+E = TypeVar("E", bound=StrEnum)
+
+
+class EnumText(TypeDecorator[E]):
+    """A StrEnum stored as plain text (VARCHAR(n), no database enum type): the application sees the enum,
+    and adding a member needs no migration."""
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, enum: type[E], length: int) -> None:
+        super().__init__(length)
+        self.enum = enum
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        return None if value is None else str(self.enum(value))
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> E | None:
+        return None if value is None else self.enum(value)
+
 
 _CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
 

@@ -23,6 +23,9 @@ class Settings(BaseSettings):
     bootstrap_operator_key: SecretStr | None = None
     flower_basic_auth: SecretStr | None = None
 
+    # How long an API process trusts a key it has looked up: a revoked key stops working within this time.
+    api_key_cache_seconds: float = Field(default=2.0, ge=0, le=5)
+
     api_url: str = "http://127.0.0.1:8000"
     api_key: SecretStr | None = None
 
@@ -38,7 +41,16 @@ class Settings(BaseSettings):
     # worker held the tenant's lease) is published again after this long.
     relay_republish_after_seconds: int = 30
     idempotency_retention_days: int = 7
+    # Every lock wait is bounded: a request or job that waits longer than this for a row lock, the tenant's
+    # counter or its fence gives up (503 for a request, a retry for a job) instead of queueing forever.
+    db_lock_timeout_ms: int = 5000
+    # A transaction left idle this long (a frozen or partitioned process) is ended by PostgreSQL, which
+    # releases its locks and the tenant's fence.
+    db_idle_in_transaction_timeout_ms: int = 60_000
+    # API statements only (reports, intake): a query that runs longer answers 503 instead of holding a thread.
+    api_statement_timeout_ms: int = 30_000
     max_upload_bytes: int = Field(default=512 * 1024 * 1024)
+    max_json_bytes: int = Field(default=128 * 1024 * 1024)
     # Fault injection for the crash and concurrency tests: hold every job's transaction open this long
     # after its work is written and before it commits. Refused in production.
     debug_job_delay_seconds: float = 0.0

@@ -1,5 +1,10 @@
-"""Engine and session factories. Every application connection runs as the `asora_app` role, so row-level
-security applies, and every tenant-scoped transaction states its tenant with `SET LOCAL`."""
+"""Engines and sessions. Every application connection runs as the `asora_app` role, so row-level security
+applies, and every tenant-scoped transaction states its tenant with `SET LOCAL`.
+
+Lock waits and idle transactions are bounded on every connection (`lock_timeout`,
+`idle_in_transaction_session_timeout`, TCP keepalives), so neither a waiting request nor a frozen or
+partitioned worker can hold a tenant up for longer than those bounds.
+"""
 
 from __future__ import annotations
 
@@ -23,8 +28,31 @@ def _process_name() -> str:
     return f"asora:{os.path.basename(sys.argv[0]) if sys.argv else 'python'}"[:63]
 
 
-def make_engine(url: str, *, app_role: bool = True, **kwargs: Any) -> Engine:
-    connect_args = {"application_name": kwargs.pop("application_name", _process_name())}
+def connection_options(*, statement_timeout_ms: int = 0) -> dict[str, Any]:
+    """libpq connection parameters every Asora process uses: bounded lock waits and idle transactions, and TCP
+    keepalives so that a dead peer is noticed in about a minute rather than the kernel's two hours."""
+    settings = get_settings()
+    options = [
+        f"-c lock_timeout={settings.db_lock_timeout_ms}",
+        f"-c idle_in_transaction_session_timeout={settings.db_idle_in_transaction_timeout_ms}",
+    ]
+    if statement_timeout_ms:
+        options.append(f"-c statement_timeout={statement_timeout_ms}")
+    return {
+        "options": " ".join(options),
+        "keepalives": 1,
+        "keepalives_idle": 30,
+        "keepalives_interval": 10,
+        "keepalives_count": 3,
+        "tcp_user_timeout": 60_000,
+    }
+
+
+def make_engine(url: str, *, app_role: bool = True, statement_timeout_ms: int = 0, **kwargs: Any) -> Engine:
+    connect_args = {
+        "application_name": kwargs.pop("application_name", _process_name()),
+        **connection_options(statement_timeout_ms=statement_timeout_ms),
+    }
     engine = create_engine(url, pool_pre_ping=True, connect_args=connect_args, **kwargs)
     if app_role:
 
@@ -52,9 +80,20 @@ def database_url() -> str:
     return url
 
 
+# A process states its role once (`configure_process`): the API bounds its statements, workers do not.
+_statement_timeout_ms = 0
+
+
+def configure_process(*, statement_timeout_ms: int = 0) -> None:
+    global _statement_timeout_ms  # noqa: PLW0603 - one setting per process, read when the engine is made
+    _statement_timeout_ms = statement_timeout_ms
+    get_engine.cache_clear()
+    get_sessionmaker.cache_clear()
+
+
 @lru_cache(maxsize=1)
 def get_engine() -> Engine:
-    return make_engine(database_url(), pool_size=10, max_overflow=10)
+    return make_engine(database_url(), statement_timeout_ms=_statement_timeout_ms, pool_size=10, max_overflow=30)
 
 
 @lru_cache(maxsize=1)
@@ -65,6 +104,24 @@ def get_sessionmaker() -> sessionmaker[Session]:
 def set_tenant(session: Session, tenant_id: str) -> None:
     """Scope the current transaction to one tenant for row-level security."""
     session.execute(text("SELECT set_config('asora.tenant_id', :t, true)"), {"t": tenant_id})
+
+
+_SCOPE = "asora.tenant_scope"
+
+
+def scope_session(session: Session, tenant_id: str) -> None:
+    """Scope every transaction this session begins (and the one it is in) to one tenant. The request edge
+    calls this once after authentication; nothing else sets a request's tenant."""
+    session.info[_SCOPE] = tenant_id
+    if session.in_transaction():
+        set_tenant(session, tenant_id)
+
+
+@event.listens_for(Session, "after_begin")
+def _apply_scope(session: Session, _transaction: Any, connection: Any) -> None:
+    tenant_id = session.info.get(_SCOPE)
+    if tenant_id is not None:
+        connection.execute(text("SELECT set_config('asora.tenant_id', :t, true)"), {"t": tenant_id})
 
 
 @contextmanager

@@ -57,5 +57,13 @@ class ValidationFailed(DomainError):
     code = "VALIDATION_FAILED"
 
 
+class TooLarge(ValidationFailed):
+    """A body, file or field past its documented limit: VALIDATION_FAILED, answered as 413."""
+
+    @property
+    def status_code(self) -> int:
+        return 413
+
+
 class Unavailable(DomainError):
     code = "UNAVAILABLE"

@@ -11,22 +11,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import httpx
-import redis
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from shared.health import SEVERITY, Check
+
 FAILED_24H_WARNING = 5
 FAILED_1H_ALERT = 3
-SEVERITY = {"ok": 0, "warning": 1, "alert": 2, "down": 2}
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    status: str  # ok | warning | alert | down
-    value: Any = None
-    detail: str = ""
 
 
 @dataclass
@@ -46,78 +37,41 @@ class HealthReport:
         return {"status": self.status, "healthy": self.healthy, "checks": [asdict(c) for c in self.checks]}
 
 
-def _guard(name: str, probe: Callable[[], Check]) -> Check:
-    try:
-        return probe()
-    except Exception as exc:  # any failure to reach a dependency is the finding itself
-        return Check(name, "down", None, f"{exc.__class__.__name__}: {str(exc)[:200]}")
-
-
-def check_api(api_url: str, timeout: float = 3.0) -> Check:
-    """GET /health over HTTP (the runbook's curl): 200 is healthy; the API's own view of its dependencies is
-    kept as the check's value."""
-
-    def probe() -> Check:
-        response = httpx.get(f"{api_url.rstrip('/')}/health", timeout=timeout)
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        checks = body.get("checks") if isinstance(body, dict) else None
-        status = "ok" if response.status_code == 200 else "down"
-        return Check("api", status, checks, f"HTTP {response.status_code} from {api_url}")
-
-    return _guard("api", probe)
-
-
-def check_database(session_factory: Callable[[], Any]) -> Check:
-    def probe() -> Check:
-        with session_factory() as session:
-            session.execute(text("SELECT 1"))
-        return Check("database", "ok", None, "SELECT 1 answered")
-
-    return _guard("database", probe)
-
-
-def check_redis(redis_url: str, timeout: float = 2.0) -> Check:
-    def probe() -> Check:
-        ok = bool(redis.Redis.from_url(redis_url, socket_timeout=timeout, socket_connect_timeout=timeout).ping())
-        return Check("redis", "ok" if ok else "down", None, "PING answered" if ok else "no PONG")
-
-    return _guard("redis", probe)
-
-
-def check_workers(ping: Callable[[], list[str] | None], api: Check | None = None) -> Check:
-    """Workers answering a broadcast ping; when they cannot be asked directly, the API's own view."""
-
-    def probe() -> Check:
-        replies = ping()
-        if replies is None and api is not None and isinstance(api.value, dict) and "workers" in api.value:
-            ok = api.value["workers"] == "ok"
-            return Check("workers", "ok" if ok else "down", None, "as reported by the API's health")
-        names = sorted(replies or [])
-        return Check("workers", "ok" if names else "down", names, f"{len(names)} worker(s) answered ping")
-
-    return _guard("workers", probe)
+# A run refused for its input (VALIDATION_FAILED: bad rows, insufficient stock...) is the system working; only
+# runs that failed for another reason (INTERNAL, ATTEMPTS_EXHAUSTED, or no recorded code) count as failures.
+_INTERNAL = "status = 'failed' AND coalesce(error->>'code', 'INTERNAL') <> 'VALIDATION_FAILED'"
+_REFUSED = "status = 'failed' AND error->>'code' = 'VALIDATION_FAILED'"
 
 
 def run_activity(session: Session) -> dict[str, int]:
-    """Runs of every tenant in the last 24 hours and failures in the last 24 hours and hour. The session must
-    be scoped to SYSTEM_SCOPE (these counts span tenants)."""
+    """Runs of every tenant in the last 24 hours, failures in the last 24 hours and hour, and runs refused for
+    their input (reported apart). The session must be scoped to SYSTEM_SCOPE (these counts span tenants)."""
     row = session.execute(
-        text("""
+        text(f"""
         SELECT count(*) AS runs_24h,
-               count(*) FILTER (WHERE status = 'failed') AS failed_24h,
-               count(*) FILTER (WHERE status = 'failed' AND created_at >= now() - interval '1 hour') AS failed_1h
+               count(*) FILTER (WHERE {_INTERNAL}) AS failed_24h,
+               count(*) FILTER (WHERE {_INTERNAL} AND created_at >= now() - interval '1 hour') AS failed_1h,
+               count(*) FILTER (WHERE {_REFUSED}) AS refused_24h
         FROM runs WHERE created_at >= now() - interval '24 hours'""")
     ).one()
-    return {"runs_24h": int(row.runs_24h), "failed_24h": int(row.failed_24h), "failed_1h": int(row.failed_1h)}
+    return {
+        "runs_24h": int(row.runs_24h),
+        "failed_24h": int(row.failed_24h),
+        "failed_1h": int(row.failed_1h),
+        "refused_24h": int(row.refused_24h),
+    }
 
 
 def activity_checks(activity: dict[str, int]) -> list[Check]:
     failed_24h, failed_1h = activity["failed_24h"], activity["failed_1h"]
     return [
         Check("runs_24h", "ok", activity["runs_24h"], "COGS runs created in the last 24 hours"),
+        Check(
+            "refused_runs_24h",
+            "ok",
+            activity.get("refused_24h", 0),
+            "runs refused for their input (VALIDATION_FAILED): not a system fault",
+        ),
         Check(
             "failed_runs_24h",
             "warning" if failed_24h > FAILED_24H_WARNING else "ok",

@@ -243,7 +243,9 @@ def create_tenant_direct(prefix: str = "t", plan: str = "enterprise") -> str:
 
     tenant_id = unique_tenant(prefix)
     with db.unit_of_work(db.SYSTEM_SCOPE) as session:
-        tenants.create_tenant(session, tenant_id=tenant_id, name=tenant_id, plan=plan, role_model="standard")
+        tenants.create_tenant(
+            session, tenant_id=tenant_id, name=tenant_id, plan=plan, role_model="standard", actor=None
+        )
     return tenant_id
 
 
@@ -380,10 +382,11 @@ def ledger_run(
 
     from shared.base import utcnow
     from shared.jobs import service as jobs
+    from shared.jobs.kinds import JobKind, JobStatus
     from shared.runs.models import Run, RunSale
 
-    job = jobs.accept_job(session, tenant_id=tenant_id, kind="cogs_run", payload={"run_id": run_id}, actor=None)
-    job.status, job.published_at, job.finished_at = "completed", utcnow(), utcnow()
+    job = jobs.accept_job(session, tenant_id=tenant_id, kind=JobKind.COGS_RUN, payload={"run_id": run_id}, actor=None)
+    job.status, job.published_at, job.finished_at = JobStatus.COMPLETED, utcnow(), utcnow()
     run = Run(id=run_id, job_id=job.id, tenant_id=tenant_id, status=status, completed_seq=job.seq)
     session.add(run)
     session.flush()

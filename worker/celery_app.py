@@ -4,17 +4,17 @@ decided by the jobs table and the PostgreSQL fence, not by Celery."""
 from __future__ import annotations
 
 from celery import Celery
-from kombu import Queue
+from kombu import Queue as KombuQueue
 
 from shared.config import get_settings
-from shared.jobs.service import QUEUES
+from shared.jobs.kinds import QUEUES, Queue
 
 settings = get_settings()
 
 app = Celery("asora", broker=settings.redis_url, include=["worker.tasks.jobs"])
 app.conf.update(
-    task_queues=[Queue(name) for name in QUEUES],
-    task_default_queue="runs",
+    task_queues=[KombuQueue(name) for name in QUEUES],
+    task_default_queue=Queue.RUNS,
     task_acks_late=True,  # a message is acknowledged only after the drain finished
     task_reject_on_worker_lost=True,  # ... and a killed worker's message goes back to the queue
     worker_prefetch_multiplier=1,

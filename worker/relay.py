@@ -1,5 +1,7 @@
-"""The outbox relay: publishes committed jobs the broker has not been given, and reaps jobs whose worker
-died. Run one or more (`python -m worker.relay`); rows are claimed with SKIP LOCKED."""
+"""The outbox relay: re-sends wake-ups the broker may not have (a process that died between commit and
+publish, a restarted Redis, a wake-up dropped while the tenant's lease was held), reaps jobs whose worker
+died, and purges expired idempotency keys. Run one or more (`python -m worker.relay`); rows are claimed with
+SKIP LOCKED, so relays never send the same row at once."""
 
 from __future__ import annotations
 
@@ -9,9 +11,11 @@ import threading
 import time
 
 from shared import db
+from shared.base import utcnow
 from shared.config import get_settings
 from shared.jobs import runner
-from shared.jobs.service import mark_published, purge_idempotency_keys
+from shared.jobs.outbox import Wakeup
+from shared.jobs.service import purge_idempotency_keys
 from worker.publisher import publish
 
 log = logging.getLogger("asora.relay")
@@ -22,9 +26,11 @@ PURGE_EVERY_SECONDS = 3600
 def relay_once() -> int:
     with db.unit_of_work(db.SYSTEM_SCOPE) as session:
         jobs = runner.jobs_to_publish(session, get_settings().relay_republish_after_seconds)
-        published = publish(jobs)
-        mark_published(session, published)
-    return len(published)
+        publish(Wakeup(job.id, job.tenant_id, job.kind) for job in jobs)
+        now = utcnow()
+        for job in jobs:
+            job.published_at = now
+    return len(jobs)
 
 
 def main() -> None:

@@ -2,62 +2,68 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from api.deps import IdempotencyKeyHeader, LimitQuery, PrincipalDep, SessionDep, tenant_of
-from api.outbox import accept
-from shared.auth import Permission
+from api.accept import accept
+from api.deps import (
+    CursorQuery,
+    ExportsCreator,
+    IdempotencyKeyHeader,
+    LimitQuery,
+    Reader,
+    TenantSession,
+    json_body,
+    tenant_of,
+)
 from shared.exports import service as exports
 from shared.exports.schemas import ExportAccepted, ExportCreate, ExportOut
 from shared.jobs import service as jobs
-from shared.jobs.models import Job
 from shared.reports.schemas import parse_params
 from shared.schemas import Page
 
 router = APIRouter(prefix="/exports", tags=["exports"])
 
 
-@router.post("", status_code=202, response_model=ExportAccepted)
+@router.post("", status_code=202, response_model=ExportAccepted, operation_id="exports_create")
 def create_export(
-    body: ExportCreate, session: SessionDep, principal: PrincipalDep, idempotency_key: IdempotencyKeyHeader = None
+    request: Request,
+    principal: ExportsCreator,
+    session: TenantSession,
+    body: Annotated[ExportCreate, json_body(ExportCreate)],
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> JSONResponse:
-    principal.require(Permission.EXPORTS_CREATE)
     tenant_id = tenant_of(principal, body.tenant_id)
     params = parse_params(body.report, body.params)
 
-    def submit() -> tuple[dict[str, Any], Job]:
+    def submit() -> dict[str, Any]:
         export, job = exports.request_export(
             session, tenant_id=tenant_id, actor=principal, report=body.report, params=params
         )
-        return ExportAccepted(export_id=export.id, job_id=job.id, status="queued").model_dump(), job
+        return ExportAccepted(export_id=export.id, job_id=job.id, status="queued").model_dump()
 
+    # Semantically equal parameters (another spelling of the same date) are the same request.
     fingerprint = jobs.request_fingerprint("export", body.report, params.canonical())
     return accept(session, tenant_id, idempotency_key, fingerprint, submit)
 
 
-@router.get("", response_model=Page[ExportOut])
+@router.get("", response_model=Page[ExportOut], operation_id="exports_list")
 def list_exports(
-    session: SessionDep, principal: PrincipalDep, limit: LimitQuery = 100, cursor: str | None = None
+    principal: Reader, session: TenantSession, limit: LimitQuery = 100, cursor: CursorQuery = None
 ) -> Page[ExportOut]:
-    principal.require(Permission.READ)
-    rows = exports.list_exports(session, tenant_of(principal), limit=limit, cursor=cursor)
-    return Page(
-        items=[ExportOut.model_validate(r) for r in rows], next_cursor=rows[-1].id if len(rows) == limit else None
-    )
+    rows, next_cursor = exports.list_exports(session, tenant_of(principal), limit=limit, cursor=cursor)
+    return Page(items=[ExportOut.model_validate(r) for r in rows], next_cursor=next_cursor)
 
 
-@router.get("/{export_id}", response_model=ExportOut)
-def get_export(export_id: str, session: SessionDep, principal: PrincipalDep) -> ExportOut:
-    principal.require(Permission.READ)
+@router.get("/{export_id}", response_model=ExportOut, operation_id="exports_get")
+def get_export(export_id: str, principal: Reader, session: TenantSession) -> ExportOut:
     return ExportOut.model_validate(exports.get_export(session, tenant_of(principal), export_id))
 
 
-@router.get("/{export_id}/download")
-def download_export(export_id: str, session: SessionDep, principal: PrincipalDep) -> Response:
-    principal.require(Permission.READ)
+@router.get("/{export_id}/download", operation_id="exports_download")
+def download_export(export_id: str, principal: Reader, session: TenantSession) -> Response:
     export, content = exports.export_content(session, tenant_of(principal), export_id)
     return Response(
         content=content,

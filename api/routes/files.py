@@ -11,7 +11,7 @@ from shared.runs import csvio
 router = APIRouter(prefix="/files", tags=["runs"])
 
 
-@router.get("/templates/{kind}")
+@router.get("/templates/{kind}", operation_id="files_template")
 def template(kind: Literal["sales", "lots"]) -> Response:
     return Response(
         content=csvio.template_csv(kind),

@@ -1,85 +1,37 @@
-"""Liveness of every dependency, and Prometheus metrics."""
+"""Liveness of every dependency (shared/health.py), and Prometheus metrics."""
 
 from __future__ import annotations
 
-import time
-from typing import Any
-
-import redis
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
 
+from shared import health
 from shared.config import get_settings
 from shared.db import get_engine
-from shared.migrate import is_at_head
+from worker import health as worker_health
 
-router = APIRouter()
-_workers_cache: dict[str, Any] = {"at": 0.0, "ok": False}
-
-
-def _check_database() -> bool:
-    with get_engine().connect() as conn:
-        conn.execute(text("SELECT 1"))
-    return True
+router = APIRouter(tags=["ops"])
 
 
-def _check_redis() -> bool:
-    return bool(redis.Redis.from_url(get_settings().redis_url or "", socket_timeout=1).ping())
-
-
-def _check_broker() -> bool:
-    from worker.celery_app import app
-
-    with app.connection_for_write() as conn:
-        conn.ensure_connection(max_retries=1, timeout=1)
-    return True
-
-
-def _check_workers() -> bool:
-    if time.monotonic() - _workers_cache["at"] < 2:
-        return bool(_workers_cache["ok"])
-    from worker.celery_app import app
-
-    replies = app.control.inspect(timeout=1.0).ping() or {}
-    _workers_cache.update(at=time.monotonic(), ok=bool(replies))
-    return bool(replies)
-
-
-def _check_migrations() -> bool:
-    return is_at_head(get_engine())
-
-
-CHECKS = {
-    "database": _check_database,
-    "redis": _check_redis,
-    "broker": _check_broker,
-    "workers": _check_workers,
-    "migrations": _check_migrations,
-}
-
-
-def run_checks() -> dict[str, str]:
-    results = {}
-    for name, check in CHECKS.items():
-        try:
-            results[name] = "ok" if check() else "down"
-        except Exception:
-            results[name] = "down"
-    return results
-
-
-@router.get("/health", tags=["ops"])
-@router.get("/api/v1/health", tags=["ops"])
-def health() -> JSONResponse:
-    checks = run_checks()
-    healthy = all(v == "ok" for v in checks.values())
+@router.get("/health", operation_id="health")
+@router.get("/api/v1/health", operation_id="health_v1", include_in_schema=False)
+def health_check() -> JSONResponse:
+    engine = get_engine()
+    checks = [
+        health.check_database(engine),
+        health.check_redis(get_settings().redis_url or ""),
+        health.check_broker(worker_health.broker_reachable),
+        health.check_workers(worker_health.ping_workers),
+        health.check_migrations(engine),
+    ]
+    healthy = all(c.ok for c in checks)
     return JSONResponse(
-        status_code=200 if healthy else 503, content={"status": "ok" if healthy else "degraded", "checks": checks}
+        status_code=200 if healthy else 503,
+        content={"status": "ok" if healthy else "degraded", "checks": {c.name: c.status for c in checks}},
     )
 
 
-@router.get("/metrics", tags=["ops"])
+@router.get("/metrics", operation_id="metrics")
 def metrics() -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

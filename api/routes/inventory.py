@@ -8,8 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel
 
-from api.deps import LimitQuery, SessionDep, tenant_of
-from api.intake import MasterWriter, Reader, json_body
+from api.deps import CursorQuery, LimitQuery, MasterWriter, Reader, TenantSession, json_body, tenant_of
 from shared.inventory import service as inventory
 from shared.inventory.models import Bin, Category, Hub, Item, Vendor
 from shared.inventory.schemas import (
@@ -32,16 +31,12 @@ from shared.inventory.schemas import (
 from shared.schemas import Page
 
 router = APIRouter(tags=["inventory"])
-Cursor = Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9_]*$")]
 Filter = Annotated[str | None, Query(max_length=100, pattern=r"^[^\x00-\x1f\x7f]*$")]
-
-
-def _request_id(request: Request) -> str | None:
-    return getattr(request.state, "request_id", None)
 
 
 def _master_routes(
     path: str,
+    plural: str,
     model: Any,
     create: type[BaseModel],
     update: type[BaseModel],
@@ -51,61 +46,56 @@ def _master_routes(
     its own filters)."""
     kind = inventory.noun(model)
 
-    @router.post(path, status_code=201, response_model=out, name=f"create_{kind}")
+    @router.post(path, status_code=201, response_model=out, name=f"create_{kind}", operation_id=f"{plural}_create")
     def create_record(
         request: Request,
-        session: SessionDep,
         principal: MasterWriter,
+        session: TenantSession,
         body: Annotated[BaseModel, json_body(create)],
     ) -> Any:
         tenant_id = tenant_of(principal, getattr(body, "tenant_id", None))
         values = body.model_dump(exclude={"tenant_id"})
         record = inventory.create_record(
-            session, model, tenant_id, values, actor=principal, request_id=_request_id(request)
+            session, model, tenant_id, values, actor=principal, request_id=request.state.request_id
         )
-        answer = out.model_validate(record)
-        session.commit()
-        return answer
+        return out.model_validate(record)
 
-    @router.get(f"{path}/{{record_id}}", response_model=out, name=f"get_{kind}")
-    def get_record(record_id: str, session: SessionDep, principal: Reader) -> Any:
+    @router.get(f"{path}/{{record_id}}", response_model=out, name=f"get_{kind}", operation_id=f"{plural}_get")
+    def get_record(record_id: str, principal: Reader, session: TenantSession) -> Any:
         return out.model_validate(inventory.get_record(session, model, tenant_of(principal), record_id))
 
-    @router.patch(f"{path}/{{record_id}}", response_model=out, name=f"update_{kind}")
+    @router.patch(f"{path}/{{record_id}}", response_model=out, name=f"update_{kind}", operation_id=f"{plural}_update")
     def update_record(
         record_id: str,
         request: Request,
-        session: SessionDep,
         principal: MasterWriter,
+        session: TenantSession,
         body: Annotated[BaseModel, json_body(update)],
     ) -> Any:
         tenant_id = tenant_of(principal, getattr(body, "tenant_id", None))
         changes = body.model_dump(exclude_unset=True, exclude={"tenant_id"})
         record = inventory.update_record(
-            session, model, tenant_id, record_id, changes, actor=principal, request_id=_request_id(request)
+            session, model, tenant_id, record_id, changes, actor=principal, request_id=request.state.request_id
         )
-        answer = out.model_validate(record)
-        session.commit()
-        return answer
+        return out.model_validate(record)
 
-    @router.delete(f"{path}/{{record_id}}", status_code=204, name=f"delete_{kind}")
-    def delete_record(record_id: str, request: Request, session: SessionDep, principal: MasterWriter) -> Response:
+    @router.delete(f"{path}/{{record_id}}", status_code=204, name=f"delete_{kind}", operation_id=f"{plural}_delete")
+    def delete_record(record_id: str, request: Request, principal: MasterWriter, session: TenantSession) -> Response:
         inventory.delete_record(
-            session, model, tenant_of(principal), record_id, actor=principal, request_id=_request_id(request)
+            session, model, tenant_of(principal), record_id, actor=principal, request_id=request.state.request_id
         )
-        session.commit()
         return Response(status_code=204)
 
 
-_master_routes("/categories", Category, CategoryCreate, CategoryUpdate, CategoryOut)
-_master_routes("/hubs", Hub, HubCreate, HubUpdate, HubOut)
-_master_routes("/bins", Bin, BinCreate, BinUpdate, BinOut)
-_master_routes("/vendors", Vendor, VendorCreate, VendorUpdate, VendorOut)
-_master_routes("/items", Item, ItemCreate, ItemUpdate, ItemOut)
+_master_routes("/categories", "categories", Category, CategoryCreate, CategoryUpdate, CategoryOut)
+_master_routes("/hubs", "hubs", Hub, HubCreate, HubUpdate, HubOut)
+_master_routes("/bins", "bins", Bin, BinCreate, BinUpdate, BinOut)
+_master_routes("/vendors", "vendors", Vendor, VendorCreate, VendorUpdate, VendorOut)
+_master_routes("/items", "items", Item, ItemCreate, ItemUpdate, ItemOut)
 
 
 def _page(
-    session: SessionDep, principal: Any, model: Any, out: Any, limit: int, cursor: str | None, **filters: str | None
+    session: Any, principal: Any, model: Any, out: Any, limit: int, cursor: str | None, **filters: str | None
 ) -> Any:
     rows, next_cursor = inventory.list_records(
         session,
@@ -118,34 +108,40 @@ def _page(
     return Page[out](items=[out.model_validate(r) for r in rows], next_cursor=next_cursor)
 
 
-@router.get("/categories", response_model=Page[CategoryOut])
-def list_categories(session: SessionDep, principal: Reader, limit: LimitQuery = 100, cursor: Cursor = None) -> Any:
+@router.get("/categories", response_model=Page[CategoryOut], operation_id="categories_list")
+def list_categories(
+    principal: Reader, session: TenantSession, limit: LimitQuery = 100, cursor: CursorQuery = None
+) -> Any:
     return _page(session, principal, Category, CategoryOut, limit, cursor)
 
 
-@router.get("/hubs", response_model=Page[HubOut])
-def list_hubs(session: SessionDep, principal: Reader, limit: LimitQuery = 100, cursor: Cursor = None) -> Any:
+@router.get("/hubs", response_model=Page[HubOut], operation_id="hubs_list")
+def list_hubs(principal: Reader, session: TenantSession, limit: LimitQuery = 100, cursor: CursorQuery = None) -> Any:
     return _page(session, principal, Hub, HubOut, limit, cursor)
 
 
-@router.get("/bins", response_model=Page[BinOut])
+@router.get("/bins", response_model=Page[BinOut], operation_id="bins_list")
 def list_bins(
-    session: SessionDep, principal: Reader, limit: LimitQuery = 100, cursor: Cursor = None, hub_id: Filter = None
+    principal: Reader,
+    session: TenantSession,
+    limit: LimitQuery = 100,
+    cursor: CursorQuery = None,
+    hub_id: Filter = None,
 ) -> Any:
     return _page(session, principal, Bin, BinOut, limit, cursor, hub_id=hub_id)
 
 
-@router.get("/vendors", response_model=Page[VendorOut])
-def list_vendors(session: SessionDep, principal: Reader, limit: LimitQuery = 100, cursor: Cursor = None) -> Any:
+@router.get("/vendors", response_model=Page[VendorOut], operation_id="vendors_list")
+def list_vendors(principal: Reader, session: TenantSession, limit: LimitQuery = 100, cursor: CursorQuery = None) -> Any:
     return _page(session, principal, Vendor, VendorOut, limit, cursor)
 
 
-@router.get("/items", response_model=Page[ItemOut])
+@router.get("/items", response_model=Page[ItemOut], operation_id="items_list")
 def list_items(
-    session: SessionDep,
     principal: Reader,
+    session: TenantSession,
     limit: LimitQuery = 100,
-    cursor: Cursor = None,
+    cursor: CursorQuery = None,
     sku: Filter = None,
     category_id: Filter = None,
     default_bin_id: Filter = None,
@@ -163,20 +159,18 @@ def list_items(
     )
 
 
-def _set_vendor(vendor_id: str, enabled: bool, request: Request, session: SessionDep, principal: Any) -> VendorOut:
+def _set_vendor(vendor_id: str, enabled: bool, request: Request, session: Any, principal: Any) -> VendorOut:
     vendor = inventory.set_vendor_enabled(
-        session, tenant_of(principal), vendor_id, enabled, actor=principal, request_id=_request_id(request)
+        session, tenant_of(principal), vendor_id, enabled, actor=principal, request_id=request.state.request_id
     )
-    answer = VendorOut.model_validate(vendor)
-    session.commit()
-    return answer
+    return VendorOut.model_validate(vendor)
 
 
-@router.post("/vendors/{vendor_id}/enable", response_model=VendorOut)
-def enable_vendor(vendor_id: str, request: Request, session: SessionDep, principal: MasterWriter) -> VendorOut:
+@router.post("/vendors/{vendor_id}/enable", response_model=VendorOut, operation_id="vendors_enable")
+def enable_vendor(vendor_id: str, request: Request, principal: MasterWriter, session: TenantSession) -> VendorOut:
     return _set_vendor(vendor_id, True, request, session, principal)
 
 
-@router.post("/vendors/{vendor_id}/disable", response_model=VendorOut)
-def disable_vendor(vendor_id: str, request: Request, session: SessionDep, principal: MasterWriter) -> VendorOut:
+@router.post("/vendors/{vendor_id}/disable", response_model=VendorOut, operation_id="vendors_disable")
+def disable_vendor(vendor_id: str, request: Request, principal: MasterWriter, session: TenantSession) -> VendorOut:
     return _set_vendor(vendor_id, False, request, session, principal)

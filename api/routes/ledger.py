@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.deps import LimitQuery, SeqCursor, SessionDep, tenant_of
-from api.intake import From, Reader, SafeQuery, To, as_utc
+from api.deps import CursorQuery, From, LimitQuery, Reader, SafeQuery, TenantSession, To, as_utc, tenant_of
 from shared.ledger import queries as ledger
 from shared.ledger.schemas import LedgerEventOut
 from shared.schemas import Page
@@ -13,19 +12,19 @@ from shared.schemas import Page
 router = APIRouter(tags=["ledger"])
 
 
-@router.get("/ledger", response_model=Page[LedgerEventOut])
+@router.get("/ledger", response_model=Page[LedgerEventOut], operation_id="ledger_list")
 def list_ledger(
-    session: SessionDep,
     principal: Reader,
+    session: TenantSession,
     sku: SafeQuery = None,
     event_type: SafeQuery = None,
     job_id: SafeQuery = None,
     start: From = None,
     end: To = None,
     limit: LimitQuery = 100,
-    cursor: SeqCursor = None,
+    cursor: CursorQuery = None,
 ) -> Page[LedgerEventOut]:
-    rows, last_seq = ledger.list_events(
+    rows, next_cursor = ledger.list_events(
         session,
         tenant_of(principal),
         sku=sku,
@@ -33,10 +32,7 @@ def list_ledger(
         job_id=job_id,
         start=as_utc(start),
         end=as_utc(end),
-        after_seq=cursor,
+        cursor=cursor,
         limit=limit,
     )
-    return Page(
-        items=[LedgerEventOut.model_validate(r) for r in rows],
-        next_cursor=str(last_seq) if last_seq is not None else None,
-    )
+    return Page(items=[LedgerEventOut.model_validate(r) for r in rows], next_cursor=next_cursor)

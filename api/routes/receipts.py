@@ -7,32 +7,30 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from api.deps import IdempotencyKeyHeader, SessionDep, tenant_of
-from api.intake import json_body, requires
-from api.outbox import accept
-from shared.auth import Permission, Principal
+from api.accept import accept
+from api.deps import IdempotencyKeyHeader, ReceiptsWriter, TenantSession, json_body, tenant_of
 from shared.inventory import service as inventory
 from shared.inventory.schemas import JobAccepted, ReceiptCreate
 from shared.jobs import service as jobs
-from shared.jobs.models import Job
 
 router = APIRouter(tags=["receipts"])
 
 
-@router.post("/receipts", status_code=202, response_model=JobAccepted)
+@router.post("/receipts", status_code=202, response_model=JobAccepted, operation_id="receipts_create")
 def create_receipt(
     request: Request,
-    session: SessionDep,
-    principal: Annotated[Principal, requires(Permission.RECEIPTS_WRITE)],
+    principal: ReceiptsWriter,
+    session: TenantSession,
     body: Annotated[ReceiptCreate, json_body(ReceiptCreate)],
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> JSONResponse:
     tenant_id = tenant_of(principal, body.tenant_id)
 
-    def submit() -> tuple[dict[str, Any], Job]:
-        request_id = getattr(request.state, "request_id", None)
-        job = inventory.submit_receipt(session, tenant_id=tenant_id, actor=principal, body=body, request_id=request_id)
-        return JobAccepted(job_id=job.id, kind=job.kind, status=job.status).model_dump(), job
+    def submit() -> dict[str, Any]:
+        job = inventory.submit_receipt(
+            session, tenant_id=tenant_id, actor=principal, body=body, request_id=request.state.request_id
+        )
+        return JobAccepted(job_id=job.id, kind=job.kind, status=job.status).model_dump()
 
     fingerprint = jobs.request_fingerprint("receipt", body.model_dump(mode="json", exclude={"tenant_id"}))
     return accept(session, tenant_id, idempotency_key, fingerprint, submit)

@@ -7,8 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
 
-from api.deps import PrincipalDep, SessionDep, tenant_of
-from shared.auth import Permission
+from api.deps import Reader, TenantSession, tenant_of
 from shared.reports import service as reports
 from shared.reports.schemas import (
     MAX_TEXT,
@@ -40,15 +39,14 @@ def _scope(report: str) -> Any:
     """A dependency giving (tenant, validated parameters) for one report: every report takes the same query
     parameters, and `parse_params` refuses those that do not apply to it."""
 
-    def scope(
-        principal: PrincipalDep,
+    async def scope(
+        principal: Reader,
         as_of: AsOf = None,
         hub_id: HubId = None,
         sku: Sku = None,
         from_: From = None,
         to: To = None,
     ) -> tuple[str, ReportParams]:
-        principal.require(Permission.READ)
         given = {"as_of": as_of, "hub_id": hub_id, "sku": sku, "from": from_, "to": to}
         return tenant_of(principal), parse_params(report, {k: v for k, v in given.items() if v is not None})
 
@@ -58,27 +56,27 @@ def _scope(report: str) -> Any:
 Scoped = tuple[str, ReportParams]
 
 
-@router.get("/stock-on-hand", response_model=StockOnHandReport)
-def stock_on_hand(session: SessionDep, scoped: Annotated[Scoped, _scope("stock-on-hand")]) -> Response:
+@router.get("/stock-on-hand", response_model=StockOnHandReport, operation_id="reports_stock_on_hand")
+def stock_on_hand(scoped: Annotated[Scoped, _scope("stock-on-hand")], session: TenantSession) -> Response:
     return _json({"items": reports.stock_on_hand(session, *scoped)})
 
 
-@router.get("/inventory-movement", response_model=MovementReport)
-def inventory_movement(session: SessionDep, scoped: Annotated[Scoped, _scope("inventory-movement")]) -> Response:
+@router.get("/inventory-movement", response_model=MovementReport, operation_id="reports_inventory_movement")
+def inventory_movement(scoped: Annotated[Scoped, _scope("inventory-movement")], session: TenantSession) -> Response:
     return _json({"items": reports.inventory_movement(session, *scoped)})
 
 
-@router.get("/receiving-summary", response_model=ReceivingReport)
-def receiving_summary(session: SessionDep, scoped: Annotated[Scoped, _scope("receiving-summary")]) -> Response:
+@router.get("/receiving-summary", response_model=ReceivingReport, operation_id="reports_receiving_summary")
+def receiving_summary(scoped: Annotated[Scoped, _scope("receiving-summary")], session: TenantSession) -> Response:
     return _json({"items": reports.receiving_summary(session, *scoped)})
 
 
-@router.get("/shrink-summary", response_model=ShrinkReport)
-def shrink_summary(session: SessionDep, scoped: Annotated[Scoped, _scope("shrink-summary")]) -> Response:
+@router.get("/shrink-summary", response_model=ShrinkReport, operation_id="reports_shrink_summary")
+def shrink_summary(scoped: Annotated[Scoped, _scope("shrink-summary")], session: TenantSession) -> Response:
     return _json({"items": reports.shrink_summary(session, *scoped)})
 
 
-@router.get("/valuation", response_model=ValuationReport)
-def valuation(session: SessionDep, scoped: Annotated[Scoped, _scope("valuation")]) -> Response:
+@router.get("/valuation", response_model=ValuationReport, operation_id="reports_valuation")
+def valuation(scoped: Annotated[Scoped, _scope("valuation")], session: TenantSession) -> Response:
     rows, total = reports.valuation(session, *scoped)
     return _json({"items": rows, "total_value": total})

@@ -2,20 +2,32 @@
 
 from __future__ import annotations
 
-import json
+import hashlib
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
+from starlette.datastructures import UploadFile
 
-from api.deps import IdempotencyKeyHeader, LimitQuery, PrincipalDep, SessionDep, tenant_of
-from api.outbox import accept
-from shared.auth import Permission
+from api.accept import accept
+from api.deps import (
+    CursorQuery,
+    IdempotencyKeyHeader,
+    LimitQuery,
+    Reader,
+    RunsWriter,
+    TenantSession,
+    form_body,
+    parse_json,
+    read_body,
+    tenant_of,
+    validate_body,
+)
 from shared.config import get_settings
-from shared.errors import ValidationFailed
+from shared.errors import TooLarge, ValidationFailed
 from shared.jobs import service as jobs
-from shared.jobs.models import Job
 from shared.runs import journals
 from shared.runs import service as runs
 from shared.runs.schemas import (
@@ -32,42 +44,34 @@ from shared.schemas import Page
 router = APIRouter(prefix="/runs", tags=["runs"])
 
 
-def _bad_request(
-    message: str, details: list[dict[str, Any]] | None = None, reason: str = "BAD_REQUEST"
-) -> ValidationFailed:
-    return ValidationFailed(message, reason=reason, details=details or [])
+@dataclass(frozen=True)
+class RunSubmission:
+    """A run request, from a JSON body or a multipart upload."""
+
+    body_tenant_ids: frozenset[str]
+    dry_run: bool
+    mode: str
+    sales: tuple[runs.InputFormat, bytes]
+    lots: tuple[runs.InputFormat, bytes] | None
+    fingerprint: str
 
 
-async def _read_json_body(request: Request) -> tuple[RunCreate, dict[str, Any]]:
-    raw = await request.body()
-    try:
-        # parse_float=str keeps every number's exact digits; nothing passes through binary floating point.
-        body = json.loads(raw, parse_float=str)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise _bad_request("the request body is not valid JSON", reason="MALFORMED_JSON") from exc
-    if not isinstance(body, dict):
-        raise _bad_request("the request body must be a JSON object")
-    try:
-        return RunCreate.model_validate(body), body
-    except ValidationError as exc:
-        details = [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()[:100]]
-        raise _bad_request("the request is invalid", details) from exc
+def _missing_file(name: str) -> ValidationFailed:
+    return ValidationFailed(
+        f"multipart field '{name}' (a CSV file) is required",
+        reason="BAD_CSV",
+        details=[{"field": name, "message": "missing"}],
+    )
 
 
-async def _read_upload(form: Any, name: str, required: bool) -> bytes | None:
-    upload = form.get(name)
-    if upload is None or isinstance(upload, str):
-        if required:
-            raise _bad_request(
-                f"multipart field '{name}' (a CSV file) is required",
-                [{"field": name, "message": "missing"}],
-                reason="BAD_CSV",
-            )
-        return None
-    content: bytes = await upload.read()
-    if len(content) > get_settings().max_upload_bytes:
-        raise _bad_request(
-            f"'{name}' is larger than the upload limit", [{"field": name, "message": "too large"}], reason="BAD_CSV"
+def _read_upload(upload: UploadFile) -> bytes:
+    limit = get_settings().max_upload_bytes
+    content = upload.file.read(limit + 1)
+    if len(content) > limit:
+        raise TooLarge(
+            f"'{upload.filename}' is larger than the upload limit of {limit} bytes",
+            reason="FILE_TOO_LARGE",
+            details=[{"field": "file", "message": f"at most {limit} bytes"}],
         )
     return content
 
@@ -78,140 +82,152 @@ def _truthy(value: Any) -> bool:
     return bool(value)
 
 
-@router.post("", status_code=202, response_model=RunAccepted)
-async def create_run(
-    request: Request, session: SessionDep, principal: PrincipalDep, idempotency_key: IdempotencyKeyHeader = None
-) -> JSONResponse:
-    principal.require(Permission.RUNS_WRITE)
-    content_type = request.headers.get("content-type", "")
-    sales: tuple[runs.InputFormat, bytes]
-    lots: tuple[runs.InputFormat, bytes] | None
-    if content_type.startswith("multipart/form-data"):
-        form = await request.form()
-        tenant_id = tenant_of(principal, str(form["tenant_id"]) if form.get("tenant_id") else None)
-        sales_bytes = await _read_upload(form, "sales_file", required=True)
-        lots_bytes = await _read_upload(form, "lots_file", required=False)
-        assert sales_bytes is not None
-        sales = ("csv", sales_bytes)
-        lots = ("csv", lots_bytes) if lots_bytes is not None else None
-        mode = str(form.get("mode") or "fifo")
-        if mode != "fifo":
-            raise _bad_request("mode must be 'fifo'", [{"field": "mode", "message": "unsupported"}])
-        dry_run = _truthy(form.get("dry_run"))
-        fingerprint = jobs.request_fingerprint("multipart", dry_run, mode, sales_bytes, lots_bytes or b"")
-    else:
-        body, raw = await _read_json_body(request)
-        row_tenants = {str(r["tenant_id"]) for r in [*body.sales_data, *body.lots_data] if r.get("tenant_id")}
-        tenant_id = tenant_of(principal, body.tenant_id)
-        for other in row_tenants:
-            tenant_of(principal, other)
-        sales = ("json", runs.records_blob(body.sales_data))
-        lots = ("json", runs.records_blob(body.lots_data)) if body.lots_data else None
-        dry_run, mode = body.dry_run, body.mode
-        fingerprint = jobs.request_fingerprint("json", raw)
-
-    def submit() -> tuple[dict[str, Any], Job]:
-        run, job = runs.submit_run(
-            session, tenant_id=tenant_id, actor=principal, dry_run=dry_run, mode=mode, sales=sales, lots=lots
+def _from_form(form: Any) -> RunSubmission:
+    sales_upload, lots_upload = form.get("sales_file"), form.get("lots_file")
+    if not isinstance(sales_upload, UploadFile):
+        raise _missing_file("sales_file")
+    sales_bytes = _read_upload(sales_upload)
+    lots_bytes = _read_upload(lots_upload) if isinstance(lots_upload, UploadFile) else None
+    mode = str(form.get("mode") or "fifo")
+    if mode != "fifo":
+        raise ValidationFailed(
+            "mode must be 'fifo'", reason="BAD_REQUEST", details=[{"field": "mode", "message": "unsupported"}]
         )
-        return RunAccepted(run_id=run.id, job_id=job.id, status="queued").model_dump(), job
-
-    return accept(session, tenant_id, idempotency_key, fingerprint, submit)
-
-
-@router.get("", response_model=Page[RunOut])
-def list_runs(
-    session: SessionDep,
-    principal: PrincipalDep,
-    status: str | None = None,
-    limit: LimitQuery = 100,
-    cursor: str | None = None,
-) -> Page[RunOut]:
-    principal.require(Permission.READ)
-    items = runs.list_runs(session, tenant_of(principal), status=status, limit=limit, cursor=cursor)
-    return Page(
-        items=[RunOut.model_validate(r) for r in items], next_cursor=items[-1].id if len(items) == limit else None
+    dry_run = _truthy(form.get("dry_run"))
+    tenant = form.get("tenant_id")
+    return RunSubmission(
+        body_tenant_ids=frozenset({str(tenant)}) if tenant else frozenset(),
+        dry_run=dry_run,
+        mode=mode,
+        sales=("csv", sales_bytes),
+        lots=("csv", lots_bytes) if lots_bytes is not None else None,
+        fingerprint=jobs.request_fingerprint("multipart", dry_run, mode, sales_bytes, lots_bytes or b""),
     )
 
 
-@router.get("/{run_id}", response_model=RunOut)
-def get_run(run_id: str, session: SessionDep, principal: PrincipalDep) -> RunOut:
-    principal.require(Permission.READ)
+def _from_json(raw: bytes) -> RunSubmission:
+    body = validate_body(RunCreate, parse_json(raw))
+    row_tenants = {str(r["tenant_id"]) for r in [*body.sales_data, *body.lots_data] if r.get("tenant_id")}
+    return RunSubmission(
+        body_tenant_ids=frozenset(row_tenants | ({body.tenant_id} if body.tenant_id else set())),
+        dry_run=body.dry_run,
+        mode=body.mode,
+        sales=("json", runs.records_blob(body.sales_data)),
+        lots=("json", runs.records_blob(body.lots_data)) if body.lots_data else None,
+        fingerprint=jobs.request_fingerprint("json", hashlib.sha256(raw).digest()),
+    )
+
+
+async def run_submission(request: Request, principal: RunsWriter) -> RunSubmission:
+    """The body of POST /runs, read only after the caller is known to hold the permission; parsing and
+    validating it is CPU work, so it runs in the threadpool."""
+    del principal  # declared so that 401 and 403 come before the body is read
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        form = await form_body(request)
+        try:
+            return await run_in_threadpool(_from_form, form)
+        finally:
+            await form.close()
+    return await run_in_threadpool(_from_json, await read_body(request))
+
+
+@router.post("", status_code=202, response_model=RunAccepted, operation_id="runs_create")
+def create_run(
+    principal: RunsWriter,
+    session: TenantSession,
+    submission: Annotated[RunSubmission, Depends(run_submission)],
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> JSONResponse:
+    tenant_id = tenant_of(principal)
+    for other in submission.body_tenant_ids:
+        tenant_of(principal, other)
+
+    def submit() -> dict[str, Any]:
+        run, job = runs.submit_run(
+            session,
+            tenant_id=tenant_id,
+            actor=principal,
+            dry_run=submission.dry_run,
+            mode=submission.mode,
+            sales=submission.sales,
+            lots=submission.lots,
+        )
+        return RunAccepted(run_id=run.id, job_id=job.id, status="queued").model_dump()
+
+    return accept(session, tenant_id, idempotency_key, submission.fingerprint, submit)
+
+
+@router.get("", response_model=Page[RunOut], operation_id="runs_list")
+def list_runs(
+    principal: Reader,
+    session: TenantSession,
+    status: str | None = None,
+    limit: LimitQuery = 100,
+    cursor: CursorQuery = None,
+) -> Page[RunOut]:
+    items, next_cursor = runs.list_runs(session, tenant_of(principal), status=status, limit=limit, cursor=cursor)
+    return Page(items=[RunOut.model_validate(r) for r in items], next_cursor=next_cursor)
+
+
+@router.get("/{run_id}", response_model=RunOut, operation_id="runs_get")
+def get_run(run_id: str, principal: Reader, session: TenantSession) -> RunOut:
     return RunOut.model_validate(runs.get_run(session, tenant_of(principal), run_id))
 
 
-@router.get("/{run_id}/validation-errors", response_model=Page[ValidationErrorOut])
+@router.get(
+    "/{run_id}/validation-errors", response_model=Page[ValidationErrorOut], operation_id="runs_validation_errors"
+)
 def validation_errors(
-    run_id: str,
-    session: SessionDep,
-    principal: PrincipalDep,
-    limit: LimitQuery = 100,
-    cursor: Annotated[int | None, Query(ge=0)] = None,
+    run_id: str, principal: Reader, session: TenantSession, limit: LimitQuery = 100, cursor: CursorQuery = None
 ) -> Page[ValidationErrorOut]:
-    principal.require(Permission.READ)
     run = runs.get_run(session, tenant_of(principal), run_id)
-    rows = runs.list_validation_errors(session, run, limit=limit, cursor=cursor)
-    return Page(
-        items=[ValidationErrorOut.model_validate(r) for r in rows],
-        next_cursor=str(rows[-1].position) if len(rows) == limit else None,
-    )
+    rows, next_cursor = runs.list_validation_errors(session, run, limit=limit, cursor=cursor)
+    return Page(items=[ValidationErrorOut.model_validate(r) for r in rows], next_cursor=next_cursor)
 
 
-@router.get("/{run_id}/sales", response_model=Page[SaleOut])
+@router.get("/{run_id}/sales", response_model=Page[SaleOut], operation_id="runs_sales")
 def sales(
-    run_id: str, session: SessionDep, principal: PrincipalDep, limit: LimitQuery = 100, cursor: str | None = None
+    run_id: str, principal: Reader, session: TenantSession, limit: LimitQuery = 100, cursor: CursorQuery = None
 ) -> Page[SaleOut]:
-    principal.require(Permission.READ)
     run = runs.get_run(session, tenant_of(principal), run_id)
-    rows = runs.list_sales(session, run, limit=limit, cursor=cursor)
-    return Page(
-        items=[SaleOut.model_validate(r) for r in rows], next_cursor=rows[-1].sale_id if len(rows) == limit else None
-    )
+    rows, next_cursor = runs.list_sales(session, run, limit=limit, cursor=cursor)
+    return Page(items=[SaleOut.model_validate(r) for r in rows], next_cursor=next_cursor)
 
 
-@router.get("/{run_id}/allocations", response_model=Page[AllocationOut])
+@router.get("/{run_id}/allocations", response_model=Page[AllocationOut], operation_id="runs_allocations")
 def allocations(
-    run_id: str,
-    session: SessionDep,
-    principal: PrincipalDep,
-    limit: LimitQuery = 100,
-    cursor: Annotated[int | None, Query(ge=0)] = None,
+    run_id: str, principal: Reader, session: TenantSession, limit: LimitQuery = 100, cursor: CursorQuery = None
 ) -> Page[AllocationOut]:
-    principal.require(Permission.READ)
     run = runs.get_run(session, tenant_of(principal), run_id)
-    items, last = runs.list_allocations(session, run, limit=limit, cursor=cursor)
-    return Page(
-        items=[AllocationOut.model_validate(i) for i in items], next_cursor=str(last) if last is not None else None
-    )
+    items, next_cursor = runs.list_allocations(session, run, limit=limit, cursor=cursor)
+    return Page(items=[AllocationOut.model_validate(i) for i in items], next_cursor=next_cursor)
 
 
-@router.post("/{run_id}/rollback", status_code=202, response_model=RollbackAccepted)
+@router.post("/{run_id}/rollback", status_code=202, response_model=RollbackAccepted, operation_id="runs_rollback")
 def rollback(
     run_id: str,
-    session: SessionDep,
-    principal: PrincipalDep,
+    principal: RunsWriter,
+    session: TenantSession,
     cascade: bool = False,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> JSONResponse:
-    principal.require(Permission.RUNS_WRITE)
     tenant_id = tenant_of(principal)
 
-    def submit() -> tuple[dict[str, Any], Job]:
+    def submit() -> dict[str, Any]:
         job = runs.request_rollback(session, tenant_id=tenant_id, actor=principal, run_id=run_id, cascade=cascade)
-        return RollbackAccepted(run_id=run_id, job_id=job.id, status="queued", cascade=cascade).model_dump(), job
+        return RollbackAccepted(run_id=run_id, job_id=job.id, status="queued", cascade=cascade).model_dump()
 
     return accept(session, tenant_id, idempotency_key, jobs.request_fingerprint("rollback", run_id, cascade), submit)
 
 
-@router.get("/{run_id}/journal-entry")
+@router.get("/{run_id}/journal-entry", operation_id="runs_journal_entry")
 def journal_entry(
     run_id: str,
-    session: SessionDep,
-    principal: PrincipalDep,
+    principal: Reader,
+    session: TenantSession,
     format: Literal["json", "csv", "iif", "xero"] = "json",
     group_by: Literal["date", "sale"] = "date",
 ) -> Response:
-    principal.require(Permission.READ)
     content, media_type, filename = journals.render_for_run(session, tenant_of(principal), run_id, format, group_by)
     return Response(
         content=content, media_type=media_type, headers={"Content-Disposition": f'attachment; filename="{filename}"'}

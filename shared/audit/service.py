@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from shared.audit.models import AuditEvent
 from shared.auth import Principal
+from shared.pagination import page
 
 SECRET_MARKERS = ("secret", "password", "token", "key", "authorization", "signature")
 REDACTED = "[redacted]"
@@ -68,9 +69,10 @@ def list_events(
     action: str | None = None,
     start: datetime | None = None,
     end: datetime | None = None,
-    after_id: int | None = None,
+    cursor: str | None = None,
     limit: int = 100,
-) -> list[AuditEvent]:
+) -> tuple[list[AuditEvent], str | None]:
+    """The tenant's audit events, oldest first."""
     query = select(AuditEvent).where(AuditEvent.tenant_id == tenant_id)
     if action:
         query = query.where(AuditEvent.action == action)
@@ -78,6 +80,4 @@ def list_events(
         query = query.where(AuditEvent.created_at >= start)
     if end:
         query = query.where(AuditEvent.created_at < end)
-    if after_id is not None:
-        query = query.where(AuditEvent.id > after_id)
-    return list(session.scalars(query.order_by(AuditEvent.id).limit(limit)))
+    return page(session, query, AuditEvent.id, limit=limit, cursor=cursor)

@@ -28,11 +28,11 @@ def verify(
     when a difference remains (after --repair, only ledger findings can remain)."""
     from shared import db
     from shared.audit import service as audit
-    from shared.cli.main import _services
+    from shared.cli.services import ensure_services
     from shared.ledger import verify as ledger_verify
     from shared.tenants.models import Tenant
 
-    _services()
+    ensure_services()
     with db.unit_of_work(db.SYSTEM_SCOPE) as session:
         exists = session.get(Tenant, tenant_id) is not None
     if not exists:

@@ -9,7 +9,6 @@ permissions and audit as any integration.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import signal
 import threading
@@ -22,6 +21,7 @@ from rich.table import Table
 from shared.cli.client import ApiClient, ProgressReader, console, upload_progress
 from shared.cli.ledger import app as ledger_app
 from shared.cli.ops import app as ops_app
+from shared.cli.services import ensure_services
 from shared.config import get_settings
 
 app = typer.Typer(
@@ -37,24 +37,12 @@ app.add_typer(ops_app, name="ops")
 app.add_typer(ledger_app, name="ledger")
 
 
-def _services() -> Any:
-    """Configured URLs, or embedded servers under the data directory; exported for child processes."""
-    from shared.embedded import ensure_services
-
-    settings = get_settings()
-    urls = ensure_services(settings.database_url, settings.redis_url, settings.data_dir)
-    os.environ["ASORA_DATABASE_URL"] = urls.database_url
-    os.environ["ASORA_REDIS_URL"] = urls.redis_url
-    get_settings.cache_clear()
-    return urls
-
-
 @app.command()
 def migrate() -> None:
     """Upgrade the database schema to the newest revision."""
     from shared.migrate import upgrade
 
-    urls = _services()
+    urls = ensure_services()
     upgrade(urls.database_url)
     console.print("[green]database is at the newest revision[/green]")
 
@@ -64,7 +52,7 @@ def _start_stack(api_port: int, flower_port: int) -> tuple[Any, Any, str, str]:
     from shared.stack import Stack, service_env, wait_http
 
     settings = get_settings()
-    urls = _services()
+    urls = ensure_services()
     upgrade(urls.database_url)
     operator_key = settings.bootstrap_operator_key.get_secret_value() if settings.bootstrap_operator_key else None
     key_file = settings.data_dir / "operator.key"
@@ -163,24 +151,20 @@ def tenants_create(
 ) -> None:
     """Create a tenant with its plan and role model."""
     from shared import db
-    from shared.audit import service as audit
+    from shared.auth import LOCAL_ADMIN
     from shared.errors import DomainError
     from shared.tenants import service as tenants
 
-    _services()
+    ensure_services()
     try:
-        with db.unit_of_work(db.SYSTEM_SCOPE) as session:
+        with db.unit_of_work() as session:
             tenants.create_tenant(
-                session, tenant_id=tenant_id, name=name or tenant_id, plan=plan, role_model=role_model
-            )
-            audit.record(
                 session,
                 tenant_id=tenant_id,
-                action="tenant.created",
-                target=tenant_id,
-                outcome="ok",
-                actor_role="cli",
-                details={"plan": plan, "role_model": role_model},
+                name=name or tenant_id,
+                plan=plan,
+                role_model=role_model,
+                actor=LOCAL_ADMIN,
             )
     except DomainError as exc:
         console.print(f"[red]{exc.code} {exc.reason}: {exc.message}[/red]")
@@ -193,7 +177,7 @@ def tenants_verify(tenant_id: str) -> None:
     """Post-onboarding verification: items exist, receipts produced ledger events, stock reconciles."""
     from shared.cli.tenants_verify import verify
 
-    _services()
+    ensure_services()
     if not verify(tenant_id):
         raise typer.Exit(1)
 
@@ -206,23 +190,14 @@ def keys_create(
 ) -> None:
     """Create an API key (operator keys have no tenant). The key is printed once."""
     from shared import db
-    from shared.audit import service as audit
+    from shared.auth import LOCAL_ADMIN
     from shared.errors import DomainError
     from shared.tenants import service as tenants
 
-    _services()
+    ensure_services()
     try:
-        with db.unit_of_work(db.SYSTEM_SCOPE) as session:
-            key, raw = tenants.create_key(session, tenant_id=tenant_id, role=role, name=name)
-            audit.record(
-                session,
-                tenant_id=tenant_id,
-                action="key.created",
-                target=key.id,
-                outcome="ok",
-                actor_role="cli",
-                details={"role": role, "name": name},
-            )
+        with db.unit_of_work(tenant_id or db.SYSTEM_SCOPE) as session:
+            key, raw = tenants.create_key(session, tenant_id=tenant_id, role=role, name=name, actor=LOCAL_ADMIN)
     except DomainError as exc:
         console.print(f"[red]{exc.code} {exc.reason}: {exc.message}[/red]")
         raise typer.Exit(1) from exc
@@ -371,7 +346,7 @@ def runs_reap(stale_after: Annotated[int | None, typer.Option("--stale-after")] 
     """Re-queue (or fail, past the attempt cap) jobs whose worker stopped heartbeating."""
     from shared.jobs import runner
 
-    _services()
+    ensure_services()
     outcomes = runner.reap_stale_jobs(get_settings(), stale_after)
     for outcome in outcomes:
         console.print(f"{outcome['action']}: job {outcome['job_id']} of {outcome['tenant_id']}")

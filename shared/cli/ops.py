@@ -1,5 +1,5 @@
-"""`asora ops`: the runbook's daily health check and weekly metrics, without bash or psql. The checks and
-queries live in shared/ops.py; this module only gathers the connections and renders the result."""
+"""`asora ops`: the runbook's daily health check and weekly metrics, without bash or psql. The probes live in
+shared/health.py and the runbook's thresholds in shared/ops.py; this module gathers and renders them."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from shared.cli.services import ensure_services, system_session
 from shared.config import get_settings
 
 app = typer.Typer(help="Operations: health check and weekly metrics.", no_args_is_help=True)
@@ -17,43 +18,28 @@ out = Console(soft_wrap=True)
 STYLE = {"ok": "green", "warning": "yellow", "alert": "red", "down": "red"}
 
 
-def _system_session() -> Any:
-    from shared import db
-
-    return db.unit_of_work(db.SYSTEM_SCOPE)
-
-
-def _ping_workers() -> list[str] | None:
-    """Names of the Celery workers answering a broadcast ping (None when the broker cannot be asked)."""
-    try:
-        from worker.celery_app import app as celery_app
-
-        replies = celery_app.control.inspect(timeout=1.5).ping() or {}
-    except Exception:
-        return None
-    return sorted(replies)
-
-
 @app.command("health")
 def health(
     as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
     api_url: Annotated[str | None, typer.Option("--api-url", help="default: ASORA_API_URL")] = None,
 ) -> None:
-    """API, database, Redis and workers up; runs and failed runs against the runbook's thresholds.
-    Exit code 1 when unhealthy (a dependency down, or more than 3 failed runs in the last hour)."""
+    """API, database, Redis and workers up; failed runs against the runbook's thresholds.
+    Exit code 1 when unhealthy (a dependency down, or more than 3 runs failed for an internal reason in the
+    last hour). Runs refused for their input are shown apart and never make the system unhealthy."""
+    from shared import health as probes
     from shared import ops
-    from shared.cli.main import _services
+    from shared.db import get_engine
+    from worker.health import ping_workers
 
-    urls = _services()
-    settings = get_settings()
-    api = ops.check_api(api_url or settings.api_url)
+    urls = ensure_services()
+    api = probes.check_api(api_url or get_settings().api_url)
     report = ops.HealthReport(
         [
             api,
-            ops.check_database(_system_session),
-            ops.check_redis(urls.redis_url),
-            ops.check_workers(_ping_workers, api),
-            *ops.check_activity(_system_session),
+            probes.check_database(get_engine()),
+            probes.check_redis(urls.redis_url),
+            probes.check_workers(lambda: ping_workers(timeout=1.5), api),
+            *ops.check_activity(system_session),
         ]
     )
     if as_json:
@@ -78,11 +64,10 @@ def weekly_metrics(
 ) -> None:
     """Active tenants, runs, rollbacks and failures of the last 7 days, and table sizes."""
     from shared import ops
-    from shared.cli.main import _services
 
-    _services()
-    with _system_session() as session:
-        metrics = ops.weekly_metrics(session)
+    ensure_services()
+    with system_session() as session:
+        metrics: dict[str, Any] = ops.weekly_metrics(session)
     if as_json:
         typer.echo(json.dumps(metrics, indent=2))
         return

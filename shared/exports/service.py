@@ -24,14 +24,16 @@ from sqlalchemy.orm import Session
 from shared.audit import service as audit
 from shared.auth import Principal
 from shared.base import new_id, utcnow
-from shared.errors import Conflict, NotFound, PlanLimitExceeded, ValidationFailed
+from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.exports.models import Export
 from shared.jobs import service as jobs
+from shared.jobs.kinds import JobKind
 from shared.jobs.models import Job
+from shared.pagination import page
 from shared.reports import service as reports
 from shared.reports.schemas import COLUMNS, ReportParams, parse_params
-from shared.tenants import service as tenants
-from shared.tenants.models import LedgerHead, TenantCounter
+from shared.tenants import plans
+from shared.tenants.models import LedgerHead
 
 EXPORTS_LIMIT = "exports_per_month"
 MEDIA_TYPE = "text/csv; charset=utf-8"
@@ -71,19 +73,12 @@ def exports_this_month(session: Session, tenant_id: str) -> int:
 
 
 def check_plan_limit(session: Session, tenant_id: str) -> None:
-    """Refuse an export past the plan's monthly ceiling. The tenant's counter row stays locked until the
-    request commits, so two concurrent requests cannot both take the last export."""
-    session.execute(select(TenantCounter.tenant_id).where(TenantCounter.tenant_id == tenant_id).with_for_update())
-    maximum = tenants.plan_limit(session, tenant_id, EXPORTS_LIMIT)
-    if maximum is None:
-        return
-    used = exports_this_month(session, tenant_id)
-    if used >= maximum:
-        raise PlanLimitExceeded(
-            f"the plan allows {maximum} exports per calendar month and {used} were made this month",
-            reason="EXPORTS_PER_MONTH",
-            details=[{"limit": EXPORTS_LIMIT, "used": used, "max": maximum}],
-        )
+    """Refuse an export past the plan's monthly ceiling. The tenant's row stays locked until the request
+    commits (`plans.lock_tenant`), so two concurrent requests cannot both take the last export."""
+    plans.lock_tenant(session, tenant_id)
+    plans.check_limit(
+        session, tenant_id, EXPORTS_LIMIT, exports_this_month(session, tenant_id), reason="EXPORTS_PER_MONTH"
+    )
 
 
 def _no_data(report: str) -> ValidationFailed:
@@ -101,7 +96,9 @@ def request_export(
     if not reports.has_rows(session, tenant_id, report, params):
         raise _no_data(report)
     export_id = new_id("exp")
-    job = jobs.accept_job(session, tenant_id=tenant_id, kind="export", actor=actor, payload={"export_id": export_id})
+    job = jobs.accept_job(
+        session, tenant_id=tenant_id, kind=JobKind.EXPORT, actor=actor, payload={"export_id": export_id}
+    )
     canonical = params.canonical()
     export = Export(
         id=export_id,
@@ -166,11 +163,18 @@ def get_export(session: Session, tenant_id: str, export_id: str) -> Export:
     return export
 
 
-def list_exports(session: Session, tenant_id: str, *, limit: int, cursor: str | None) -> list[Export]:
-    query = select(Export).where(Export.tenant_id == tenant_id)
-    if cursor:
-        query = query.where(Export.id < cursor)
-    return list(session.scalars(query.order_by(Export.id.desc()).limit(limit)))
+def list_exports(
+    session: Session, tenant_id: str, *, limit: int, cursor: str | None
+) -> tuple[list[Export], str | None]:
+    """The tenant's export history, newest first."""
+    return page(
+        session,
+        select(Export).where(Export.tenant_id == tenant_id),
+        Export.id,
+        limit=limit,
+        cursor=cursor,
+        descending=True,
+    )
 
 
 def export_content(session: Session, tenant_id: str, export_id: str) -> tuple[Export, bytes]:

@@ -28,9 +28,11 @@ from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.inventory.models import Bin, Category, Count, CountLine, Hub, Item, Vendor
 from shared.inventory.schemas import CountCreate, CountLineIn, CountPayload, ReceiptCreate, ReceiptPayload
 from shared.jobs import service as jobs
+from shared.jobs.kinds import JobKind
 from shared.jobs.models import Job
 from shared.ledger.models import Lot
 from shared.ledger.service import NewEvent, append_events
+from shared.pagination import page
 from shared.runs.decimals import AMOUNT_SCALE, COST_SCALE, QTY_SCALE, format_scaled
 from shared.tenants import plans
 
@@ -104,12 +106,7 @@ def list_records(
     query = select(model).where(model.tenant_id == tenant_id, model.deleted_at.is_(None))
     for column, value in (filters or {}).items():
         query = query.where(getattr(model, column) == value)
-    if cursor:
-        query = query.where(model.id > cursor)
-    rows = list(session.scalars(query.order_by(model.id).limit(limit + 1)))
-    if len(rows) > limit:
-        return rows[:limit], rows[limit - 1].id
-    return rows, None
+    return page(session, query, model.id, limit=limit, cursor=cursor)
 
 
 # --- master data writes -------------------------------------------------------------------------------
@@ -437,7 +434,7 @@ def submit_receipt(
     payload = ReceiptPayload(vendor_id=body.vendor_id, received_at=body.received_at, lines=body.lines)
     _check_receipt(session, tenant_id, payload, share=False)
     job = jobs.accept_job(
-        session, tenant_id=tenant_id, kind="receipt", payload=payload.model_dump(mode="json"), actor=actor
+        session, tenant_id=tenant_id, kind=JobKind.RECEIPT, payload=payload.model_dump(mode="json"), actor=actor
     )
     _record(
         session,
@@ -680,7 +677,7 @@ def submit_count(
     _check_count_lines(session, tenant_id, body.bin_id, body.lines, share=False)
     payload = CountPayload(count_id=new_id("cnt"), bin_id=body.bin_id, counted_at=body.counted_at, lines=body.lines)
     job = jobs.accept_job(
-        session, tenant_id=tenant_id, kind="count", payload=payload.model_dump(mode="json"), actor=actor
+        session, tenant_id=tenant_id, kind=JobKind.COUNT, payload=payload.model_dump(mode="json"), actor=actor
     )
     # accept_job holds the tenant's counter row, so every job numbered before this one has committed: with
     # none of them pending, the stock this count will meet is the stock we see now.
@@ -898,8 +895,7 @@ def list_counts(
     session: Session, tenant_id: str, *, limit: int, cursor: str | None
 ) -> tuple[list[dict[str, Any]], str | None]:
     query = select(Count, Job).join(Job, Job.id == Count.job_id).where(Count.tenant_id == tenant_id)
-    if cursor:
-        query = query.where(Count.id > cursor)
-    rows = session.execute(query.order_by(Count.id).limit(limit + 1)).all()
-    items = [_count_summary(count, job) for count, job in rows[:limit]]
-    return items, (items[-1]["id"] if len(rows) > limit else None)
+    rows, next_cursor = page(
+        session, query, Count.id, limit=limit, cursor=cursor, scalars=False, key_of=lambda row: row[0].id
+    )
+    return [_count_summary(count, job) for count, job in rows], next_cursor

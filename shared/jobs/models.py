@@ -9,12 +9,13 @@ from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, SmallIn
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.base import Base, CreatedAt
+from shared.base import Base, CreatedAt, EnumText
+from shared.jobs.kinds import JobKind, JobStatus, Queue
 
 
 class Job(Base):
-    """One accepted unit of work. `seq` orders a tenant's jobs; `published_at` NULL marks an outbox row
-    the relay still has to hand to the broker."""
+    """One accepted unit of work. `seq` orders a tenant's jobs. The row is its own outbox entry:
+    `published_at` is when its wake-up was last sent or scheduled (NULL: never; the relay sends it)."""
 
     __tablename__ = "jobs"
     __table_args__ = (
@@ -26,9 +27,9 @@ class Job(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
     seq: Mapped[int] = mapped_column(BigInteger)
-    kind: Mapped[str] = mapped_column(String(32))
-    queue: Mapped[str] = mapped_column(String(32))
-    status: Mapped[str] = mapped_column(String(16), server_default="queued")
+    kind: Mapped[JobKind] = mapped_column(EnumText(JobKind, 32))
+    queue: Mapped[Queue] = mapped_column(EnumText(Queue, 32))
+    status: Mapped[JobStatus] = mapped_column(EnumText(JobStatus, 16), server_default="queued")
     attempts: Mapped[int] = mapped_column(SmallInteger, server_default="0")
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSONB)

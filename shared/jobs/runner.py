@@ -29,6 +29,7 @@ from shared.base import utcnow
 from shared.config import Settings
 from shared.errors import DomainError
 from shared.jobs.handlers import handler_for
+from shared.jobs.kinds import PENDING, JobStatus
 from shared.jobs.models import Job
 from shared.locks import TenantLock
 
@@ -70,7 +71,7 @@ MAX_ERROR_DETAILS = 100
 
 def fail_job(session: Session, job: Job, error: dict[str, Any], exc: DomainError | None = None) -> None:
     """Record a failure; the job keeps the first details, the domain row (e.g. the run) all of them."""
-    job.status = "failed"
+    job.status = JobStatus.FAILED
     job.error = {**error, "details": error.get("details", [])[:MAX_ERROR_DETAILS]}
     job.finished_at = utcnow()
     handler_for(job.kind).status_changed(session, job, exc)
@@ -93,21 +94,18 @@ def _claim_next(tenant_id: str, worker: str, settings: Settings) -> Claim | str 
         with db.unit_of_work(tenant_id) as session:
             _fence(session, tenant_id)
             job = session.scalar(
-                select(Job)
-                .where(Job.tenant_id == tenant_id, Job.status.in_(("queued", "running")))
-                .order_by(Job.seq)
-                .limit(1)
+                select(Job).where(Job.tenant_id == tenant_id, Job.status.in_(PENDING)).order_by(Job.seq).limit(1)
             )
             if job is None:
                 return None
             stale_before = utcnow() - timedelta(seconds=settings.job_stale_after_seconds)
-            if job.status == "running" and job.heartbeat_at is not None and job.heartbeat_at > stale_before:
+            if job.status == JobStatus.RUNNING and job.heartbeat_at is not None and job.heartbeat_at > stale_before:
                 return BUSY
             if job.attempts >= settings.job_max_attempts:
                 fail_job(session, job, FAILED_INTERNAL)
                 continue
             now = utcnow()
-            job.status = "running"
+            job.status = JobStatus.RUNNING
             job.attempts += 1
             job.started_at = job.started_at or now
             job.heartbeat_at = now
@@ -140,7 +138,7 @@ class _Heartbeat(threading.Thread):
 def _load_claimed(session: Session, claim: Claim) -> Job:
     _fence(session, claim.tenant_id)
     job = session.get(Job, claim.job_id, populate_existing=True)
-    if job is None or job.status != "running" or job.attempts != claim.attempt:
+    if job is None or job.status != JobStatus.RUNNING or job.attempts != claim.attempt:
         raise Fenced(claim.job_id)
     return job
 
@@ -155,7 +153,7 @@ def _execute(claim: Claim, lock: TenantLock, settings: Settings) -> None:
             session.flush()
             if settings.debug_job_delay_seconds:
                 time.sleep(settings.debug_job_delay_seconds)
-            job.status = "completed"
+            job.status = JobStatus.COMPLETED
             job.result = result
             job.finished_at = utcnow()
             job.error = None
@@ -194,7 +192,7 @@ def _record_outcome(claim: Claim, settings: Settings, error: DomainError | None)
             elif job.attempts >= settings.job_max_attempts:
                 fail_job(session, job, FAILED_INTERNAL)
             else:
-                job.status, job.worker = "queued", None
+                job.status, job.worker = JobStatus.QUEUED, None
                 handler_for(job.kind).status_changed(session, job)
     except Fenced:
         log.warning("job %s attempt %s was superseded before its outcome was recorded", claim.job_id, claim.attempt)
@@ -203,7 +201,7 @@ def _record_outcome(claim: Claim, settings: Settings, error: DomainError | None)
 def _has_pending(tenant_id: str) -> bool:
     with db.unit_of_work(tenant_id) as session:
         return (
-            session.scalar(select(Job.id).where(Job.tenant_id == tenant_id, Job.status == "queued").limit(1))
+            session.scalar(select(Job.id).where(Job.tenant_id == tenant_id, Job.status == JobStatus.QUEUED).limit(1))
             is not None
         )
 
@@ -240,7 +238,7 @@ def reap_stale_jobs(settings: Settings, stale_after_seconds: int | None = None) 
     cutoff = utcnow() - timedelta(seconds=stale)
     with db.unit_of_work(db.SYSTEM_SCOPE) as session:
         candidates = session.execute(
-            select(Job.id, Job.tenant_id).where(Job.status == "running", Job.heartbeat_at < cutoff)
+            select(Job.id, Job.tenant_id).where(Job.status == JobStatus.RUNNING, Job.heartbeat_at < cutoff)
         ).all()
     outcomes: list[dict[str, Any]] = []
     for job_id, tenant_id in candidates:
@@ -248,13 +246,13 @@ def reap_stale_jobs(settings: Settings, stale_after_seconds: int | None = None) 
             if not session.scalar(select(func.pg_try_advisory_xact_lock(tenant_lock_key(tenant_id)))):
                 continue
             job = session.get(Job, job_id, populate_existing=True)
-            if job is None or job.status != "running" or job.heartbeat_at is None or job.heartbeat_at >= cutoff:
+            if job is None or job.status != JobStatus.RUNNING or job.heartbeat_at is None or job.heartbeat_at >= cutoff:
                 continue
             if job.attempts >= settings.job_max_attempts:
                 fail_job(session, job, FAILED_INTERNAL)
                 outcomes.append({"job_id": job.id, "tenant_id": tenant_id, "action": "failed"})
             else:
-                job.status, job.worker, job.published_at = "queued", None, None
+                job.status, job.worker, job.published_at = JobStatus.QUEUED, None, None
                 handler_for(job.kind).status_changed(session, job)
                 audit.record(
                     session,
@@ -277,7 +275,7 @@ def jobs_to_publish(session: Session, republish_after_seconds: int, limit: int =
     return list(
         session.scalars(
             select(Job)
-            .where(Job.status == "queued", (Job.published_at.is_(None)) | (Job.published_at < cutoff))
+            .where(Job.status == JobStatus.QUEUED, (Job.published_at.is_(None)) | (Job.published_at < cutoff))
             .order_by(Job.created_at)
             .limit(limit)
             .with_for_update(skip_locked=True)

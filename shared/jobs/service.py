@@ -14,31 +14,24 @@ from sqlalchemy.orm import Session
 from shared.auth import Principal
 from shared.base import new_id, utcnow
 from shared.errors import NotFound, ValidationFailed
+from shared.jobs import outbox
+from shared.jobs.kinds import JobKind, JobStatus
 from shared.jobs.models import IdempotencyKey, Job, JobBlob
+from shared.pagination import page
 from shared.tenants.models import TenantCounter
-
-QUEUE_BY_KIND = {
-    "cogs_run": "runs",
-    "rollback": "runs",
-    "receipt": "inventory",
-    "count": "inventory",
-    "export": "exports",
-    "dispatch": "dispatch",
-}
-QUEUES = tuple(sorted(set(QUEUE_BY_KIND.values())))
-TERMINAL = ("completed", "failed")
 
 
 def accept_job(
     session: Session,
     *,
     tenant_id: str,
-    kind: str,
+    kind: JobKind,
     payload: dict[str, Any],
     actor: Principal | None,
     job_id: str | None = None,
 ) -> Job:
-    """Number the job with the tenant's next gapless `seq` and record it; publishing happens after commit."""
+    """Number the job with the tenant's next gapless `seq` and record it; its wake-up is published when the
+    session commits (`shared/jobs/outbox.py`)."""
     seq = session.execute(
         update(TenantCounter)
         .where(TenantCounter.tenant_id == tenant_id)
@@ -50,15 +43,17 @@ def accept_job(
         tenant_id=tenant_id,
         seq=seq,
         kind=kind,
-        queue=QUEUE_BY_KIND[kind],
-        status="queued",
+        queue=kind.queue,
+        status=JobStatus.QUEUED,
         attempts=0,
         payload=payload,
         actor_key_id=actor.key_id if actor else None,
         actor_role=actor.role if actor else None,
+        published_at=utcnow() if outbox.publishing() else None,
     )
     session.add(job)
     session.flush()
+    outbox.publish_after_commit(session, outbox.Wakeup(job.id, tenant_id, kind))
     return job
 
 
@@ -78,21 +73,20 @@ def get_job(session: Session, tenant_id: str, job_id: str) -> Job:
 
 
 def list_jobs(
-    session: Session, tenant_id: str, *, kind: str | None, status: str | None, after_seq: int | None, limit: int
-) -> list[Job]:
+    session: Session,
+    tenant_id: str,
+    *,
+    kind: JobKind | None,
+    status: JobStatus | None,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[Job], str | None]:
     query = select(Job).where(Job.tenant_id == tenant_id)
     if kind:
         query = query.where(Job.kind == kind)
     if status:
         query = query.where(Job.status == status)
-    if after_seq is not None:
-        query = query.where(Job.seq < after_seq)
-    return list(session.scalars(query.order_by(Job.seq.desc()).limit(limit)))
-
-
-def mark_published(session: Session, job_ids: list[str]) -> None:
-    if job_ids:
-        session.execute(update(Job).where(Job.id.in_(job_ids)).values(published_at=utcnow()))
+    return page(session, query, Job.seq, limit=limit, cursor=cursor, descending=True)
 
 
 # --- idempotency -----------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from shared.ledger.models import HexDigest, LedgerEvent
 from shared.ledger.service import GENESIS_HASH
+from shared.pagination import page
 
 
 def previous_hash() -> ColumnElement[str]:
@@ -32,10 +33,10 @@ def list_events(
     job_id: str | None = None,
     start: datetime | None = None,
     end: datetime | None = None,
-    after_seq: int | None = None,
+    cursor: str | None = None,
     limit: int = 100,
-) -> tuple[list[LedgerEvent], int | None]:
-    """A page of events (`occurred_at` in [start, end)) and the seq to continue after, or None."""
+) -> tuple[list[LedgerEvent], str | None]:
+    """A page of events (`occurred_at` in [start, end)) in seq order, and the cursor of the next page."""
     query = (
         select(LedgerEvent)
         .where(LedgerEvent.tenant_id == tenant_id)
@@ -51,9 +52,4 @@ def list_events(
         query = query.where(LedgerEvent.occurred_at >= start)
     if end is not None:
         query = query.where(LedgerEvent.occurred_at < end)
-    if after_seq is not None:
-        query = query.where(LedgerEvent.seq > after_seq)
-    rows = list(session.scalars(query.order_by(LedgerEvent.seq).limit(limit + 1)))
-    if len(rows) > limit:
-        return rows[:limit], rows[limit - 1].seq
-    return rows, None
+    return page(session, query, LedgerEvent.seq, limit=limit, cursor=cursor)

@@ -1,10 +1,14 @@
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.schemas import DecimalStr, Schema, UtcDatetime
+
+# A row's field: a JSON scalar (numbers arrive as their literal text or as ints, never as floats).
+RowValue = str | int | bool | None
+Row = dict[Annotated[str, Field(max_length=64)], RowValue]
 
 
 class RunCreate(BaseModel):
@@ -16,8 +20,8 @@ class RunCreate(BaseModel):
     tenant_id: str | None = None
     mode: Literal["fifo"] = "fifo"
     dry_run: bool = False
-    sales_data: list[dict[str, Any]] = Field(max_length=5_000_000)
-    lots_data: list[dict[str, Any]] = Field(default_factory=list, max_length=5_000_000)
+    sales_data: list[Row] = Field(max_length=5_000_000)
+    lots_data: list[Row] = Field(default_factory=list, max_length=5_000_000)
 
 
 class RunAccepted(BaseModel):

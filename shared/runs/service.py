@@ -13,8 +13,10 @@ from shared.auth import Principal
 from shared.base import new_id
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.jobs import service as jobs
+from shared.jobs.kinds import JobKind
 from shared.jobs.models import Job
 from shared.ledger.models import LedgerEvent
+from shared.pagination import page
 from shared.runs.models import Run, RunAllocation, RunSale, RunValidationError
 
 InputFormat = Literal["csv", "json"]
@@ -39,7 +41,7 @@ def submit_run(
     job = jobs.accept_job(
         session,
         tenant_id=tenant_id,
-        kind="cogs_run",
+        kind=JobKind.COGS_RUN,
         actor=actor,
         payload={"run_id": run_id, "dry_run": dry_run, "mode": mode, "inputs": inputs},
     )
@@ -86,36 +88,28 @@ def get_run(session: Session, tenant_id: str, run_id: str) -> Run:
     return run
 
 
-def list_runs(session: Session, tenant_id: str, *, status: str | None, limit: int, cursor: str | None) -> list[Run]:
+def list_runs(
+    session: Session, tenant_id: str, *, status: str | None, limit: int, cursor: str | None
+) -> tuple[list[Run], str | None]:
+    """The tenant's runs, newest first."""
     query = select(Run).where(Run.tenant_id == tenant_id)
     if status:
         query = query.where(Run.status == status)
-    if cursor:
-        query = query.where(Run.id < cursor)
-    return list(session.scalars(query.order_by(Run.id.desc()).limit(limit)))
+    return page(session, query, Run.id, limit=limit, cursor=cursor, descending=True)
 
 
-def list_sales(session: Session, run: Run, *, limit: int, cursor: str | None) -> list[RunSale]:
+def list_sales(session: Session, run: Run, *, limit: int, cursor: str | None) -> tuple[list[RunSale], str | None]:
     query = select(RunSale).where(RunSale.run_id == run.id, RunSale.tenant_id == run.tenant_id)
-    if cursor:
-        query = query.where(RunSale.sale_id > cursor)
-    return list(session.scalars(query.order_by(RunSale.sale_id).limit(limit)))
+    return page(session, query, RunSale.sale_id, limit=limit, cursor=cursor)
 
 
 def list_allocations(
-    session: Session, run: Run, *, limit: int, cursor: int | None
-) -> tuple[list[dict[str, Any]], int | None]:
+    session: Session, run: Run, *, limit: int, cursor: str | None
+) -> tuple[list[dict[str, Any]], str | None]:
     """A committed run's slices are its ISSUE ledger events; a dry run's were kept in run_allocations."""
-    after = cursor or 0
     if run.dry_run:
-        rows = session.scalars(
-            select(RunAllocation)
-            .where(
-                RunAllocation.run_id == run.id, RunAllocation.tenant_id == run.tenant_id, RunAllocation.position > after
-            )
-            .order_by(RunAllocation.position)
-            .limit(limit)
-        ).all()
+        dry = select(RunAllocation).where(RunAllocation.run_id == run.id, RunAllocation.tenant_id == run.tenant_id)
+        rows, next_cursor = page(session, dry, RunAllocation.position, limit=limit, cursor=cursor)
         items = [
             {
                 "sale_id": r.sale_id,
@@ -127,33 +121,26 @@ def list_allocations(
             }
             for r in rows
         ]
-        last = rows[-1].position if rows else None
-    else:
-        events = session.scalars(
-            select(LedgerEvent)
-            .where(
-                LedgerEvent.tenant_id == run.tenant_id,
-                LedgerEvent.run_id == run.id,
-                LedgerEvent.event_type == "ISSUE",
-                LedgerEvent.seq > after,
-                *_within_seq_range(run),
-            )
-            .order_by(LedgerEvent.seq)
-            .limit(limit)
-        ).all()
-        items = [
-            {
-                "sale_id": e.reference,
-                "lot_id": e.lot_id,
-                "sku": e.sku,
-                "quantity": -e.quantity,
-                "unit_cost": e.unit_cost,
-                "amount": -e.amount,
-            }
-            for e in events
-        ]
-        last = events[-1].seq if events else None
-    return items, (last if len(items) == limit else None)
+        return items, next_cursor
+    issues = select(LedgerEvent).where(
+        LedgerEvent.tenant_id == run.tenant_id,
+        LedgerEvent.run_id == run.id,
+        LedgerEvent.event_type == "ISSUE",
+        *_within_seq_range(run),
+    )
+    events, next_cursor = page(session, issues, LedgerEvent.seq, limit=limit, cursor=cursor)
+    items = [
+        {
+            "sale_id": e.reference,
+            "lot_id": e.lot_id,
+            "sku": e.sku,
+            "quantity": -e.quantity,
+            "unit_cost": e.unit_cost,
+            "amount": -e.amount,
+        }
+        for e in events
+    ]
+    return items, next_cursor
 
 
 def _within_seq_range(run: Run) -> list[ColumnElement[bool]]:
@@ -163,19 +150,13 @@ def _within_seq_range(run: Run) -> list[ColumnElement[bool]]:
     return [LedgerEvent.seq.between(run.first_seq, run.last_seq)]
 
 
-def list_validation_errors(session: Session, run: Run, *, limit: int, cursor: int | None) -> list[RunValidationError]:
-    return list(
-        session.scalars(
-            select(RunValidationError)
-            .where(
-                RunValidationError.run_id == run.id,
-                RunValidationError.tenant_id == run.tenant_id,
-                RunValidationError.position > (cursor or 0),
-            )
-            .order_by(RunValidationError.position)
-            .limit(limit)
-        )
+def list_validation_errors(
+    session: Session, run: Run, *, limit: int, cursor: str | None
+) -> tuple[list[RunValidationError], str | None]:
+    query = select(RunValidationError).where(
+        RunValidationError.run_id == run.id, RunValidationError.tenant_id == run.tenant_id
     )
+    return page(session, query, RunValidationError.position, limit=limit, cursor=cursor)
 
 
 def require_finished(run: Run) -> None:
@@ -248,7 +229,7 @@ def request_rollback(session: Session, *, tenant_id: str, actor: Principal, run_
         raise Conflict(f"a rollback of run '{run_id}' is already queued", reason="RUN_IN_PROGRESS")
     rollback_set(session, run, cascade=cascade)  # refuse now what would be refused in the worker
     job = jobs.accept_job(
-        session, tenant_id=tenant_id, kind="rollback", actor=actor, payload={"run_id": run_id, "cascade": cascade}
+        session, tenant_id=tenant_id, kind=JobKind.ROLLBACK, actor=actor, payload={"run_id": run_id, "cascade": cascade}
     )
     audit.record(
         session,

@@ -38,15 +38,24 @@ def limit_for(session: Session, tenant_id: str, limit_name: str) -> int | None:
     )
 
 
-def check_limit(session: Session, tenant_id: str, limit_name: str, used: int, adding: int = 1) -> None:
+def check_limit(
+    session: Session,
+    tenant_id: str,
+    limit_name: str,
+    used: int,
+    adding: int = 1,
+    *,
+    reason: str = "PLAN_LIMIT_EXCEEDED",
+) -> None:
     """Refuse with 402 PLAN_LIMIT_EXCEEDED when `used + adding` would pass the ceiling. Call it after
-    `lock_tenant` and after counting `used` in the same transaction."""
+    `lock_tenant` and after counting `used` in the same transaction. The one plan-ceiling check: every
+    resource with a ceiling (master data, exports, integrations) goes through it."""
     maximum = limit_for(session, tenant_id, limit_name)
     if maximum is None or used + adding <= maximum:
         return
     raise PlanLimitExceeded(
         f"the plan allows {maximum} {limit_name}; the tenant has {used}",
-        reason="PLAN_LIMIT_EXCEEDED",
+        reason=reason,
         details=[
             {
                 "limit": limit_name,

@@ -39,7 +39,7 @@ def _envelope(response, status, code, reason=None):
     assert response.status_code == status, response.text
     error = response.json()["error"]
     assert error["code"] == code
-    assert set(error) == {"code", "reason", "message", "details"}
+    assert set(error) == {"code", "reason", "message", "details", "request_id"}
     if reason:
         assert error["reason"] == reason
     return error

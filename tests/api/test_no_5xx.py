@@ -104,5 +104,5 @@ def test_route_never_answers_5xx(owner, method, path, path_names, query_names):
         assert response.status_code < 500, f"{method} {url} {kwargs} -> {response.status_code} {response.text[:300]}"
         if response.status_code >= 400:
             error = response.json()["error"]
-            assert {"code", "reason", "message", "details"} <= set(error), response.text
+            assert {"code", "reason", "message", "details", "request_id"} <= set(error), response.text
             assert "Traceback" not in response.text

@@ -121,8 +121,10 @@ def test_check_limit_is_reusable_for_other_ceilings(service_urls):
 
     free, enterprise = f"cl-{secrets.token_hex(4)}", f"cl-{secrets.token_hex(4)}"
     with db.unit_of_work(db.SYSTEM_SCOPE) as session:
-        tenants.create_tenant(session, tenant_id=free, name=free, plan="free", role_model="standard")
-        tenants.create_tenant(session, tenant_id=enterprise, name=enterprise, plan="enterprise", role_model="simple")
+        tenants.create_tenant(session, tenant_id=free, name=free, plan="free", role_model="standard", actor=None)
+        tenants.create_tenant(
+            session, tenant_id=enterprise, name=enterprise, plan="enterprise", role_model="simple", actor=None
+        )
     with db.unit_of_work(free) as session:
         assert plans.lock_tenant(session, free) == "free"
         plans.check_limit(session, free, "exports_per_month", used=4)

@@ -233,6 +233,10 @@ ROWS: list[tuple[str, str, Request, int, str, str | None]] = [
 ]
 
 
+def _without_request_id(body: dict[str, Any]) -> dict[str, Any]:
+    return {"error": {k: v for k, v in body["error"].items() if k != "request_id"}}
+
+
 def _snapshot(w: World) -> dict[str, int]:
     return {
         path: len(w.owner.get(path, params={"limit": 1000}).json()["items"])
@@ -248,11 +252,12 @@ def test_runbook_error_row(world, table, row, request_, status, code, reason):
     for response in (first, again):
         assert response.status_code == status, response.text
         error = response.json()["error"]
-        assert set(error) == {"code", "reason", "message", "details"}
+        assert set(error) == {"code", "reason", "message", "details", "request_id"}
         assert error["code"] == code
         if reason:
             assert error["reason"] == reason
-    assert first.json() == again.json()  # deterministic: a blind retry changes nothing
+    # deterministic: a blind retry changes nothing (but the request id, which names each request)
+    assert _without_request_id(first.json()) == _without_request_id(again.json())
     assert _snapshot(world) == before  # no partial write
     refusals = [
         e

@@ -88,7 +88,9 @@ def _bench(args: argparse.Namespace, work: Path) -> dict[str, float | int | str]
     upgrade(settings.database_url)
     tenant_id = "bench-tenant"
     with db.unit_of_work(db.SYSTEM_SCOPE) as session:
-        tenants.create_tenant(session, tenant_id=tenant_id, name="bench", plan="enterprise", role_model="standard")
+        tenants.create_tenant(
+            session, tenant_id=tenant_id, name="bench", plan="enterprise", role_model="standard", actor=None
+        )
     with db.unit_of_work(tenant_id) as session:
         copy_rows(session, "categories", ("id", "tenant_id", "name"), [("cat_bench", tenant_id, "all")])
         copy_rows(

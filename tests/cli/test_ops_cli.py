@@ -13,6 +13,7 @@ from shared import db, ops
 from shared.base import new_id
 from shared.cli.main import app
 from shared.jobs import service as jobs
+from shared.jobs.kinds import JobKind, JobStatus
 from shared.runs.models import Run
 from shared.stack import free_port
 from tests.support import create_tenant_direct, ledger_move, ledger_receive, start_stack
@@ -38,8 +39,8 @@ def checks(result):
 def add_runs(tenant_id, status, count):
     with db.unit_of_work(tenant_id) as s:
         for _ in range(count):
-            job = jobs.accept_job(s, tenant_id=tenant_id, kind="cogs_run", payload={}, actor=None)
-            job.status = status
+            job = jobs.accept_job(s, tenant_id=tenant_id, kind=JobKind.COGS_RUN, payload={}, actor=None)
+            job.status = JobStatus.FAILED if status == "failed" else JobStatus.COMPLETED
             s.add(Run(id=new_id("run"), job_id=job.id, tenant_id=tenant_id, status=status))
 
 

@@ -14,6 +14,7 @@ from shared import db
 from shared.audit import service as audit
 from shared.inventory.models import Count, CountLine
 from shared.jobs import service as jobs
+from shared.jobs.kinds import JobKind, JobStatus
 from shared.ledger.service import NewEvent, append_events
 from shared.tenants import service as tenants
 
@@ -34,10 +35,12 @@ STATEMENTS = {
 def tenant_id(service_urls):
     tenant_id = f"append-{secrets.token_hex(4)}"
     with db.unit_of_work(db.SYSTEM_SCOPE) as session:
-        tenants.create_tenant(session, tenant_id=tenant_id, name=tenant_id, plan="free", role_model="standard")
+        tenants.create_tenant(
+            session, tenant_id=tenant_id, name=tenant_id, plan="free", role_model="standard", actor=None
+        )
     with db.unit_of_work(tenant_id) as session:
-        job = jobs.accept_job(session, tenant_id=tenant_id, kind="count", payload={}, actor=None)
-        job.status = "completed"
+        job = jobs.accept_job(session, tenant_id=tenant_id, kind=JobKind.COUNT, payload={}, actor=None)
+        job.status = JobStatus.COMPLETED
         when = datetime(2024, 7, 1, tzinfo=UTC)
         append_events(
             session,

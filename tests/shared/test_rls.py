@@ -20,7 +20,9 @@ from shared.tenants import service as tenants
 def _tenant_with_items(prefix: str) -> str:
     tenant_id = f"{prefix}-{secrets.token_hex(4)}"
     with db.unit_of_work(db.SYSTEM_SCOPE) as session:
-        tenants.create_tenant(session, tenant_id=tenant_id, name=tenant_id, plan="free", role_model="standard")
+        tenants.create_tenant(
+            session, tenant_id=tenant_id, name=tenant_id, plan="free", role_model="standard", actor=None
+        )
     with db.unit_of_work(tenant_id) as session:
         category = Category(id=new_id("cat"), tenant_id=tenant_id, name="c")
         session.add(category)

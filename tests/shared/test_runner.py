@@ -15,7 +15,9 @@ def _tenant() -> str:
 
     tenant_id = f"runner-{secrets.token_hex(4)}"
     with db.unit_of_work(db.SYSTEM_SCOPE) as session:
-        tenants.create_tenant(session, tenant_id=tenant_id, name=tenant_id, plan="enterprise", role_model="standard")
+        tenants.create_tenant(
+            session, tenant_id=tenant_id, name=tenant_id, plan="enterprise", role_model="standard", actor=None
+        )
     seed_items(tenant_id, ["SKU-1"])
     return tenant_id
 

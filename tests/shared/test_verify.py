@@ -150,7 +150,7 @@ def test_each_event_shows_the_hash_it_was_chained_from(tenant):
     """`prev_hash` is not stored: it is read as the hash of the event before, whatever the filter or page."""
     with db.unit_of_work(tenant) as session:
         first, cursor = queries.list_events(session, tenant, limit=3)
-        rest, _ = queries.list_events(session, tenant, after_seq=cursor, limit=1000)
+        rest, _ = queries.list_events(session, tenant, cursor=cursor, limit=1000)
         only_b, _ = queries.list_events(session, tenant, sku="B", limit=1000)
     events = first + rest
     assert [e.seq for e in events] == list(range(1, len(events) + 1))

@@ -55,15 +55,13 @@ def test_jobs_run_in_acceptance_order_despite_duplicated_and_shuffled_messages(s
         lots = [lot("L1", "SKU-1", "2024-01-01", "1000", "2.5")] if k == 1 else None
         jobs.append(submit_run_direct(tenant_id, [sale(f"S{k}", "SKU-1", f"2024-01-{k + 1:02d}", "10")], lots))
 
-    from shared import db
-    from shared.jobs.models import Job
+    from shared.jobs.kinds import JobKind
+    from shared.jobs.outbox import Wakeup
     from worker.publisher import publish
 
-    with db.unit_of_work(tenant_id) as session:
-        rows = [job for _, job_id in jobs if (job := session.get(Job, job_id)) is not None]
-        messages = [job for job in rows for _ in range(3)]
-        random.Random(7).shuffle(messages)
-        publish(messages)
+    messages = [Wakeup(job_id, tenant_id, JobKind.COGS_RUN) for _, job_id in jobs for _ in range(3)]
+    random.Random(7).shuffle(messages)
+    publish(messages)
 
     _wait_terminal([job_id for _, job_id in jobs])
     runs = query(

@@ -31,7 +31,9 @@ def _tenant():
 
     tenant_id = f"prop-{secrets.token_hex(4)}"
     with db.unit_of_work(db.SYSTEM_SCOPE) as session:
-        tenants.create_tenant(session, tenant_id=tenant_id, name=tenant_id, plan="enterprise", role_model="standard")
+        tenants.create_tenant(
+            session, tenant_id=tenant_id, name=tenant_id, plan="enterprise", role_model="standard", actor=None
+        )
     seed_items(tenant_id, SKUS)
     return tenant_id
 
