@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.runs import csvio
+from shared.runs import columns
 from shared.runs.csvio import (
     CHUNK_ROWS,
     LOTS_COLUMNS,
@@ -87,7 +87,7 @@ def test_parse_scaled_rejects_anything_else(text: str) -> None:
 @given(st.lists(st.text(alphabet="0123456789.+-e ,x", max_size=12), max_size=20))
 def test_bulk_number_parsing_agrees_with_parse_scaled(values: list[str]) -> None:
     stripped = [value.strip() for value in values]
-    parsed, ok = csvio._parse_decimals(stripped, 4)
+    parsed, ok = columns.parse_decimals(stripped, 4)
     for text, value, good in zip(stripped, parsed.tolist(), ok.tolist(), strict=True):
         try:
             expected: int | None = parse_scaled(text, 4)
@@ -99,7 +99,7 @@ def test_bulk_number_parsing_agrees_with_parse_scaled(values: list[str]) -> None
 
 
 def test_numbers_beyond_the_storable_range_are_bad() -> None:
-    parsed, ok = csvio._parse_decimals(["100000000000000", "99999999999999.9999", "-100000000000000.0001"], 4)
+    parsed, ok = columns.parse_decimals(["100000000000000", "99999999999999.9999", "-100000000000000.0001"], 4)
     assert ok.tolist() == [True, True, False]
     assert parsed.tolist() == [MAX_SCALED, MAX_SCALED - 1, 0]
 
@@ -111,7 +111,7 @@ def test_bulk_number_parsing_round_trips_integers(value: int, places: int) -> No
     text = ("-" if value < 0 else "") + (
         text[: len(text) - places] + "." + text[len(text) - places :] if places else text
     )
-    parsed, ok = csvio._parse_decimals([text], 4)
+    parsed, ok = columns.parse_decimals([text], 4)
     assert ok.tolist() == [True]
     assert parsed.tolist() == [value * 10 ** (4 - places)]
 
@@ -186,7 +186,7 @@ def test_bulk_date_parsing_agrees_with_fromisoformat(
         moment = moment.replace(tzinfo=timezone(timedelta(minutes=offset)))
     text = moment.isoformat(sep=separator)
     expected = moment.replace(tzinfo=moment.tzinfo or UTC).astimezone(UTC)
-    micros, ok = csvio._parse_dates([text, text.replace("+00:00", "Z"), text[:10]])
+    micros, ok = columns.parse_dates([text, text.replace("+00:00", "Z"), text[:10]])
     assert ok.all()
     assert [from_datetime64(m) for m in micros.tolist()[:2]] == [expected, expected]
 
