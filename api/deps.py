@@ -212,6 +212,7 @@ def json_body(model: type[B]) -> Any:
         return validate_body(model, parse_json(raw))
 
     parse.body_model = model  # type: ignore[attr-defined]  # the OpenAPI requestBody (api/openapi.py)
+    parse.reads_body = True  # type: ignore[attr-defined]  # read by the route-order test
     return Depends(parse)
 
 

@@ -93,3 +93,27 @@ def _reset_caches() -> None:
 @pytest.fixture(scope="session")
 def database_url(service_urls: dict[str, str]) -> str:
     return service_urls["database_url"]
+
+
+@pytest.fixture(scope="session")
+def stack(service_urls: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The one shared stack for pipeline tests: API, a worker and the relay on the session's database and
+    Redis, up until every dependency answers (`GET /health` 200). Yields the API's base URL. Tests that
+    kill, pause or reconfigure processes start their own with `tests.support.start_stack`."""
+    from tests.support import start_stack, wait_for
+
+    running, base = start_stack(service_urls, tmp_path_factory.mktemp("stack-logs"))
+    try:
+        wait_for(lambda: _healthy(base), 60, f"the shared stack did not become healthy at {base}")
+        yield base
+    finally:
+        running.stop_all()
+
+
+def _healthy(base: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(f"{base}/health", timeout=5).status_code == 200
+    except httpx.HTTPError:
+        return False
