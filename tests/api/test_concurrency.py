@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 import httpx
@@ -102,9 +103,7 @@ def test_one_key_with_20_different_bodies_gives_one_job_and_422_for_the_others(s
     tenant_id, owner, _ = tenant
     with HealthWatch(stack), _client(owner) as http:
         headers = {"Idempotency-Key": "reused"}
-        answers = burst([
-            (lambda n=n: http.post("/runs", json=_run_body(n), headers=headers)) for n in range(CLIENTS)
-        ])  # fmt: skip
+        answers = burst([partial(http.post, "/runs", json=_run_body(n), headers=headers) for n in range(CLIENTS)])
     statuses = sorted(a.status_code for a in answers)
     assert statuses == [202] + [422] * (CLIENTS - 1), [a.text for a in answers]
     reasons = {a.json()["error"]["reason"] for a in answers if a.status_code == 422}
@@ -132,7 +131,7 @@ def test_runs_exports_and_receipts_for_one_tenant_at_once_all_get_an_answer(stac
     with HealthWatch(stack), _client(owner) as http:
         calls: list[Callable[[], httpx.Response]] = []
         for n in range(8):
-            calls.append(lambda n=n: http.post("/runs", json=_run_body(100 + n, dry_run=False)))
+            calls.append(partial(http.post, "/runs", json=_run_body(100 + n, dry_run=False)))
             calls.append(lambda: http.post("/exports", json={"report": "stock-on-hand", "params": {}}))
             calls.append(lambda: http.post("/receipts", json=receipt))
         answers = burst(calls)
