@@ -34,8 +34,15 @@ class Settings(BaseSettings):
     tenant_lock_lease_seconds: int = 60
     heartbeat_seconds: int = 10
     job_stale_after_seconds: int = 120
+    # Attempts that raised (a bug, a poison input) and attempts whose worker died without a word are capped
+    # apart; a lost worker's job is retried after a back-off that doubles from this.
     job_max_attempts: int = 3
+    job_max_lost_attempts: int = 5
+    job_retry_backoff_seconds: float = 5.0
+    # One job's time budget (Celery's limits are derived from it), and how long one drain keeps claiming
+    # new jobs before it hands the stream to a fresh task.
     task_time_limit_seconds: int = 1800
+    drain_budget_seconds: float = 60.0
     relay_interval_seconds: float = 1.0
     # A queued job whose message may have been lost (a Redis restart, a wake-up dropped while another
     # worker held the tenant's lease) is published again after this long.

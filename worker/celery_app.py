@@ -4,6 +4,7 @@ decided by the jobs table and the PostgreSQL fence, not by Celery."""
 from __future__ import annotations
 
 from celery import Celery
+from celery.signals import worker_init
 from kombu import Queue as KombuQueue
 
 from shared.config import get_settings
@@ -12,17 +13,19 @@ from shared.jobs.kinds import QUEUES, Queue
 settings = get_settings()
 
 app = Celery("asora", broker=settings.redis_url, include=["worker.tasks.jobs"])
+# A task may run one job to its budget after the drain's own budget is spent (shared/jobs/runner.py).
+TASK_SOFT_LIMIT = settings.task_time_limit_seconds + int(settings.drain_budget_seconds)
 app.conf.update(
     task_queues=[KombuQueue(name) for name in QUEUES],
     task_default_queue=Queue.RUNS,
     task_acks_late=True,  # a message is acknowledged only after the drain finished
     task_reject_on_worker_lost=True,  # ... and a killed worker's message goes back to the queue
     worker_prefetch_multiplier=1,
-    task_time_limit=settings.task_time_limit_seconds,
-    task_soft_time_limit=settings.task_time_limit_seconds - 60,
+    task_soft_time_limit=TASK_SOFT_LIMIT,
+    task_time_limit=TASK_SOFT_LIMIT + 60,
     # Redis redelivers an unacknowledged message after the visibility timeout; it must outlast the longest
     # task, or a slow job would be delivered twice (harmless, but wasteful).
-    broker_transport_options={"visibility_timeout": settings.task_time_limit_seconds + 600},
+    broker_transport_options={"visibility_timeout": TASK_SOFT_LIMIT + 600},
     broker_connection_retry_on_startup=True,
     task_ignore_result=True,
     worker_send_task_events=True,
@@ -32,3 +35,12 @@ app.conf.update(
     task_serializer="json",
     accept_content=["json"],
 )
+
+
+@worker_init.connect
+def _wire_worker(**_: object) -> None:
+    """Jobs a worker accepts (a job that queues another) are published after their commit, like the API's."""
+    from shared.jobs import outbox
+    from worker.publisher import publish
+
+    outbox.set_publisher(publish)

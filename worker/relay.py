@@ -26,11 +26,12 @@ PURGE_EVERY_SECONDS = 3600
 def relay_once() -> int:
     with db.unit_of_work(db.SYSTEM_SCOPE) as session:
         jobs = runner.jobs_to_publish(session, get_settings().relay_republish_after_seconds)
-        publish(Wakeup(job.id, job.tenant_id, job.kind) for job in jobs)
+        heads = runner.heads(jobs)
+        publish(Wakeup(job.id, job.tenant_id, job.kind, job.stream) for job in heads)
         now = utcnow()
         for job in jobs:
             job.published_at = now
-    return len(jobs)
+    return len(heads)
 
 
 def main() -> None:

@@ -64,7 +64,7 @@ class Count(Base):
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
-    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"), unique=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", deferrable=True, initially="DEFERRED"), unique=True)
     bin_id: Mapped[str] = mapped_column(String(40))
     counted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[CreatedAt]

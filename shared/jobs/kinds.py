@@ -55,3 +55,14 @@ class JobStatus(StrEnum):
 
 PENDING: Final = (JobStatus.QUEUED, JobStatus.RUNNING)
 TERMINAL: Final = (JobStatus.COMPLETED, JobStatus.FAILED)
+
+
+# A tenant's jobs run one at a time, in `seq` order, within their stream. Everything that reads or writes the
+# tenant's books shares the LEDGER stream (an export accepted after a receipt sees the receipt); an
+# integration's dispatches only read their own outbox, so each integration has a stream of its own and a slow
+# receiver never holds up the books.
+LEDGER_STREAM: Final = "ledger"
+
+
+def integration_stream(integration_id: str) -> str:
+    return f"integration:{integration_id}"

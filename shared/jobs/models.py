@@ -20,8 +20,8 @@ class Job(Base):
     __tablename__ = "jobs"
     __table_args__ = (
         UniqueConstraint("tenant_id", "seq"),
-        Index("ix_jobs_pending", "tenant_id", "seq", postgresql_where="status IN ('queued', 'running')"),
-        Index("ix_jobs_unpublished", "created_at", postgresql_where="published_at IS NULL"),
+        Index("ix_jobs_pending", "tenant_id", "stream", "seq", postgresql_where="status IN ('queued', 'running')"),
+        Index("ix_jobs_queued", "created_at", postgresql_where="status = 'queued'"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -30,7 +30,14 @@ class Job(Base):
     kind: Mapped[JobKind] = mapped_column(EnumText(JobKind, 32))
     queue: Mapped[Queue] = mapped_column(EnumText(Queue, 32))
     status: Mapped[JobStatus] = mapped_column(EnumText(JobStatus, 16), server_default="queued")
+    # The ordered stream the job runs in: LEDGER for everything that touches the tenant's books,
+    # `integration:<id>` for an integration's dispatches (shared/jobs/kinds.py).
+    stream: Mapped[str] = mapped_column(String(80), server_default="ledger")
     attempts: Mapped[int] = mapped_column(SmallInteger, server_default="0")
+    # Attempts whose worker died without recording an outcome; counted apart from attempts that raised.
+    lost_attempts: Mapped[int] = mapped_column(SmallInteger, server_default="0")
+    # A re-queued job is not claimed again before this (back-off after a lost worker).
+    available_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     error: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
@@ -49,7 +56,7 @@ class JobBlob(Base):
 
     __tablename__ = "job_blobs"
 
-    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"), primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", deferrable=True, initially="DEFERRED"), primary_key=True)
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(String(63), index=True)
     content: Mapped[bytes]

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from shared.jobs.kinds import JobKind
+from shared.jobs.kinds import LEDGER_STREAM, JobKind
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,7 @@ class Wakeup:
     job_id: str
     tenant_id: str
     kind: JobKind
+    stream: str = LEDGER_STREAM
 
 
 Publisher = Callable[[Sequence[Wakeup]], object]

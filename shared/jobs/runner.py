@@ -1,12 +1,32 @@
-"""Executing a tenant's jobs one at a time, in `seq` order, exactly once.
+"""Executing a stream's jobs one at a time, in `seq` order, exactly once.
 
-The Redis lease keeps a second worker from even trying; PostgreSQL is the fence. Every claim and every
-execution transaction starts with `pg_advisory_xact_lock(tenant)`, and the execution commits only if the
-job is still `running` under the attempt number it claimed. A worker that lost its lease while paused
-therefore either finishes before the next holder can claim (its commit is then seen, and the job is not
-run again), or finds its attempt superseded and rolls back. A worker killed mid-job loses its connection,
-so its transaction rolls back whole and its advisory lock is released; the reaper or the next drain
-re-queues the job.
+A stream is a tenant's ledger (every kind that reads or writes its books) or one integration's dispatches
+(`shared/jobs/kinds.py`). Who fences whom:
+- The Redis lease keeps a second worker from even trying; PostgreSQL is the fence. Every transaction that
+  claims or executes a job starts with `pg_advisory_xact_lock(stream)`, and an execution commits only if the
+  job is still `running` under the attempt number it claimed. A worker that lost its lease while paused either
+  finishes before the next holder can claim (its commit is then seen, and the job is not run again), or finds
+  its attempt superseded and rolls back. A worker killed mid-job loses its connection, so its transaction
+  rolls back whole and the fence is released.
+- Waiting is bounded: the fence wait gives up after `db_lock_timeout_ms` (the drain leaves; the relay wakes
+  the stream again later), and PostgreSQL ends a transaction left idle by a frozen worker after
+  `db_idle_in_transaction_timeout_ms`, which releases the fence.
+
+One transaction per job: executing job N, marking it finished and claiming job N+1 commit together, so a small
+job costs one transaction (plus the first claim of a drain). A claim is committed before its work starts, so
+an attempt is counted even when the worker dies during it.
+
+Attempts: an attempt that raised (a bug, a poison input) counts towards `job_max_attempts`; an attempt whose
+worker died without recording anything (killed, out of memory, a lost node) counts towards
+`job_max_lost_attempts` and is retried after a back-off (`job_retry_backoff_seconds`, doubling), so a fleet
+restart does not exhaust a valid job. Either cap fails the job with INTERNAL/ATTEMPTS_EXHAUSTED and lets the
+stream move on.
+
+Waking: a message only says "this stream has work". A task sets the stream's wake flag, then tries the lease;
+the holder clears the flag when it starts and, after releasing the lease, drains again if the flag was set
+meanwhile, so no wake-up is lost between a holder's last claim and its release. A drain claims no new job once
+its budget (`drain_budget_seconds`) is spent or the worker is shutting down; it then asks for another wake-up
+(`DrainHooks.more_work`), so every job gets its own time budget rather than sharing one task's.
 """
 
 from __future__ import annotations
@@ -15,12 +35,14 @@ import logging
 import threading
 import time
 import zlib
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
 import redis
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from shared import db
@@ -29,44 +51,101 @@ from shared.base import utcnow
 from shared.config import Settings
 from shared.errors import DomainError
 from shared.jobs.handlers import handler_for
-from shared.jobs.kinds import PENDING, JobStatus
+from shared.jobs.kinds import LEDGER_STREAM, PENDING, JobKind, JobStatus
 from shared.jobs.models import Job
 from shared.locks import TenantLock
 
 log = logging.getLogger(__name__)
 
-FAILED_INTERNAL = {
-    "code": "INTERNAL",
-    "reason": "ATTEMPTS_EXHAUSTED",
-    "message": "the job failed on every attempt; no partial effect was written",
-    "details": [],
-}
+LOCK_NOT_AVAILABLE = "55P03"
+MAX_ROUNDS = 3  # drains in a row while wake-ups keep arriving; then another task takes over
+
+
+def attempts_exhausted(job: Job) -> dict[str, Any]:
+    return {
+        "code": "INTERNAL",
+        "reason": "ATTEMPTS_EXHAUSTED",
+        "message": "the job could not be completed on any attempt; no partial effect was written",
+        "details": [{"attempts": job.attempts, "worker_lost": job.lost_attempts}],
+    }
+
+
+@dataclass(frozen=True)
+class Stream:
+    tenant_id: str
+    name: str = LEDGER_STREAM
+
+    @property
+    def lock_key(self) -> int:
+        suffix = "" if self.name == LEDGER_STREAM else f":{self.name}"
+        return zlib.crc32(f"asora:tenant:{self.tenant_id}{suffix}".encode())
+
+    @property
+    def lease_name(self) -> str:
+        return self.tenant_id if self.name == LEDGER_STREAM else f"{self.tenant_id}:{self.name}"
+
+    @property
+    def wake_key(self) -> str:
+        return f"asora:wake:{self.lease_name}"
 
 
 def tenant_lock_key(tenant_id: str) -> int:
-    return zlib.crc32(f"asora:tenant:{tenant_id}".encode())
+    return Stream(tenant_id).lock_key
 
 
-def _fence(session: Session, tenant_id: str) -> None:
-    session.execute(select(func.pg_advisory_xact_lock(tenant_lock_key(tenant_id))))
+def fence(session: Session, stream: Stream) -> None:
+    session.execute(select(func.pg_advisory_xact_lock(stream.lock_key)))
 
 
 @dataclass(frozen=True)
 class Claim:
     job_id: str
-    tenant_id: str
-    kind: str
+    kind: JobKind
     attempt: int
+
+
+@dataclass(frozen=True)
+class Finished:
+    """How an attempt ended: `status` is terminal, or QUEUED when the job will be tried again."""
+
+    job_id: str
+    kind: JobKind
+    status: JobStatus
+    error: dict[str, Any] | None = None
+    result: dict[str, Any] | None = None
+    runtime: float = 0.0
+
+
+class DrainHooks:
+    """What a drain tells its caller (the Celery task reports each job to Flower through these)."""
+
+    def started(self, claim: Claim) -> None:
+        """A job was claimed and its work begins."""
+
+    def finished(self, outcome: Finished) -> None:
+        """A job's attempt ended."""
+
+    def more_work(self, stream: Stream) -> None:
+        """The drain stopped with jobs left (budget spent, shutting down): wake the stream again."""
+
+
+@dataclass
+class DrainReport:
+    executed: int = 0
+    stopped_early: bool = False
+    outcomes: list[Finished] = field(default_factory=list)
 
 
 class Fenced(Exception):
     """The job was re-claimed or finished by someone else; this attempt must not commit."""
 
 
-BUSY = "busy"
+class _Wait:
+    """The stream's next job is being executed elsewhere, or may not be claimed before a back-off ends."""
 
 
-MAX_ERROR_DETAILS = 100
+WAIT = _Wait()
+Next = Claim | _Wait | None
 
 
 def fail_job(session: Session, job: Job, error: dict[str, Any], exc: DomainError | None = None) -> None:
@@ -89,171 +168,267 @@ def fail_job(session: Session, job: Job, error: dict[str, Any], exc: DomainError
     )
 
 
-def _claim_next(tenant_id: str, worker: str, settings: Settings) -> Claim | str | None:
+MAX_ERROR_DETAILS = 100
+
+
+def _backoff(settings: Settings, tries: int) -> timedelta:
+    return timedelta(seconds=min(settings.job_retry_backoff_seconds * 2 ** max(tries - 1, 0), 300))
+
+
+def _requeue(session: Session, job: Job, settings: Settings, *, lost: bool) -> bool:
+    """Put a job whose attempt did not finish back in line, after a back-off, or fail it past its cap;
+    returns whether it failed."""
+    if lost:
+        job.lost_attempts += 1
+    raised = job.attempts - job.lost_attempts
+    if job.lost_attempts >= settings.job_max_lost_attempts or raised >= settings.job_max_attempts:
+        fail_job(session, job, attempts_exhausted(job))
+        return True
+    job.status, job.worker, job.published_at = JobStatus.QUEUED, None, None
+    job.available_at = utcnow() + _backoff(settings, job.lost_attempts if lost else raised)
+    handler_for(job.kind).status_changed(session, job)
+    return False
+
+
+def claim_next(session: Session, stream: Stream, worker: str, settings: Settings) -> Next:
+    """In a transaction that holds the stream's fence: claim the stream's oldest pending job."""
     while True:
-        with db.unit_of_work(tenant_id) as session:
-            _fence(session, tenant_id)
-            job = session.scalar(
-                select(Job).where(Job.tenant_id == tenant_id, Job.status.in_(PENDING)).order_by(Job.seq).limit(1)
-            )
-            if job is None:
-                return None
-            stale_before = utcnow() - timedelta(seconds=settings.job_stale_after_seconds)
-            if job.status == JobStatus.RUNNING and job.heartbeat_at is not None and job.heartbeat_at > stale_before:
-                return BUSY
-            if job.attempts >= settings.job_max_attempts:
-                fail_job(session, job, FAILED_INTERNAL)
-                continue
-            now = utcnow()
-            job.status = JobStatus.RUNNING
-            job.attempts += 1
-            job.started_at = job.started_at or now
-            job.heartbeat_at = now
-            job.worker = worker
-            handler_for(job.kind).status_changed(session, job)
-            return Claim(job.id, tenant_id, job.kind, job.attempts)
+        job = session.scalar(
+            select(Job)
+            .where(Job.tenant_id == stream.tenant_id, Job.stream == stream.name, Job.status.in_(PENDING))
+            .order_by(Job.seq)
+            .limit(1)
+        )
+        if job is None:
+            return None
+        now = utcnow()
+        if job.status == JobStatus.RUNNING:
+            stale_before = now - timedelta(seconds=settings.job_stale_after_seconds)
+            if job.heartbeat_at is not None and job.heartbeat_at > stale_before:
+                return WAIT  # claimed by a live worker between two of its transactions
+            _requeue(session, job, settings, lost=True)  # its worker died: we hold the fence, it cannot commit
+            continue
+        if job.available_at is not None and job.available_at > now:
+            return WAIT
+        job.status = JobStatus.RUNNING
+        job.attempts += 1
+        job.started_at = job.started_at or now
+        job.heartbeat_at = now
+        job.worker = worker
+        handler_for(job.kind).status_changed(session, job)
+        return Claim(job.id, job.kind, job.attempts)
 
 
 class _Heartbeat(threading.Thread):
-    def __init__(self, claim: Claim, lock: TenantLock, interval: float) -> None:
-        super().__init__(daemon=True, name=f"heartbeat-{claim.job_id}")
-        self.claim, self.lock, self.interval = claim, lock, interval
+    """One per drain: keeps the lease and the current claim's heartbeat fresh while a job runs."""
+
+    def __init__(self, stream: Stream, lock: TenantLock, interval: float) -> None:
+        super().__init__(daemon=True, name=f"heartbeat-{stream.lease_name}")
+        self.stream, self.lock, self.interval = stream, lock, interval
+        self.claim: Claim | None = None
         self.stopped = threading.Event()
 
     def run(self) -> None:
         while not self.stopped.wait(self.interval):
+            claim = self.claim
             try:
                 if not self.lock.extend():
-                    log.warning("lost the tenant lease for %s; the database fence decides", self.claim.tenant_id)
-                with db.unit_of_work(self.claim.tenant_id) as session:
+                    log.warning("lost the lease of %s; the database fence decides", self.stream.lease_name)
+                if claim is None:
+                    continue
+                with db.unit_of_work(self.stream.tenant_id) as session:
                     session.execute(
                         update(Job)
-                        .where(Job.id == self.claim.job_id, Job.attempts == self.claim.attempt)
+                        .where(Job.id == claim.job_id, Job.attempts == claim.attempt)
                         .values(heartbeat_at=utcnow())
                     )
             except Exception:
-                log.exception("heartbeat for job %s failed", self.claim.job_id)
+                log.exception("heartbeat for %s failed", self.stream.lease_name)
 
 
-def _load_claimed(session: Session, claim: Claim) -> Job:
-    _fence(session, claim.tenant_id)
+def _load_claimed(session: Session, stream: Stream, claim: Claim) -> Job:
+    fence(session, stream)
     job = session.get(Job, claim.job_id, populate_existing=True)
     if job is None or job.status != JobStatus.RUNNING or job.attempts != claim.attempt:
         raise Fenced(claim.job_id)
     return job
 
 
-def _execute(claim: Claim, lock: TenantLock, settings: Settings) -> None:
-    heartbeat = _Heartbeat(claim, lock, settings.heartbeat_seconds)
-    heartbeat.start()
-    try:
-        with db.unit_of_work(claim.tenant_id) as session:
-            job = _load_claimed(session, claim)
-            result = handler_for(job.kind).execute(session, job)
-            session.flush()
-            if settings.debug_job_delay_seconds:
-                time.sleep(settings.debug_job_delay_seconds)
-            job.status = JobStatus.COMPLETED
-            job.result = result
-            job.finished_at = utcnow()
-            job.error = None
-            handler_for(job.kind).status_changed(session, job)
-            audit.record(
-                session,
-                tenant_id=job.tenant_id,
-                action=f"job.{job.kind}",
-                outcome="completed",
-                target=job.id,
-                job_id=job.id,
-                actor_key_id=job.actor_key_id,
-                actor_role=job.actor_role,
-                details=result,
-            )
-    except Fenced:
-        log.warning("job %s attempt %s was superseded; rolled back", claim.job_id, claim.attempt)
-    except DomainError as exc:
-        _record_outcome(claim, settings, exc)
-    except Exception:
-        log.exception("job %s attempt %s crashed; rolled back", claim.job_id, claim.attempt)
-        _record_outcome(claim, settings, None)
-    finally:
-        heartbeat.stopped.set()
-        heartbeat.join()
+@dataclass
+class _Drain:
+    stream: Stream
+    worker: str
+    settings: Settings
+    hooks: DrainHooks
+    stopping: Callable[[], bool]
+    started: float = field(default_factory=time.monotonic)
+    stopped_early: bool = False
 
+    def may_continue(self) -> bool:
+        if self.stopping() or time.monotonic() - self.started > self.settings.drain_budget_seconds:
+            self.stopped_early = True
+            return False
+        return True
 
-def _record_outcome(claim: Claim, settings: Settings, error: DomainError | None) -> None:
-    """After the work rolled back: a deterministic failure fails the job; a crash re-queues it until the
-    attempt cap. Done in a fresh transaction that is itself fenced, so a superseded attempt records nothing."""
-    try:
-        with db.unit_of_work(claim.tenant_id) as session:
-            job = _load_claimed(session, claim)
-            if error is not None:
-                fail_job(session, job, error.as_dict(), error)
-            elif job.attempts >= settings.job_max_attempts:
-                fail_job(session, job, FAILED_INTERNAL)
-            else:
-                job.status, job.worker = JobStatus.QUEUED, None
+    def first_claim(self) -> Next:
+        with db.unit_of_work(self.stream.tenant_id) as session:
+            fence(session, self.stream)
+            return claim_next(session, self.stream, self.worker, self.settings)
+
+    def execute(self, claim: Claim) -> tuple[Finished | None, Next]:
+        """Run one claimed job; returns how it ended and the next claim (made in the same transaction)."""
+        began = time.monotonic()
+        tenant_id = self.stream.tenant_id
+        try:
+            with db.unit_of_work(tenant_id) as session:
+                job = _load_claimed(session, self.stream, claim)
+                result = handler_for(job.kind).execute(session, job)
+                session.flush()
+                if self.settings.debug_job_delay_seconds:
+                    time.sleep(self.settings.debug_job_delay_seconds)
+                job.status, job.result, job.error, job.finished_at = JobStatus.COMPLETED, result, None, utcnow()
                 handler_for(job.kind).status_changed(session, job)
-    except Fenced:
-        log.warning("job %s attempt %s was superseded before its outcome was recorded", claim.job_id, claim.attempt)
+                audit.record(
+                    session,
+                    tenant_id=tenant_id,
+                    action=f"job.{job.kind}",
+                    outcome="completed",
+                    target=job.id,
+                    job_id=job.id,
+                    actor_key_id=job.actor_key_id,
+                    actor_role=job.actor_role,
+                    details=result,
+                )
+                done = Finished(claim.job_id, claim.kind, JobStatus.COMPLETED, result=result)
+                following = self._next(session)
+        except Fenced:
+            log.warning("job %s attempt %s was superseded; rolled back", claim.job_id, claim.attempt)
+            return None, None
+        except DomainError as exc:
+            return self._record(claim, exc, began)
+        except OperationalError as exc:
+            if getattr(exc.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE:
+                log.warning("job %s waited too long for a lock; it will be retried", claim.job_id)
+            else:
+                log.exception("job %s attempt %s lost its database; rolled back", claim.job_id, claim.attempt)
+            return self._record(claim, None, began)
+        except Exception:
+            log.exception("job %s attempt %s crashed; rolled back", claim.job_id, claim.attempt)
+            return self._record(claim, None, began)
+        return replace(done, runtime=time.monotonic() - began), following
+
+    def _next(self, session: Session) -> Next:
+        return claim_next(session, self.stream, self.worker, self.settings) if self.may_continue() else None
+
+    def _record(self, claim: Claim, error: DomainError | None, began: float) -> tuple[Finished | None, Next]:
+        """After the work rolled back: a deterministic failure fails the job; a crash re-queues it (after a
+        back-off) until its cap. Done in a fresh transaction that is itself fenced, so a superseded attempt
+        records nothing; the next job is claimed in it too."""
+        try:
+            with db.unit_of_work(self.stream.tenant_id) as session:
+                job = _load_claimed(session, self.stream, claim)
+                if error is not None:
+                    fail_job(session, job, error.as_dict(), error)
+                else:
+                    _requeue(session, job, self.settings, lost=False)
+                done = Finished(job.id, job.kind, job.status, error=job.error, runtime=time.monotonic() - began)
+                return done, self._next(session)
+        except Fenced:
+            log.warning("job %s attempt %s was superseded before its outcome was recorded", claim.job_id, claim.attempt)
+            return None, None
+
+    def run(self, lock: TenantLock, report: DrainReport) -> None:
+        heartbeat = _Heartbeat(self.stream, lock, self.settings.heartbeat_seconds)
+        heartbeat.start()
+        try:
+            following = self.first_claim()
+            while isinstance(following, Claim):
+                heartbeat.claim = following
+                self.hooks.started(following)
+                outcome, following = self.execute(following)
+                heartbeat.claim = following if isinstance(following, Claim) else None
+                if outcome is not None:
+                    report.executed += 1
+                    report.outcomes.append(outcome)
+                    self.hooks.finished(outcome)
+        finally:
+            heartbeat.stopped.set()
+            heartbeat.join()
 
 
-def _has_pending(tenant_id: str) -> bool:
-    with db.unit_of_work(tenant_id) as session:
-        return (
-            session.scalar(select(Job.id).where(Job.tenant_id == tenant_id, Job.status == JobStatus.QUEUED).limit(1))
-            is not None
-        )
+def drain(
+    stream: Stream,
+    *,
+    worker: str,
+    redis_client: redis.Redis,
+    settings: Settings,
+    hooks: DrainHooks | None = None,
+    stopping: Callable[[], bool] = lambda: False,
+) -> DrainReport:
+    """Run the stream's pending jobs in order. Safe to call any number of times from any number of workers:
+    a call only says "this stream has work"."""
+    hooks = hooks or DrainHooks()
+    report = DrainReport()
+    redis_client.set(stream.wake_key, 1, ex=max(settings.tenant_lock_lease_seconds * 2, 60))
+    for _ in range(MAX_ROUNDS):
+        lock = TenantLock(redis_client, stream.lease_name, settings.tenant_lock_lease_seconds)
+        if not lock.acquire():
+            return report  # the holder sees the wake flag once it releases
+        run = _Drain(stream, worker, settings, hooks, stopping)
+        try:
+            redis_client.delete(stream.wake_key)
+            run.run(lock, report)
+        except OperationalError as exc:
+            if getattr(exc.orig, "sqlstate", None) != LOCK_NOT_AVAILABLE:
+                raise
+            # Another transaction holds the fence past the lock timeout (a frozen worker, until PostgreSQL ends
+            # its idle transaction): leave, so this worker serves other streams; the relay wakes this one again.
+            log.warning("the fence of %s is held elsewhere; leaving it for later", stream.lease_name)
+            return report
+        finally:
+            lock.release()
+        if run.stopped_early:
+            report.stopped_early = True
+            hooks.more_work(stream)
+            return report
+        if not redis_client.getdel(stream.wake_key):
+            return report
+    hooks.more_work(stream)
+    return report
 
 
 def drain_tenant(tenant_id: str, *, worker: str, redis_client: redis.Redis, settings: Settings) -> int:
-    """Run the tenant's pending jobs in order; returns how many were executed. Safe to call any number of
-    times from any number of workers: a message only says "this tenant has work"."""
-    executed = 0
-    for _ in range(3):
-        lock = TenantLock(redis_client, tenant_id, settings.tenant_lock_lease_seconds)
-        if not lock.acquire():
-            return executed
-        try:
-            while True:
-                claim = _claim_next(tenant_id, worker, settings)
-                if claim is None or claim == BUSY:
-                    break
-                assert isinstance(claim, Claim)
-                _execute(claim, lock, settings)
-                executed += 1
-        finally:
-            lock.release()
-        # A job committed while we held the lease had its wake-up dropped by a worker that found the lease
-        # taken; looking once more after releasing closes that window.
-        if not _has_pending(tenant_id):
-            break
-    return executed
+    """Drain the tenant's ledger stream; returns how many jobs were executed."""
+    return drain(Stream(tenant_id), worker=worker, redis_client=redis_client, settings=settings).executed
+
+
+def job_state(tenant_id: str, job_id: str) -> tuple[JobStatus, dict[str, Any] | None, dict[str, Any] | None] | None:
+    """A job's status, error and result (None if there is no such job)."""
+    with db.unit_of_work(tenant_id) as session:
+        row = session.execute(select(Job.status, Job.error, Job.result).where(Job.id == job_id)).first()
+    return None if row is None else (row[0], row[1], row[2])
 
 
 def reap_stale_jobs(settings: Settings, stale_after_seconds: int | None = None) -> list[dict[str, Any]]:
-    """Re-queue (or fail, past the attempt cap) running jobs whose worker stopped heartbeating. A tenant
-    whose fence is held has a live transaction and is left alone."""
+    """Re-queue (after a back-off) or fail, past the cap, running jobs whose worker stopped heartbeating. A
+    stream whose fence is held has a live transaction and is left alone."""
     stale = stale_after_seconds if stale_after_seconds is not None else settings.job_stale_after_seconds
     cutoff = utcnow() - timedelta(seconds=stale)
     with db.unit_of_work(db.SYSTEM_SCOPE) as session:
         candidates = session.execute(
-            select(Job.id, Job.tenant_id).where(Job.status == JobStatus.RUNNING, Job.heartbeat_at < cutoff)
+            select(Job.id, Job.tenant_id, Job.stream).where(Job.status == JobStatus.RUNNING, Job.heartbeat_at < cutoff)
         ).all()
     outcomes: list[dict[str, Any]] = []
-    for job_id, tenant_id in candidates:
+    for job_id, tenant_id, stream_name in candidates:
+        stream = Stream(tenant_id, stream_name)
         with db.unit_of_work(tenant_id) as session:
-            if not session.scalar(select(func.pg_try_advisory_xact_lock(tenant_lock_key(tenant_id)))):
+            if not session.scalar(select(func.pg_try_advisory_xact_lock(stream.lock_key))):
                 continue
             job = session.get(Job, job_id, populate_existing=True)
             if job is None or job.status != JobStatus.RUNNING or job.heartbeat_at is None or job.heartbeat_at >= cutoff:
                 continue
-            if job.attempts >= settings.job_max_attempts:
-                fail_job(session, job, FAILED_INTERNAL)
-                outcomes.append({"job_id": job.id, "tenant_id": tenant_id, "action": "failed"})
-            else:
-                job.status, job.worker, job.published_at = JobStatus.QUEUED, None, None
-                handler_for(job.kind).status_changed(session, job)
+            action = "failed" if _requeue(session, job, settings, lost=True) else "requeued"
+            if action == "requeued":
                 audit.record(
                     session,
                     tenant_id=tenant_id,
@@ -261,23 +436,36 @@ def reap_stale_jobs(settings: Settings, stale_after_seconds: int | None = None) 
                     outcome="requeued",
                     target=job.id,
                     job_id=job.id,
-                    details={"attempts": job.attempts},
+                    details={"attempts": job.attempts, "worker_lost": job.lost_attempts},
                 )
-                outcomes.append({"job_id": job.id, "tenant_id": tenant_id, "action": "requeued"})
+            outcomes.append({"job_id": job.id, "tenant_id": tenant_id, "action": action})
     return outcomes
 
 
 def jobs_to_publish(session: Session, republish_after_seconds: int, limit: int = 500) -> list[Job]:
-    """Outbox rows never handed to the broker, plus queued jobs whose message may have been lost (a Redis
-    restart, or a wake-up dropped while the lease was held). Re-publishing is harmless: messages only
-    wake a tenant's drain."""
-    cutoff = utcnow() - timedelta(seconds=republish_after_seconds)
+    """Queued jobs that need a wake-up: never scheduled (no process published them), last scheduled long ago
+    (a lost message, a Redis restart, a wake-up dropped while the lease was held), or whose back-off has just
+    ended. Locked with SKIP LOCKED, so concurrent relays take different rows."""
+    now = utcnow()
+    cutoff = now - timedelta(seconds=republish_after_seconds)
     return list(
         session.scalars(
             select(Job)
-            .where(Job.status == JobStatus.QUEUED, (Job.published_at.is_(None)) | (Job.published_at < cutoff))
+            .where(
+                Job.status == JobStatus.QUEUED,
+                (Job.available_at.is_(None)) | (Job.available_at <= now),
+                (Job.published_at.is_(None)) | (Job.published_at < cutoff) | (Job.published_at < Job.available_at),
+            )
             .order_by(Job.created_at)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
     )
+
+
+def heads(jobs: list[Job]) -> list[Job]:
+    """One job per stream (its oldest): a wake-up is per stream, whichever job it names."""
+    first: dict[tuple[str, str], Job] = {}
+    for job in sorted(jobs, key=lambda j: j.seq):
+        first.setdefault((job.tenant_id, job.stream), job)
+    return list(first.values())

@@ -15,7 +15,7 @@ from shared.auth import Principal
 from shared.base import new_id, utcnow
 from shared.errors import NotFound, ValidationFailed
 from shared.jobs import outbox
-from shared.jobs.kinds import JobKind, JobStatus
+from shared.jobs.kinds import LEDGER_STREAM, JobKind, JobStatus
 from shared.jobs.models import IdempotencyKey, Job, JobBlob
 from shared.pagination import page
 from shared.tenants.models import TenantCounter
@@ -29,6 +29,7 @@ def accept_job(
     payload: dict[str, Any],
     actor: Principal | None,
     job_id: str | None = None,
+    stream: str = LEDGER_STREAM,
 ) -> Job:
     """Number the job with the tenant's next gapless `seq` and record it; its wake-up is published when the
     session commits (`shared/jobs/outbox.py`)."""
@@ -44,6 +45,7 @@ def accept_job(
         seq=seq,
         kind=kind,
         queue=kind.queue,
+        stream=stream,
         status=JobStatus.QUEUED,
         attempts=0,
         payload=payload,
@@ -53,7 +55,7 @@ def accept_job(
     )
     session.add(job)
     session.flush()
-    outbox.publish_after_commit(session, outbox.Wakeup(job.id, tenant_id, kind))
+    outbox.publish_after_commit(session, outbox.Wakeup(job.id, tenant_id, kind, stream))
     return job
 
 

@@ -18,7 +18,7 @@ class Run(Base):
     __table_args__ = (Index("ix_runs_tenant_created", "tenant_id", "created_at"),)
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"))
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", deferrable=True, initially="DEFERRED"))
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
     status: Mapped[str] = mapped_column(String(16), server_default="queued")
     mode: Mapped[str] = mapped_column(String(16), server_default="fifo")

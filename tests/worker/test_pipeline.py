@@ -146,7 +146,8 @@ def test_flower_requires_auth_and_shows_job_ids_not_payloads(stack, service_urls
         return [t for t in tasks.values() if job_id in str(t.get("kwargs"))]
 
     tasks = wait_for(seen, 30, "Flower never saw the task")
-    assert tasks[0]["name"] == "asora.jobs.execute"
+    assert tasks[0]["name"] == "asora.jobs.cogs_run"
+    assert tasks[0]["uuid"] == job_id  # every job is listed under its own id
     assert "cogs_run" in str(tasks[0]["kwargs"])
     everything = httpx.get(f"{flower}/api/tasks", auth=auth, timeout=5).text
     assert secret_marker not in everything

@@ -1,16 +1,49 @@
-"""Celery adapters over the job runner."""
+"""Celery adapters over the job runner: one task name per job kind, each message naming its job.
+
+A task drains its job's stream (which runs every pending job of the stream, in order, whichever message
+arrived first) and then ends the way its own job ended: SUCCESS with a summary, or FAILURE with the job's
+code, reason and message (never its payload). A job executed by another task's drain is reported to Flower by
+that drain, under the job's own task id; a task whose job is still in another drain's hands ends without a
+state of its own (Ignore), so Flower keeps the state that drain reports.
+"""
 
 from __future__ import annotations
 
+import logging
+import multiprocessing
+import os
+import time
 from functools import lru_cache
 from typing import Any
 
 import redis
 from celery import Task
+from celery.exceptions import Ignore
+from celery.signals import worker_shutting_down
+from sqlalchemy import select
 
+from shared import db
 from shared.config import get_settings
-from shared.jobs import runner
+from shared.jobs import outbox, runner
+from shared.jobs.kinds import LEDGER_STREAM, PENDING, JobKind, JobStatus
+from shared.jobs.models import Job
 from worker.celery_app import app
+from worker.publisher import publish, task_name
+
+log = logging.getLogger("asora.worker")
+
+# Set in the main process when a warm shutdown begins; prefork children share it (created before they fork),
+# so a drain stops claiming new jobs at once and the worker can exit within its grace period.
+_shutting_down = multiprocessing.RawValue("b", 0)
+
+
+@worker_shutting_down.connect
+def _on_shutdown(**_: Any) -> None:
+    _shutting_down.value = 1
+
+
+def shutting_down() -> bool:
+    return bool(_shutting_down.value)
 
 
 @lru_cache(maxsize=1)
@@ -18,14 +51,93 @@ def _redis() -> redis.Redis:
     return redis.Redis.from_url(get_settings().redis_url or "")
 
 
-@app.task(name="asora.jobs.execute", bind=True)
-def execute(self: Task[Any, Any], job_id: str, kind: str, tenant_id: str) -> dict[str, Any]:
-    """Wake the tenant's drain. `job_id` and `kind` name the job that caused the message (for Flower); the
-    drain runs whatever the tenant has pending, oldest first."""
-    executed = runner.drain_tenant(
-        tenant_id, worker=str(self.request.hostname), redis_client=_redis(), settings=get_settings()
+class JobFailed(Exception):
+    """The job this task is for failed; the message is its code, reason and message."""
+
+    @classmethod
+    def of(cls, error: dict[str, Any] | None) -> JobFailed:
+        error = error or {}
+        return cls(f"{error.get('code')} {error.get('reason') or ''}: {error.get('message') or ''}".strip())
+
+
+def _summary(job_id: str, kind: str, tenant_id: str, result: dict[str, Any] | None) -> dict[str, Any]:
+    return {"job_id": job_id, "kind": kind, "tenant_id": tenant_id, "status": "completed", "result": result}
+
+
+class FlowerHooks(runner.DrainHooks):
+    """Reports each job a drain executes under that job's own task id (its message may still be queued)."""
+
+    def __init__(self, task: Task[Any, Any], own_job_id: str, tenant_id: str) -> None:
+        self.task, self.own, self.tenant_id = task, own_job_id, tenant_id
+
+    def _send(self, event: str, job_id: str, **fields: Any) -> None:
+        try:
+            with self.task.app.events.default_dispatcher(hostname=self.task.request.hostname) as dispatcher:
+                dispatcher.send(event, uuid=job_id, pid=os.getpid(), timestamp=time.time(), **fields)
+        except Exception:  # Flower is a view: a failed event never fails a job
+            log.warning("could not send %s for job %s", event, job_id)
+
+    def started(self, claim: runner.Claim) -> None:
+        if claim.job_id != self.own:
+            self._send("task-started", claim.job_id)
+
+    def finished(self, outcome: runner.Finished) -> None:
+        if outcome.job_id == self.own:
+            return
+        if outcome.status == JobStatus.COMPLETED:
+            summary = _summary(outcome.job_id, outcome.kind, self.tenant_id, outcome.result)
+            self._send("task-succeeded", outcome.job_id, result=repr(summary), runtime=outcome.runtime)
+        elif outcome.status == JobStatus.FAILED:
+            self._send("task-failed", outcome.job_id, exception=repr(JobFailed.of(outcome.error)), traceback="")
+        else:
+            self._send("task-retried", outcome.job_id, exception="re-queued after a crash", traceback="")
+
+    def more_work(self, stream: runner.Stream) -> None:
+        with db.unit_of_work(stream.tenant_id) as session:
+            head = session.scalar(
+                select(Job)
+                .where(Job.tenant_id == stream.tenant_id, Job.stream == stream.name, Job.status.in_(PENDING))
+                .order_by(Job.seq)
+                .limit(1)
+            )
+        if head is not None:
+            publish([outbox.Wakeup(head.id, head.tenant_id, head.kind, head.stream)])
+
+
+def run_job(task: Task[Any, Any], job_id: str, tenant_id: str, kind: str, stream: str) -> dict[str, Any]:
+    runner.drain(
+        runner.Stream(tenant_id, stream),
+        worker=str(task.request.hostname),
+        redis_client=_redis(),
+        settings=get_settings(),
+        hooks=FlowerHooks(task, job_id, tenant_id),
+        stopping=shutting_down,
     )
-    return {"job_id": job_id, "kind": kind, "executed": executed}
+    state = runner.job_state(tenant_id, job_id)
+    if state is None or state[0] in PENDING:
+        raise Ignore()  # a bogus message, or a job in another drain's hands (that drain reports it)
+    status, error, result = state
+    if status == JobStatus.FAILED:
+        raise JobFailed.of(error)
+    return _summary(job_id, kind, tenant_id, result)
+
+
+def _register(kind: JobKind) -> None:
+    @app.task(name=task_name(kind), bind=True)
+    def execute(
+        self: Task[Any, Any], job_id: str, tenant_id: str, kind: str = str(kind), stream: str = LEDGER_STREAM
+    ) -> dict[str, Any]:
+        return run_job(self, job_id, tenant_id, kind, stream)
+
+
+for _kind in JobKind:
+    _register(_kind)
+
+
+@app.task(name="asora.jobs.execute", bind=True)
+def execute_legacy(self: Task[Any, Any], job_id: str, kind: str, tenant_id: str) -> dict[str, Any]:
+    """Messages published before task names were per kind (kept while such messages may be queued)."""
+    return run_job(self, job_id, tenant_id, kind, LEDGER_STREAM)
 
 
 @app.task(name="asora.jobs.reap")
