@@ -16,7 +16,7 @@ from shared.config import get_settings
 from shared.errors import ValidationFailed
 from shared.jobs import service as jobs
 from shared.jobs.models import Job
-from shared.runs import journals
+from shared.journals import service as journals
 from shared.runs import service as runs
 from shared.runs.schemas import (
     AllocationOut,

@@ -22,7 +22,7 @@ from typing import BinaryIO, Final, Literal
 import numpy as np
 import numpy.typing as npt
 
-from shared.runs.decimals import COST_SCALE, MAX_SCALED, QTY_SCALE, format_scaled, parse_scaled
+from shared.decimals import COST_SCALE, MAX_SCALED, QTY_SCALE, format_scaled, parse_scaled
 from shared.runs.fifo import Int64Array, LotsBatch, RowError, SalesBatch
 
 BoolArray = npt.NDArray[np.bool_]

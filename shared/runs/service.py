@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, func, select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from shared.audit import service as audit
@@ -14,6 +14,7 @@ from shared.base import new_id
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.jobs import service as jobs
 from shared.jobs.models import Job
+from shared.ledger import queries
 from shared.ledger.models import LedgerEvent
 from shared.runs.models import Run, RunAllocation, RunSale, RunValidationError
 
@@ -136,7 +137,7 @@ def list_allocations(
                 LedgerEvent.run_id == run.id,
                 LedgerEvent.event_type == "ISSUE",
                 LedgerEvent.seq > after,
-                *_within_seq_range(run),
+                queries.seq_between(run.first_seq, run.last_seq),
             )
             .order_by(LedgerEvent.seq)
             .limit(limit)
@@ -154,13 +155,6 @@ def list_allocations(
         ]
         last = events[-1].seq if events else None
     return items, (last if len(items) == limit else None)
-
-
-def _within_seq_range(run: Run) -> list[ColumnElement[bool]]:
-    """The run's events lie in its seq range (recorded when it wrote them): read along the primary key."""
-    if run.first_seq is None or run.last_seq is None:
-        return []
-    return [LedgerEvent.seq.between(run.first_seq, run.last_seq)]
 
 
 def list_validation_errors(session: Session, run: Run, *, limit: int, cursor: int | None) -> list[RunValidationError]:
