@@ -1,7 +1,7 @@
 """Column-wise encoding for PostgreSQL's COPY text format, fast enough for millions of rows.
 
 Columns are encoded whole (NumPy where it helps) and rows are joined once; no per-row Python objects
-beyond the final strings. The same encoding is the canonical form hashed by the ledger's chain.
+beyond the final strings. The ledger's canonical form (`shared.ledger.canonical`) is built from it.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from shared.decimals import format_scaled
 
 NULL = "\\N"
 # What PostgreSQL's COPY TO escapes, so text read back with COPY TO is already in this encoding.
@@ -55,8 +57,6 @@ def scaled_column(values: npt.NDArray[Any], scale: int) -> list[str]:
     if values.dtype != object and (cached := _by_distinct(values, lambda v: scaled_column(v, scale))) is not None:
         return cached
     if values.dtype == object:
-        from shared.runs.decimals import format_scaled
-
         return [format_scaled(int(v), scale) for v in values.tolist()]
     base = 10**scale
     magnitude = np.abs(values)

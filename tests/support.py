@@ -271,9 +271,9 @@ def ledger_receive(
     kind: str = "RECEIPT",
 ) -> int:
     """A lot and the event that creates it (a RECEIPT, or an ADJUSTMENT for a count's gain); returns its seq."""
+    from shared.decimals import parse_scaled
     from shared.ledger.models import Lot
     from shared.ledger.service import NewEvent, append_events
-    from shared.runs.decimals import parse_scaled
 
     q, c = parse_scaled(quantity, 4), parse_scaled(unit_cost, 4)
     event = NewEvent(kind, sku, lot_id, q, c, q * c, _at(at), reference=lot_id, bin_id=bin_id)
@@ -319,9 +319,9 @@ def ledger_move(
 
     from sqlalchemy import select
 
+    from shared.decimals import parse_scaled
     from shared.ledger.models import Lot
     from shared.ledger.service import NewEvent, append_events
-    from shared.runs.decimals import parse_scaled
 
     lot_row = session.scalar(select(Lot).where(Lot.tenant_id == tenant_id, Lot.lot_id == lot_id))
     q, c = parse_scaled(quantity, 4), int(lot_row.unit_cost.scaleb(4))

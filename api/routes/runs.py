@@ -28,7 +28,7 @@ from api.deps import (
 from shared.config import get_settings
 from shared.errors import TooLarge, ValidationFailed
 from shared.jobs import service as jobs
-from shared.runs import journals
+from shared.journals import service as journals
 from shared.runs import service as runs
 from shared.runs.schemas import (
     AllocationOut,

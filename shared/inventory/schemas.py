@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
-from shared.runs.decimals import COST_SCALE, QTY_SCALE, parse_scaled, to_decimal
+from shared.decimals import COST_SCALE, QTY_SCALE, parse_scaled, to_decimal
 from shared.schemas import DecimalStr, Schema, UtcDatetime
 
 # No control characters (PostgreSQL text cannot hold NUL; the others are never meaningful in these fields).

@@ -23,17 +23,18 @@ from sqlalchemy.orm import Session
 from shared.audit import service as audit
 from shared.auth import Principal
 from shared.base import new_id, utcnow
-from shared.copyio import copy_rows, temp_table
+from shared.copyio import copy_rows
+from shared.decimals import AMOUNT_SCALE, COST_SCALE, QTY_SCALE, format_scaled
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.inventory.models import Bin, Category, Count, CountLine, Hub, Item, Vendor
 from shared.inventory.schemas import CountCreate, CountLineIn, CountPayload, ReceiptCreate, ReceiptPayload
 from shared.jobs import service as jobs
 from shared.jobs.kinds import JobKind
 from shared.jobs.models import Job
+from shared.ledger.lots import NewLots, apply_deltas, encode_deltas, insert_lots
 from shared.ledger.models import Lot
 from shared.ledger.service import NewEvent, append_events
 from shared.pagination import page
-from shared.runs.decimals import AMOUNT_SCALE, COST_SCALE, QTY_SCALE, format_scaled
 from shared.tenants import plans
 
 M = TypeVar("M", Category, Hub, Bin, Vendor, Item)
@@ -505,68 +506,9 @@ def _insert_lots(
     job: Job,
     rows: list[tuple[str, str, str, str | None, datetime, int, int, int, int]],
 ) -> None:
-    """New cost layers, set-based. A lot id whose earlier receipt was reversed by a rollback is received
-    anew (the row is reused); a live one was refused by the checks."""
-    temp_table(
-        session,
-        "tmp_inventory_lots",
-        "lot_id text, sku text, bin_id text, vendor_id text, received_at timestamptz, quantity numeric, "
-        "unit_price numeric, freight numeric, unit_cost numeric, receipt_seq bigint",
-    )
-    copy_rows(
-        session,
-        "tmp_inventory_lots",
-        (
-            "lot_id",
-            "sku",
-            "bin_id",
-            "vendor_id",
-            "received_at",
-            "quantity",
-            "unit_price",
-            "freight",
-            "unit_cost",
-            "receipt_seq",
-        ),
-        (
-            (
-                lot_id,
-                sku,
-                bin_id,
-                vendor_id,
-                received_at,
-                format_scaled(quantity, QTY_SCALE),
-                format_scaled(price, COST_SCALE),
-                format_scaled(freight, COST_SCALE),
-                format_scaled(price + freight, COST_SCALE),
-                seq,
-            )
-            for lot_id, sku, bin_id, vendor_id, received_at, quantity, price, freight, seq in rows
-        ),
-    )
-    inserted = session.execute(
-        text("""
-        INSERT INTO lots (tenant_id, lot_id, sku, bin_id, vendor_id, received_at, original_quantity,
-                          received_quantity, unit_price, freight_cost_per_unit, unit_cost, remaining_quantity,
-                          status, source_job_id, source_run_id, receipt_seq)
-        SELECT :t, lot_id, sku, bin_id, vendor_id, received_at, quantity, quantity, unit_price, freight,
-               unit_cost, quantity, 'live', :job, NULL, receipt_seq FROM tmp_inventory_lots
-        ON CONFLICT (tenant_id, lot_id) DO UPDATE SET
-            sku = EXCLUDED.sku, bin_id = EXCLUDED.bin_id, vendor_id = EXCLUDED.vendor_id,
-            received_at = EXCLUDED.received_at, original_quantity = EXCLUDED.original_quantity,
-            received_quantity = EXCLUDED.received_quantity, unit_price = EXCLUDED.unit_price,
-            freight_cost_per_unit = EXCLUDED.freight_cost_per_unit, unit_cost = EXCLUDED.unit_cost,
-            remaining_quantity = EXCLUDED.remaining_quantity, status = 'live',
-            source_job_id = EXCLUDED.source_job_id, source_run_id = NULL, receipt_seq = EXCLUDED.receipt_seq
-        WHERE lots.status = 'reversed'"""),
-        {"t": job.tenant_id, "job": job.id},
-    )
-    if inserted.rowcount != len(rows):  # type: ignore[attr-defined]
-        raise ValidationFailed(
-            "a lot id of this job is already live",
-            reason="LOT_CONFLICT",
-            details=[{"field": "lot_id", "message": "live"}],
-        )
+    """New cost layers. A lot id whose earlier receipt was reversed by a rollback is received anew; a live
+    one was refused by the checks."""
+    insert_lots(session, job.tenant_id, NewLots.from_rows(rows, source_job_id=job.id))
 
 
 # --- cycle counts -------------------------------------------------------------------------------------
@@ -788,19 +730,7 @@ def post_count(session: Session, job: Job) -> dict[str, Any]:
 
     first_seq, last_seq = append_events(session, tenant_id, events, job_id=job.id, run_id=None)
     if consumed:
-        temp_table(session, "tmp_count_use", "lot_id text, quantity numeric")
-        copy_rows(
-            session,
-            "tmp_count_use",
-            ("lot_id", "quantity"),
-            ((lot_id, format_scaled(q, QTY_SCALE)) for lot_id, q in consumed.items()),
-        )
-        session.execute(
-            text("""
-            UPDATE lots SET remaining_quantity = lots.remaining_quantity - u.quantity
-            FROM tmp_count_use u WHERE lots.tenant_id = :t AND lots.lot_id = u.lot_id"""),
-            {"t": tenant_id},
-        )
+        apply_deltas(session, tenant_id, [encode_deltas(list(consumed), [-q for q in consumed.values()])])
     if gains:
         _insert_lots(
             session,

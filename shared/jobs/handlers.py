@@ -39,6 +39,6 @@ def handler_for(kind: str) -> JobHandler:
 
 def load_handlers() -> None:
     """Import the modules that register handlers (kept lazy to avoid import cycles)."""
-    import shared.exports.jobs
-    import shared.inventory.jobs
-    import shared.runs.jobs  # noqa: F401
+    import shared.exports.handlers
+    import shared.inventory.handlers
+    import shared.runs.handlers  # noqa: F401

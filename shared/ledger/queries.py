@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, literal, select
+from sqlalchemy import func, literal, select, true
 from sqlalchemy.orm import Session, aliased, with_expression
 from sqlalchemy.sql.elements import ColumnElement
 
+from shared.ledger.canonical import GENESIS_HASH
 from shared.ledger.models import HexDigest, LedgerEvent
-from shared.ledger.service import GENESIS_HASH
 from shared.pagination import page
 
 
@@ -22,6 +22,14 @@ def previous_hash() -> ColumnElement[str]:
         .scalar_subquery()
     )
     return func.coalesce(stored, literal(GENESIS_HASH, HexDigest), type_=HexDigest)
+
+
+def seq_between(first: int | None, last: int | None) -> ColumnElement[bool]:
+    """Events with seq in [first, last]. A run's events lie in its seq range (recorded when it wrote them), and
+    a condition on it lets PostgreSQL read them along the primary key; no condition for a run that wrote none."""
+    if first is None or last is None:
+        return true()
+    return LedgerEvent.seq.between(first, last)
 
 
 def list_events(

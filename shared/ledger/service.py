@@ -1,21 +1,16 @@
-"""Appending to the ledger: gapless per-tenant `seq`, a SHA-256 hash chain, and COPY for volume.
+"""Appending to the ledger: gapless per-tenant `seq`, the hash chain, and COPY for volume.
 
 Every writer goes through `append_batches` (or `append_events` for a handful of events), or chains and
 writes events itself with `lock_head`, `chain` and `write_chained` (runs and rollbacks); nothing else
-inserts ledger rows. An event's canonical form is its 14 content fields in COPY text encoding joined by
-tabs; `hash = sha256(prev_hash + "\\n" + canonical)`, where `prev_hash` is the hash of the event before (the
-genesis hash before the first). Only `hash` is stored (as 32 bytes); verification re-derives the canonical form
-from stored rows (`canonical`) and each hash from the stored one before it, so the chain proves both order and
-content.
+inserts ledger rows. What is hashed, and how, is `shared.ledger.canonical`; this module numbers events,
+chains them after the tenant's head and sends them.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -23,18 +18,9 @@ import numpy.typing as npt
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from shared import copytext
 from shared.copyio import copy_into
-from shared.runs.decimals import AMOUNT_SCALE, COST_SCALE, QTY_SCALE, format_scaled
+from shared.ledger.canonical import COLUMNS, chain_block, encode_bodies
 from shared.tenants.models import LedgerHead
-
-GENESIS_HASH = "0" * 64
-CONTENT_COLUMNS = (
-    "tenant_id", "seq", "event_type", "sku", "lot_id", "bin_id", "quantity", "unit_cost", "amount",
-    "occurred_at", "job_id", "run_id", "reference", "reverses_seq",
-)  # fmt: skip
-COLUMNS = (*CONTENT_COLUMNS, "hash")  # the previous hash is the previous event's (not stored)
-HASH_PREFIX = "\\\\x"  # a bytea in hex, as COPY text (its backslash escaped)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,50 +59,12 @@ class NewEvent:
     reverses_seq: int | None = None
 
 
-def _timestamp(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def canonical(
-    tenant_id: str, seq: int, event_type: str, sku: str, lot_id: str, bin_id: str | None, quantity: str,
-    unit_cost: str, amount: str, occurred_at: datetime, job_id: str, run_id: str | None,
-    reference: str | None, reverses_seq: int | None,
-) -> str:  # fmt: skip
-    """The canonical form of one event (quantities as fixed-point text: see `decimal_text`)."""
-    e = copytext.escape
-    return "\t".join((
-        e(tenant_id), str(seq), e(event_type), e(sku), e(lot_id), e(bin_id), quantity, unit_cost, amount,
-        _timestamp(occurred_at), e(job_id), e(run_id), e(reference),
-        copytext.NULL if reverses_seq is None else str(reverses_seq),
-    ))  # fmt: skip
-
-
-def chain_hash(prev_hash: str, canonical_form: str) -> str:
-    return hashlib.sha256(f"{prev_hash}\n{canonical_form}".encode()).hexdigest()
-
-
-def decimal_text(value: Decimal, scale: int) -> str:
-    """The canonical text of a stored NUMERIC, as the writer formatted it."""
-    return format_scaled(int(value.scaleb(scale)), scale)
-
-
 def _batch_bodies(batch: EventBatch, job_id: str, run_id: str | None) -> list[str]:
-    """Encoded content fields after `tenant_id` and `seq` (event_type ... reverses_seq), one per event."""
-    n = len(batch)
-    return copytext.join_rows([
-        copytext.constant(batch.event_type, n),
-        copytext.text_column(batch.sku),
-        copytext.text_column(batch.lot_id),
-        copytext.text_column(batch.bin_id) if batch.bin_id is not None else [copytext.NULL] * n,
-        copytext.scaled_column(batch.quantity, QTY_SCALE),
-        copytext.scaled_column(batch.unit_cost, COST_SCALE),
-        copytext.scaled_column(batch.amount, AMOUNT_SCALE),
-        copytext.timestamp_column(batch.occurred_at),
-        copytext.constant(job_id, n),
-        copytext.constant(run_id, n),
-        copytext.text_column(batch.reference) if batch.reference is not None else [copytext.NULL] * n,
-        copytext.int_column(batch.reverses_seq) if batch.reverses_seq is not None else [copytext.NULL] * n,
-    ])  # fmt: skip
+    return encode_bodies(
+        event_type=batch.event_type, sku=batch.sku, lot_id=batch.lot_id, bin_id=batch.bin_id,
+        quantity=batch.quantity, unit_cost=batch.unit_cost, amount=batch.amount, occurred_at=batch.occurred_at,
+        job_id=job_id, run_id=run_id, reference=batch.reference, reverses_seq=batch.reverses_seq,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,19 +153,11 @@ def chain(
     """Number the encoded bodies after `head` and chain their hashes. Pure CPU work: a writer does it while
     PostgreSQL is busy with something else, so that the COPY itself is a plain transfer. The COPY data is
     kept in the result, or handed to `emit` block by block as it is made (for `write_streamed`)."""
-    prefix = copytext.escape(tenant_id) + "\t"
-    sha256 = hashlib.sha256
     seq, prev = head.seq + 1, head.hash
     data = []
     for bodies in chunks:
-        rows = []
-        for body in bodies:
-            line = f"{prefix}{seq}\t{body}"
-            digest = sha256(f"{prev}\n{line}".encode()).hexdigest()
-            rows.append(f"{line}\t{HASH_PREFIX}{digest}\n")
-            prev = digest
-            seq += 1
-        block = "".join(rows).encode()
+        rows, seq, prev = chain_block(tenant_id, seq, prev, bodies)
+        block = rows.encode()
         if emit is None:
             data.append(block)
         else:

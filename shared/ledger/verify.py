@@ -27,8 +27,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from shared import db
-from shared.ledger.service import GENESIS_HASH, canonical, chain_hash, decimal_text
-from shared.runs.decimals import AMOUNT_SCALE, COST_SCALE, QTY_SCALE
+from shared.ledger.canonical import CONTENT_COLUMNS, GENESIS_HASH, chain_hash, of_stored
 from shared.tenants.models import LedgerHead
 
 MAX_CHAIN_FINDINGS = 1000
@@ -86,9 +85,8 @@ def _text(value: Any) -> str | None:
 
 # --- the hash chain -----------------------------------------------------------------------------------
 
-_CHAIN_QUERY = """
-    SELECT tenant_id, seq, event_type, sku, lot_id, bin_id, quantity, unit_cost, amount, occurred_at,
-           job_id, run_id, reference, reverses_seq, encode(hash, 'hex')
+_CHAIN_QUERY = f"""
+    SELECT {", ".join(CONTENT_COLUMNS)}, encode(hash, 'hex')
     FROM ledger_events WHERE tenant_id = %s ORDER BY seq"""
 
 
@@ -110,30 +108,11 @@ def verify_chain(session: Session, tenant_id: str, result: VerifyResult) -> None
         cur.itersize = 20_000
         cur.execute(_CHAIN_QUERY, (tenant_id,))
         for row in cur:
-            (tenant, seq, kind, sku, lot_id, bin_id, qty, cost, amount, occurred_at) = row[:10]
-            (job_id, run_id, reference, reverses_seq, stored_hash) = row[10:]
+            seq, stored_hash = row[1], row[-1]
             count += 1
             if seq != expected_seq:
                 found("ledger.seq", seq, str(expected_seq), str(seq))
-            digest = chain_hash(
-                prev,
-                canonical(
-                    tenant,
-                    seq,
-                    kind,
-                    sku,
-                    lot_id,
-                    bin_id,
-                    decimal_text(qty, QTY_SCALE),
-                    decimal_text(cost, COST_SCALE),
-                    decimal_text(amount, AMOUNT_SCALE),
-                    occurred_at,
-                    job_id,
-                    run_id,
-                    reference,
-                    reverses_seq,
-                ),
-            )
+            digest = chain_hash(prev, of_stored(row))
             if digest != stored_hash:
                 found("ledger.hash", seq, digest, stored_hash)
             prev, expected_seq = stored_hash, seq + 1

@@ -13,7 +13,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from shared.runs.decimals import MAX_SCALED, parse_scaled
+from shared.decimals import MAX_SCALED, parse_scaled
 from shared.runs.fifo import Int64Array
 
 BoolArray = npt.NDArray[np.bool_]

@@ -3,7 +3,7 @@
 ``allocate`` is the vectorised engine used by runs; ``reference_allocate`` is a plain deque-based
 FIFO kept as the test oracle and as the exact fallback when int64 arithmetic could overflow.
 Quantities are integers scaled by 10**4, unit costs by 10**4 and amounts by 10**8 (see
-``shared.runs.decimals``), so every figure is exact.
+``shared.decimals``), so every figure is exact.
 
 Semantics (contract section 5): per SKU, lots are consumed in ``(received_date, lot_id)`` order and
 sales applied in ``(sale_date, sale_id)`` order (input position breaks any remaining tie); a sale
@@ -26,7 +26,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from shared.runs.decimals import QTY_SCALE, format_scaled
+from shared.decimals import QTY_SCALE, format_scaled
 
 Int64Array = npt.NDArray[np.int64]
 DatetimeArray = npt.NDArray[np.datetime64]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, func, select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from shared.audit import service as audit
@@ -15,6 +15,7 @@ from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.jobs import service as jobs
 from shared.jobs.kinds import JobKind
 from shared.jobs.models import Job
+from shared.ledger import queries
 from shared.ledger.models import LedgerEvent
 from shared.pagination import page
 from shared.runs.models import Run, RunAllocation, RunSale, RunValidationError
@@ -126,7 +127,7 @@ def list_allocations(
         LedgerEvent.tenant_id == run.tenant_id,
         LedgerEvent.run_id == run.id,
         LedgerEvent.event_type == "ISSUE",
-        *_within_seq_range(run),
+        queries.seq_between(run.first_seq, run.last_seq),
     )
     events, next_cursor = page(session, issues, LedgerEvent.seq, limit=limit, cursor=cursor)
     items = [
@@ -141,13 +142,6 @@ def list_allocations(
         for e in events
     ]
     return items, next_cursor
-
-
-def _within_seq_range(run: Run) -> list[ColumnElement[bool]]:
-    """The run's events lie in its seq range (recorded when it wrote them): read along the primary key."""
-    if run.first_seq is None or run.last_seq is None:
-        return []
-    return [LedgerEvent.seq.between(run.first_seq, run.last_seq)]
 
 
 def list_validation_errors(

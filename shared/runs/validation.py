@@ -15,8 +15,8 @@ from typing import ClassVar, Final
 
 import numpy as np
 
+from shared.decimals import COST_SCALE, QTY_SCALE, format_scaled
 from shared.runs.columns import BoolArray, lengths_of, parse_dates, parse_decimals
-from shared.runs.decimals import COST_SCALE, QTY_SCALE, format_scaled
 from shared.runs.fifo import Int64Array, LotsBatch, RowError, SalesBatch
 
 SALES_COLUMNS: Final = ("sale_id", "sku", "sale_date", "quantity_sold")

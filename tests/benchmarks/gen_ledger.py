@@ -21,8 +21,8 @@ from typing import Any
 
 import psycopg
 
-from shared.ledger.service import COLUMNS, GENESIS_HASH, HASH_PREFIX, canonical, chain_hash
-from shared.runs.decimals import AMOUNT_SCALE, COST_SCALE, QTY_SCALE, format_scaled
+from shared.decimals import AMOUNT_SCALE, COST_SCALE, QTY_SCALE, format_scaled
+from shared.ledger.canonical import COLUMNS, GENESIS_HASH, HASH_PREFIX, canonical, chain_hash
 
 START = datetime(2023, 1, 1, tzinfo=UTC)
 LOT_QUANTITY = 100 * 10**QTY_SCALE
@@ -64,9 +64,6 @@ class Shape:
         return self.skus * self.events_per_sku
 
 
-NULL = "\\N"  # COPY text format
-
-
 def _slices(total: int, parts: int) -> list[int]:
     base = total // parts
     return [base] * (parts - 1) + [total - base * (parts - 1)]
@@ -106,18 +103,13 @@ def _rows(tenant_id: str, shape: Shape, stats: dict[str, Any]) -> tuple[Iterator
                     seq += 1
                     quantity = quantity_text.get(q) or quantity_text.setdefault(q, format_scaled(q, QTY_SCALE))
                     amount = format_scaled(q * cost, AMOUNT_SCALE)
-                    digest = chain_hash(
-                        prev,
-                        canonical(
-                            tenant_id, seq, kind, sku, lot_id, event_bin, quantity, unit_cost, amount, at,
-                            JOB_ID, None, reference, None,
-                        ),
+                    # the canonical form is also the event's COPY row: the row is what was hashed
+                    form = canonical(
+                        tenant_id, seq, kind, sku, lot_id, event_bin, quantity, unit_cost, amount, at,
+                        JOB_ID, None, reference, None,
                     )  # fmt: skip
-                    yield (
-                        f"{tenant_id}\t{seq}\t{kind}\t{sku}\t{lot_id}\t{event_bin or NULL}\t{quantity}\t{unit_cost}\t"
-                        f"{amount}\t{at.isoformat()}\t{JOB_ID}\t{NULL}\t{reference or NULL}\t{NULL}\t"
-                        f"{HASH_PREFIX}{digest}\n"
-                    )
+                    digest = chain_hash(prev, form)
+                    yield f"{form}\t{HASH_PREFIX}{digest}\n"
                     prev = digest
                 remaining = 0 if k < consumed_lots else LOT_QUANTITY
                 lots.append(

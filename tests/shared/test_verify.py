@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from shared import db
 from shared.ledger import queries, verify
-from shared.ledger.service import GENESIS_HASH
+from shared.ledger.canonical import GENESIS_HASH
 from shared.reports import service as reports
 from shared.reports.schemas import parse_params
 from tests.support import (

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from shared.decimals import MAX_SCALED, parse_scaled
 from shared.runs import columns
 from shared.runs.csvio import (
     CHUNK_ROWS,
@@ -26,7 +27,6 @@ from shared.runs.csvio import (
     sales_from_records,
     template_csv,
 )
-from shared.runs.decimals import MAX_SCALED, parse_scaled
 from shared.runs.fifo import RowError, from_datetime64
 
 SALES_HEADER = ",".join(SALES_COLUMNS)

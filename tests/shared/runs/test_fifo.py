@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import numpy as np
 import pytest
 
+from shared.decimals import parse_scaled
 from shared.runs.csvio import lots_from_records
-from shared.runs.decimals import parse_scaled
 from shared.runs.fifo import (
     INSUFFICIENT_STOCK,
     FifoResult,

@@ -10,8 +10,8 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from shared.journals.entries import JOURNAL_FORMATS, GroupBy, build_journal, render_journal, sale_costs
 from shared.runs.fifo import FifoResult, Lot, LotsBatch, Sale, SalesBatch, allocate, reference_allocate
-from shared.runs.journal import JOURNAL_FORMATS, GroupBy, build_journal, render_journal, sale_costs
 
 BASE = datetime(2024, 1, 1, tzinfo=UTC)
 PROPERTY_SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Final, Literal, NamedTuple
 
-from shared.runs.decimals import AMOUNT_SCALE, format_cents, round_half_up_cents
+from shared.decimals import AMOUNT_SCALE, format_cents, round_half_up_cents
 from shared.runs.fifo import FifoResult, SalesBatch, from_datetime64
 
 JournalFormat = Literal["json", "csv", "iif", "xero"]

@@ -15,9 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.runs.decimals import format_cents, format_scaled, round_half_up_cents, to_decimal
-from shared.runs.fifo import Lot, LotsBatch, Sale, SalesBatch, allocate
-from shared.runs.journal import (
+from shared.decimals import format_cents, format_scaled, round_half_up_cents, to_decimal
+from shared.journals.entries import (
     CSV_HEADER,
     XERO_HEADER,
     XERO_MAX_LINES,
@@ -29,6 +28,7 @@ from shared.runs.journal import (
     render_journal,
     sale_costs,
 )
+from shared.runs.fifo import Lot, LotsBatch, Sale, SalesBatch, allocate
 
 RUN = "run-42"
 

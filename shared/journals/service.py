@@ -5,10 +5,10 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from shared.decimals import AMOUNT_SCALE
 from shared.errors import ValidationFailed
-from shared.runs import journal
+from shared.journals import entries
 from shared.runs import service as runs
-from shared.runs.decimals import AMOUNT_SCALE
 from shared.runs.models import RunSale
 from shared.tenants.models import Tenant
 
@@ -16,7 +16,7 @@ JOURNALIZABLE = ("completed", "rolled_back", "validated")
 
 
 def render_for_run(
-    session: Session, tenant_id: str, run_id: str, fmt: journal.JournalFormat, group_by: journal.GroupBy
+    session: Session, tenant_id: str, run_id: str, fmt: entries.JournalFormat, group_by: entries.GroupBy
 ) -> tuple[bytes, str, str]:
     """(content, media type, filename). A rolled-back run gives the reversing entry; a dry run a preview."""
     run = runs.get_run(session, tenant_id, run_id)
@@ -25,7 +25,7 @@ def render_for_run(
         raise ValidationFailed(f"run '{run_id}' is {run.status}: it costed nothing", reason="NO_DATA")
     tenant = session.get(Tenant, tenant_id)
     assert tenant is not None
-    accounts = journal.Accounts(
+    accounts = entries.Accounts(
         cogs_code=tenant.cogs_account_code, cogs_name=tenant.cogs_account_name,
         inventory_code=tenant.inventory_account_code, inventory_name=tenant.inventory_account_name,
     )  # fmt: skip
@@ -34,9 +34,9 @@ def render_for_run(
             RunSale.tenant_id == tenant_id, RunSale.run_id == run_id
         )
     )
-    sales = (journal.SaleCost(sale_id, sale_date, int(cogs.scaleb(AMOUNT_SCALE))) for sale_id, sale_date, cogs in rows)
+    sales = (entries.SaleCost(sale_id, sale_date, int(cogs.scaleb(AMOUNT_SCALE))) for sale_id, sale_date, cogs in rows)
     reversing = run.status == "rolled_back"
-    entries = journal.build_journal(run_id, sales, accounts=accounts, reversing=reversing, group_by=group_by)
-    rendered = journal.render_journal(entries, fmt)
+    journal = entries.build_journal(run_id, sales, accounts=accounts, reversing=reversing, group_by=group_by)
+    rendered = entries.render_journal(journal, fmt)
     name = f"journal_{run_id}{'_reversal' if reversing else ''}{'_by_sale' if group_by == 'sale' else ''}"
     return rendered.content, rendered.media_type, name + rendered.filename_suffix

@@ -1,4 +1,5 @@
-"""Exact fixed-point numbers for the FIFO engine: quantities and costs as scaled integers.
+"""Exact fixed-point numbers, shared by every domain (FIFO, ledger encoding, inventory, journals): quantities
+and costs as scaled integers.
 
 Quantities and unit costs carry 4 decimal places, amounts (quantity x unit cost) carry 8, so every
 product is exact. Parsing never rounds: input with more significant decimals than the scale is

@@ -1,0 +1,246 @@
+"""A run's inputs checked against the tenant's state inside its fenced transaction: known SKUs, sales already
+costed (DUPLICATE_SALE) or dated before the costing boundary (BACKDATED_SALE), lots that conflict with live
+ones, and the live lots the run may consume, then the FIFO allocation itself (INSUFFICIENT_STOCK).
+
+Every check runs even when an earlier one found problems, so one submission reports all of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy import String, func, literal, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import Session
+
+from shared import copytext
+from shared.copyio import copy_lines, temp_table
+from shared.decimals import COST_SCALE, QTY_SCALE, to_decimal
+from shared.errors import ValidationFailed
+from shared.ledger.models import Lot
+from shared.runs import fifo
+from shared.runs.csvio import ParsedLots, ParsedSales
+
+MAX_REPORTED_ERRORS = 10_000
+BoolArray = npt.NDArray[np.bool_]
+
+
+class RunValidationFailed(ValidationFailed):
+    def __init__(self, errors: list[fifo.RowError]) -> None:
+        reasons = sorted({e.reason for e in errors})
+        super().__init__(
+            f"{len(errors)} validation error(s): {', '.join(reasons)}",
+            reason=reasons[0] if len(reasons) == 1 else "MULTIPLE",
+            details=[e.as_dict() for e in errors[:MAX_REPORTED_ERRORS]],
+        )
+        self.errors = errors
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedRun:
+    """A run that passed every check: its sales, its lots file (if any) and which of those lots are new,
+    the tenant's live lots it may consume, everything available to it (those, then its new lots) and the
+    allocation."""
+
+    sales: fifo.SalesBatch
+    lots: ParsedLots | None
+    new_lots: BoolArray
+    existing: fifo.LotsBatch
+    available: fifo.LotsBatch
+    result: fifo.FifoResult
+
+
+def check_run(session: Session, tenant_id: str, sales: ParsedSales, lots: ParsedLots | None) -> CheckedRun:
+    """Check and allocate; raises RunValidationFailed with every problem, sorted by file and row."""
+    errors: list[fifo.RowError] = [*sales.errors, *(lots.errors if lots else [])]
+    for parsed, file in ((sales, "sales"), (lots, "lots")):
+        if parsed is not None and parsed.tenant_ids - {tenant_id}:
+            errors.append(
+                fifo.RowError(0, "tenant_id", "TENANT_MISMATCH", f"the {file} file names another tenant", file)
+            )
+    sb = sales.batch
+    lb = lots.batch if lots else fifo.LotsBatch.empty()
+    errors += check_skus(session, tenant_id, sb, lb)
+    errors += check_sales(session, tenant_id, sb)
+    new_lots, lot_errors = check_lots(session, tenant_id, lots)
+    errors += lot_errors
+    existing = live_lots(session, tenant_id, sorted(set(sb.sku)))
+    available = _concat_lots(existing, _select_lots(lb, new_lots))
+    result = fifo.allocate(sb, available)
+    # Stock is checked even when other rows are bad, so one submission reports every problem.
+    errors += result.errors
+    if errors:
+        errors.sort(key=lambda e: (e.file != "sales", e.row, e.field))
+        raise RunValidationFailed(errors)
+    return CheckedRun(sb, lots, new_lots, existing, available, result)
+
+
+def _row_errors(rows: Iterator[tuple[int, str]], field: str, reason: str, file: str) -> list[fifo.RowError]:
+    return [fifo.RowError(row=row, field=field, reason=reason, message=message, file=file) for row, message in rows]
+
+
+def check_skus(session: Session, tenant_id: str, sb: fifo.SalesBatch, lb: fifo.LotsBatch) -> list[fifo.RowError]:
+    skus = sorted(set(sb.sku) | set(lb.sku))
+    known = set(
+        session.scalars(
+            text("SELECT sku FROM items WHERE tenant_id = :t AND deleted_at IS NULL AND sku = ANY(:skus)"),
+            {"t": tenant_id, "skus": skus},
+        )
+    )
+    if len(known) == len(skus):
+        return []
+    out: list[fifo.RowError] = []
+    for batch, file in ((sb, "sales"), (lb, "lots")):
+        out += _row_errors(
+            (
+                (int(batch.row[i]), f"SKU '{sku}' is not an item of this tenant")
+                for i, sku in enumerate(batch.sku)
+                if sku not in known
+            ),
+            "sku",
+            "UNKNOWN_SKU",
+            file,
+        )
+    return out
+
+
+def check_sales(session: Session, tenant_id: str, sb: fifo.SalesBatch) -> list[fifo.RowError]:
+    """Sales a live run already costed, and sales dated before the latest costed sale of their SKU."""
+    temp_table(session, "tmp_run_sales", "sale_id text, sku text")
+    lines = copytext.join_rows([copytext.text_column(sb.sale_id), copytext.text_column(sb.sku)])
+    copy_lines(session, "tmp_run_sales", ("sale_id", "sku"), lines)
+    live = "r.status = 'completed' AND NOT r.dry_run"
+    costed = set(
+        session.scalars(
+            text(f"""
+        SELECT s.sale_id FROM run_sales s JOIN runs r ON r.id = s.run_id
+        JOIN tmp_run_sales t ON t.sale_id = s.sale_id
+        WHERE s.tenant_id = :t AND {live}"""),
+            {"t": tenant_id},
+        )
+    )
+    last_dates: dict[str, datetime] = {
+        row[0]: row[1]
+        for row in session.execute(
+            text("""
+        SELECT sku, last_sale_date FROM costed_skus
+        WHERE tenant_id = :t AND sku IN (SELECT DISTINCT sku FROM tmp_run_sales)"""),
+            {"t": tenant_id},
+        ).all()
+    }
+    out = _row_errors(
+        (
+            (int(sb.row[i]), f"sale '{sid}' was already costed by a live run")
+            for i, sid in enumerate(sb.sale_id)
+            if sid in costed
+        ),
+        "sale_id",
+        "DUPLICATE_SALE",
+        "sales",
+    )
+    if last_dates:
+        cutoff = {sku: fifo.to_datetime64(d) for sku, d in last_dates.items()}
+        out += _row_errors(
+            (
+                (
+                    int(sb.row[i]),
+                    f"sale of '{sku}' is dated before its latest costed sale ({last_dates[sku].isoformat()})",
+                )
+                for i, sku in enumerate(sb.sku)
+                if sku in cutoff and sb.sale_date[i] < cutoff[sku]
+            ),
+            "sale_date",
+            "BACKDATED_SALE",
+            "sales",
+        )
+    return out
+
+
+def check_lots(session: Session, tenant_id: str, lots: ParsedLots | None) -> tuple[BoolArray, list[fifo.RowError]]:
+    """Which input lots are new. A lot_id already live with identical values is the same lot (not received
+    twice); with other values it is a LOT_CONFLICT; a reversed lot is received anew."""
+    if lots is None or not len(lots.batch):
+        return np.ones(0, dtype=bool), []
+    lb = lots.batch
+    new = np.ones(len(lb), dtype=bool)
+    known = {
+        lot.lot_id: lot
+        for lot in session.scalars(
+            select(Lot).where(
+                Lot.tenant_id == tenant_id,
+                Lot.lot_id == func.any(literal(list(lb.lot_id), ARRAY(String))),
+                Lot.status == "live",
+            )
+        )
+    }
+    errors = []
+    for i, lot_id in enumerate(lb.lot_id):
+        lot = known.get(lot_id)
+        if lot is None:
+            continue
+        same = (
+            lot.sku == lb.sku[i]
+            and fifo.to_datetime64(lot.received_at) == lb.received_date[i]
+            and lot.original_quantity == to_decimal(int(lots.original_quantity[i]), QTY_SCALE)
+            and lot.received_quantity == to_decimal(int(lb.quantity[i]), QTY_SCALE)
+            and lot.unit_price == to_decimal(int(lots.unit_price[i]), COST_SCALE)
+            and lot.freight_cost_per_unit == to_decimal(int(lots.freight[i]), COST_SCALE)
+        )
+        new[i] = False
+        if not same:
+            errors.append(
+                fifo.RowError(
+                    int(lb.row[i]),
+                    "lot_id",
+                    "LOT_CONFLICT",
+                    f"lot '{lot_id}' already exists with different values",
+                    "lots",
+                )
+            )
+    return new, errors
+
+
+def live_lots(session: Session, tenant_id: str, skus: list[str]) -> fifo.LotsBatch:
+    """The tenant's live lots with stock of these SKUs, in FIFO order."""
+    rows = session.execute(
+        text("""
+        SELECT lot_id, sku, received_at, remaining_quantity, unit_cost FROM lots
+        WHERE tenant_id = :t AND status = 'live' AND remaining_quantity > 0 AND sku = ANY(:skus)
+        ORDER BY sku, received_at, lot_id"""),
+        {"t": tenant_id, "skus": skus},
+    ).all()
+    return fifo.LotsBatch(
+        row=np.zeros(len(rows), np.int64),
+        lot_id=[r[0] for r in rows],
+        sku=[r[1] for r in rows],
+        received_date=np.array([fifo.to_datetime64(r[2]) for r in rows], dtype="datetime64[us]"),
+        quantity=np.array([int(r[3].scaleb(QTY_SCALE)) for r in rows], dtype=np.int64),
+        unit_cost=np.array([int(r[4].scaleb(COST_SCALE)) for r in rows], dtype=np.int64),
+    )
+
+
+def _select_lots(lb: fifo.LotsBatch, mask: BoolArray) -> fifo.LotsBatch:
+    idx = np.flatnonzero(mask)
+    return fifo.LotsBatch(
+        row=lb.row[idx],
+        lot_id=[lb.lot_id[i] for i in idx.tolist()],
+        sku=[lb.sku[i] for i in idx.tolist()],
+        received_date=lb.received_date[idx],
+        quantity=lb.quantity[idx],
+        unit_cost=lb.unit_cost[idx],
+    )
+
+
+def _concat_lots(a: fifo.LotsBatch, b: fifo.LotsBatch) -> fifo.LotsBatch:
+    return fifo.LotsBatch(
+        row=np.concatenate([a.row, b.row]),
+        lot_id=a.lot_id + b.lot_id,
+        sku=a.sku + b.sku,
+        received_date=np.concatenate([a.received_date, b.received_date]),
+        quantity=np.concatenate([a.quantity, b.quantity]),
+        unit_cost=np.concatenate([a.unit_cost, b.unit_cost]),
+    )

@@ -1,0 +1,112 @@
+"""The run and rollback jobs, executed inside the tenant's fenced transaction: each reads its job, calls the
+stages (`checks`, `writes`, `rollback`) and mirrors the job's status onto the run.
+
+A run parses its stored inputs, checks them against the tenant's state and allocates, then writes lots,
+ledger events and per-sale results in one transaction. Any problem fails the run with every validation
+error recorded, and nothing else written.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from shared.base import utcnow
+from shared.decimals import AMOUNT_SCALE, QTY_SCALE, to_decimal
+from shared.errors import DomainError
+from shared.jobs import service as jobs
+from shared.jobs.handlers import register
+from shared.jobs.models import Job
+from shared.runs import checks, writes
+from shared.runs import service as runs
+from shared.runs.csvio import (
+    ParsedLots,
+    ParsedSales,
+    lots_from_records,
+    parse_lots_csv,
+    parse_sales_csv,
+    sales_from_records,
+)
+from shared.runs.models import Run
+from shared.runs.rollback import reverse_run
+
+
+def _run_of(session: Session, job: Job) -> Run:
+    run = session.scalar(select(Run).where(Run.job_id == job.id, Run.tenant_id == job.tenant_id))
+    assert run is not None, f"job {job.id} has no run"
+    return run
+
+
+def _input(session: Session, job: Job, name: str) -> tuple[str, bytes] | None:
+    """An uploaded input of the job: its format and bytes, or None when it was not given."""
+    fmt = job.payload["inputs"].get(name)
+    return None if fmt is None else (fmt, jobs.read_blob(session, job.id, name) or b"")
+
+
+def _parse_sales(fmt: str, blob: bytes) -> ParsedSales:
+    return parse_sales_csv(io.BytesIO(blob)) if fmt == "csv" else sales_from_records(json.loads(blob))
+
+
+def _parse_lots(fmt: str, blob: bytes) -> ParsedLots:
+    return parse_lots_csv(io.BytesIO(blob)) if fmt == "csv" else lots_from_records(json.loads(blob))
+
+
+@register("cogs_run")
+class CogsRun:
+    def status_changed(self, session: Session, job: Job, error: DomainError | None = None) -> None:
+        run = _run_of(session, job)
+        now = utcnow()
+        if job.status == "running":
+            run.status, run.started_at = "running", run.started_at or now
+        elif job.status == "queued":
+            run.status = "queued"
+        elif job.status == "failed":
+            run.status, run.finished_at, run.error = "failed", now, job.error
+            errors = error.errors if isinstance(error, checks.RunValidationFailed) else []
+            run.validation_errors_count = len(errors)
+            if errors:
+                writes.record_validation_errors(session, run, errors)
+
+    def execute(self, session: Session, job: Job) -> dict[str, Any]:
+        run = _run_of(session, job)
+        sales_input, lots_input = _input(session, job, "sales"), _input(session, job, "lots")
+        assert sales_input is not None, f"job {job.id} has no sales"
+        sales = _parse_sales(*sales_input)
+        lots = _parse_lots(*lots_input) if lots_input else None
+        run.sales_count, run.lots_count = len(sales.batch), len(lots.batch) if lots else 0
+        checked = checks.check_run(session, job.tenant_id, sales, lots)
+        run.total_quantity = to_decimal(checked.result.total_quantity, QTY_SCALE)
+        run.total_cogs = to_decimal(checked.result.total_cogs, AMOUNT_SCALE)
+        if run.dry_run:
+            writes.write_dry_run(session, run, checked)
+            run.status = "validated"
+        else:
+            writes.write_run(session, job, run, checked)
+            run.status = "completed"
+            run.completed_seq = job.seq
+        run.finished_at = utcnow()
+        run.error = None
+        return {
+            "run_id": run.id,
+            "status": run.status,
+            "sales": len(checked.sales),
+            "total_cogs": format(run.total_cogs, "f"),
+            "total_quantity": format(run.total_quantity, "f"),
+        }
+
+
+@register("rollback")
+class Rollback:
+    def status_changed(self, session: Session, job: Job, error: DomainError | None = None) -> None:
+        """A rollback job has no domain row of its own; the runs it reverses change in `execute`."""
+
+    def execute(self, session: Session, job: Job) -> dict[str, Any]:
+        run = runs.get_run(session, job.tenant_id, job.payload["run_id"])
+        chosen = runs.rollback_set(session, run, cascade=bool(job.payload.get("cascade")))
+        for target in chosen:
+            reverse_run(session, job, target)
+        return {"run_id": run.id, "rolled_back": [r.id for r in chosen]}
