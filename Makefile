@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test lint typecheck bench up install clean
+.PHONY: demo test test-fast lint typecheck bench up install clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ typecheck: $(STAMP)
 
 test: lint typecheck
 	$(BIN)/python -m pytest -p no:cacheprovider
+
+# Everything that needs no worker and no stack of processes (real PostgreSQL and Redis, the API in process).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -p no:cacheprovider -m "not pipeline and not own_stack"
 
 bench: $(STAMP)
 	$(BIN)/python -m tests.benchmarks.bench_fifo_engine

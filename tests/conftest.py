@@ -97,10 +97,11 @@ def database_url(service_urls: dict[str, str]) -> str:
 
 
 @pytest.fixture(scope="session")
-def stack(service_urls: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def shared_stack(service_urls: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The one shared stack for pipeline tests: API, a worker and the relay on the session's database and
-    Redis, up until every dependency answers (`GET /health` 200). Yields the API's base URL. Tests that
-    kill, pause or reconfigure processes start their own with `tests.support.start_stack`."""
+    Redis, up until every dependency answers (`GET /health` 200). Yields the API's base URL. Modules that
+    kill, pause or reconfigure processes start their own with `tests.support.start_stack` and are marked
+    `own_stack`; they run before this stack starts (see `pytest_collection_modifyitems`)."""
     from tests.support import start_stack, wait_for
 
     running, base = start_stack(service_urls, tmp_path_factory.mktemp("stack-logs"))
@@ -118,3 +119,33 @@ def _healthy(base: str) -> bool:
         return httpx.get(f"{base}/health", timeout=5).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+@pytest.fixture(scope="session")
+def in_process(service_urls: dict[str, str]) -> str:
+    """The API served in this process (no worker, no relay, no broker): for tests of intake, permissions and
+    reads whose jobs must stay queued. Returns the base that `tests.support.Api` understands."""
+    from shared import db
+    from shared.tenants import service as tenants
+    from tests.support import IN_PROCESS
+
+    with db.unit_of_work() as session:
+        tenants.ensure_operator_key(session, OPERATOR_KEY)
+    return IN_PROCESS
+
+
+def _phase(item: pytest.Item) -> int:
+    """Tests run in three phases, so that no worker or relay runs while a test expects its jobs untouched:
+    0. needs no stack (services in process, the API in process): `make test-fast`;
+    1. a module with a stack of its own (`own_stack`), which it starts and stops;
+    2. the shared stack (`shared_stack`), started once and kept to the end."""
+    if "shared_stack" in getattr(item, "fixturenames", ()):
+        return 2
+    return 1 if item.get_closest_marker("own_stack") else 0
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if _phase(item) == 2:
+            item.add_marker(pytest.mark.pipeline)
+    items.sort(key=_phase)  # stable: within a phase, files keep their order

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
@@ -43,14 +43,30 @@ def start_stack(
     return stack, base
 
 
+IN_PROCESS = "in-process"  # a base (tests/conftest.py `in_process`) for the API served in the test process
+
+
+def _in_process_client(headers: dict[str, str]) -> httpx.Client:
+    from fastapi.testclient import TestClient
+
+    from api.main import app
+
+    # No lifespan: nothing is published (no worker would run it), and the key is bootstrapped by the fixture.
+    client = TestClient(app, base_url="http://testserver/api/v1", headers=headers, raise_server_exceptions=False)
+    return cast(httpx.Client, client)  # an httpx2 client: the same interface
+
+
 class Api:
-    def __init__(self, base: str, key: str, tenant_id: str | None = None) -> None:
-        headers = {"Authorization": f"Bearer {key}"}
+    def __init__(self, base: str, key: str | None, tenant_id: str | None = None) -> None:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
         if tenant_id:
             headers["X-Tenant-ID"] = tenant_id
-        self.http = httpx.Client(base_url=f"{base}/api/v1", headers=headers, timeout=60)
+        if base == IN_PROCESS:
+            self.http = _in_process_client(headers)
+        else:
+            self.http = httpx.Client(base_url=f"{base}/api/v1", headers=headers, timeout=60)
         self.base = base
-        self.key = key
+        self.key = key or ""
 
     def get(self, path: str, **kw: Any) -> httpx.Response:
         return self.http.get(path, **kw)

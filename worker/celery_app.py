@@ -1,7 +1,12 @@
 """The Celery application: queues, delivery guarantees and limits. Job order and exactly-once effects are
-decided by the jobs table and the PostgreSQL fence, not by Celery."""
+decided by the jobs table and the PostgreSQL fence, not by Celery.
+
+The configuration is read from the settings when Celery first needs it, not at import: a process (the API, a
+test) may import this module before its environment is complete."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from celery import Celery
 from celery.signals import worker_init
@@ -10,31 +15,41 @@ from kombu import Queue as KombuQueue
 from shared.config import get_settings
 from shared.jobs.kinds import QUEUES, Queue
 
-settings = get_settings()
 
-app = Celery("asora", broker=settings.redis_url, include=["worker.tasks.jobs"])
-# A task may run one job to its budget after the drain's own budget is spent (shared/jobs/runner.py).
-TASK_SOFT_LIMIT = settings.task_time_limit_seconds + int(settings.drain_budget_seconds)
-app.conf.update(
-    task_queues=[KombuQueue(name) for name in QUEUES],
-    task_default_queue=Queue.RUNS,
-    task_acks_late=True,  # a message is acknowledged only after the drain finished
-    task_reject_on_worker_lost=True,  # ... and a killed worker's message goes back to the queue
-    worker_prefetch_multiplier=1,
-    task_soft_time_limit=TASK_SOFT_LIMIT,
-    task_time_limit=TASK_SOFT_LIMIT + 60,
-    # Redis redelivers an unacknowledged message after the visibility timeout; it must outlast the longest
-    # task, or a slow job would be delivered twice (harmless, but wasteful).
-    broker_transport_options={"visibility_timeout": TASK_SOFT_LIMIT + 600},
-    broker_connection_retry_on_startup=True,
-    task_ignore_result=True,
-    worker_send_task_events=True,
-    task_send_sent_event=True,
-    worker_hijack_root_logger=False,
-    # Flower and logs show task arguments: ours are ids and the job kind, never payloads or secrets.
-    task_serializer="json",
-    accept_content=["json"],
-)
+def task_soft_limit() -> int:
+    """A task may run one job to its budget after the drain's own budget is spent (shared/jobs/runner.py)."""
+    settings = get_settings()
+    return settings.task_time_limit_seconds + int(settings.drain_budget_seconds)
+
+
+def celery_config() -> dict[str, Any]:
+    settings = get_settings()
+    soft_limit = task_soft_limit()
+    return {
+        "broker_url": settings.redis_url,
+        "task_queues": [KombuQueue(name) for name in QUEUES],
+        "task_default_queue": Queue.RUNS,
+        "task_acks_late": True,  # a message is acknowledged only after the drain finished
+        "task_reject_on_worker_lost": True,  # ... and a killed worker's message goes back to the queue
+        "worker_prefetch_multiplier": 1,
+        "task_soft_time_limit": soft_limit,
+        "task_time_limit": soft_limit + 60,
+        # Redis redelivers an unacknowledged message after the visibility timeout; it must outlast the longest
+        # task, or a slow job would be delivered twice (harmless, but wasteful).
+        "broker_transport_options": {"visibility_timeout": soft_limit + 600},
+        "broker_connection_retry_on_startup": True,
+        "task_ignore_result": True,
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
+        "worker_hijack_root_logger": False,
+        # Flower and logs show task arguments: ours are ids and the job kind, never payloads or secrets.
+        "task_serializer": "json",
+        "accept_content": ["json"],
+    }
+
+
+app = Celery("asora", include=["worker.tasks.jobs"])
+app.add_defaults(celery_config)
 
 
 @worker_init.connect

@@ -79,8 +79,8 @@ def _run_body(n: int, dry_run: bool = True) -> dict[str, Any]:
 
 
 @pytest.fixture
-def tenant(stack: str) -> tuple[str, Api, Any]:
-    tenant_id, owner = make_tenant(stack, prefix="conc")
+def tenant(shared_stack: str) -> tuple[str, Api, Any]:
+    tenant_id, owner = make_tenant(shared_stack, prefix="conc")
     md = seed_master_data(owner, skus=("CONC-1",))
     return tenant_id, owner, md
 
@@ -89,9 +89,9 @@ def _jobs(tenant_id: str) -> list[Any]:
     return query("SELECT id, seq FROM jobs WHERE tenant_id = :t ORDER BY seq", {"t": tenant_id}, tenant_id)
 
 
-def test_the_same_idempotency_key_from_20_clients_gives_one_job(stack, tenant):
+def test_the_same_idempotency_key_from_20_clients_gives_one_job(shared_stack, tenant):
     tenant_id, owner, _ = tenant
-    with HealthWatch(stack), _client(owner) as http:
+    with HealthWatch(shared_stack), _client(owner) as http:
         headers = {"Idempotency-Key": "retry-storm"}
         answers = burst([lambda: http.post("/runs", json=_run_body(1), headers=headers) for _ in range(CLIENTS)])
     assert [a.status_code for a in answers] == [202] * CLIENTS, [a.text for a in answers if a.status_code != 202]
@@ -99,9 +99,9 @@ def test_the_same_idempotency_key_from_20_clients_gives_one_job(stack, tenant):
     assert len(_jobs(tenant_id)) == 1
 
 
-def test_one_key_with_20_different_bodies_gives_one_job_and_422_for_the_others(stack, tenant):
+def test_one_key_with_20_different_bodies_gives_one_job_and_422_for_the_others(shared_stack, tenant):
     tenant_id, owner, _ = tenant
-    with HealthWatch(stack), _client(owner) as http:
+    with HealthWatch(shared_stack), _client(owner) as http:
         headers = {"Idempotency-Key": "reused"}
         answers = burst([partial(http.post, "/runs", json=_run_body(n), headers=headers) for n in range(CLIENTS)])
     statuses = sorted(a.status_code for a in answers)
@@ -111,7 +111,7 @@ def test_one_key_with_20_different_bodies_gives_one_job_and_422_for_the_others(s
     assert len(_jobs(tenant_id)) == 1
 
 
-def test_runs_exports_and_receipts_for_one_tenant_at_once_all_get_an_answer(stack, tenant):
+def test_runs_exports_and_receipts_for_one_tenant_at_once_all_get_an_answer(shared_stack, tenant):
     tenant_id, owner, md = tenant
     first = owner.post(
         "/receipts",
@@ -128,7 +128,7 @@ def test_runs_exports_and_receipts_for_one_tenant_at_once_all_get_an_answer(stac
         "received_at": "2024-07-02T00:00:00Z",
         "lines": [{"sku": "CONC-1", "quantity": 1, "unit_cost": 2}],
     }
-    with HealthWatch(stack), _client(owner) as http:
+    with HealthWatch(shared_stack), _client(owner) as http:
         calls: list[Callable[[], httpx.Response]] = []
         for n in range(8):
             calls.append(partial(http.post, "/runs", json=_run_body(100 + n, dry_run=False)))

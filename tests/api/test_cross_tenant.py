@@ -3,21 +3,17 @@ ids gets 404 and none of B's data; listings never show B's rows; B's ids in A's 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import redis
 
 from shared.config import get_settings
 from shared.jobs import runner
-from tests.support import Api, make_tenant, operator, seed_master_data, start_stack
+from tests.support import Api, make_tenant, operator, seed_master_data
 
 
 @pytest.fixture(scope="module")
-def base(service_urls, tmp_path_factory):
-    stack, base = start_stack(service_urls, Path(tmp_path_factory.mktemp("logs")), workers=0)
-    yield base
-    stack.stop_all()
+def base(in_process):
+    return in_process
 
 
 def _drain(service_urls, tenant_id: str) -> None:

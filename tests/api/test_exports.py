@@ -8,7 +8,6 @@ import hashlib
 import io
 import re
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -26,7 +25,6 @@ from tests.support import (
     owner_connection,
     query,
     seed_locations,
-    start_stack,
 )
 
 PARAMS = {
@@ -39,10 +37,8 @@ PARAMS = {
 
 
 @pytest.fixture(scope="module")
-def base(service_urls, tmp_path_factory):
-    stack, base = start_stack(service_urls, Path(tmp_path_factory.mktemp("logs")))
-    yield base
-    stack.stop_all()
+def base(shared_stack):
+    return shared_stack
 
 
 def stocked_tenant(base, plan="enterprise"):

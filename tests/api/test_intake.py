@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support import Api, make_tenant, seed_items, start_stack
+from tests.support import Api, make_tenant, seed_items
 
 RUNBOOK_BODY = {
     "mode": "fifo",
@@ -29,10 +28,8 @@ RUNBOOK_BODY = {
 
 
 @pytest.fixture(scope="module")
-def base(service_urls, tmp_path_factory):
-    stack, base = start_stack(service_urls, Path(tmp_path_factory.mktemp("logs")))
-    yield base
-    stack.stop_all()
+def base(shared_stack):
+    return shared_stack
 
 
 def _envelope(response, status, code, reason=None):

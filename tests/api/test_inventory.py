@@ -3,18 +3,14 @@ eligibility, the audit trail, and intake validation of receipts and counts (no w
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from tests.support import create, make_tenant, seed_master_data, start_stack
+from tests.support import create, make_tenant, seed_master_data
 
 
 @pytest.fixture(scope="module")
-def base(service_urls, tmp_path_factory):
-    stack, base = start_stack(service_urls, Path(tmp_path_factory.mktemp("logs")), workers=0)
-    yield base
-    stack.stop_all()
+def base(in_process):
+    return in_process
 
 
 @pytest.fixture(scope="module")

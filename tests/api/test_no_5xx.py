@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import json
 import random
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support import make_tenant, start_stack
+from tests.support import make_tenant
 
 SEED = 20261122
 EXAMPLES_PER_ROUTE = 12
@@ -19,11 +18,9 @@ SKIP = {("GET", "/health"), ("GET", "/api/v1/health"), ("GET", "/metrics")}
 
 
 @pytest.fixture(scope="module")
-def owner(service_urls, tmp_path_factory):
-    stack, base = start_stack(service_urls, Path(tmp_path_factory.mktemp("logs")))
-    _, owner = make_tenant(base)
-    yield owner
-    stack.stop_all()
+def owner(shared_stack):
+    _, owner = make_tenant(shared_stack)
+    return owner
 
 
 def junk_scalar(rng: random.Random) -> Any:

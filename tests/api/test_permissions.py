@@ -7,13 +7,12 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from shared.auth import ROLE_PERMISSIONS, Permission
-from tests.support import Api, key_for, make_tenant, operator, seed_master_data, start_stack
+from tests.support import Api, key_for, make_tenant, operator, seed_master_data
 
 P = Permission
 Body = Callable[[dict[str, str]], Any]
@@ -156,10 +155,8 @@ def test_operators_never_write_the_ledger():
 
 
 @pytest.fixture(scope="module")
-def base(service_urls, tmp_path_factory):
-    stack, base = start_stack(service_urls, Path(tmp_path_factory.mktemp("logs")), workers=0)
-    yield base
-    stack.stop_all()
+def base(in_process):
+    return in_process
 
 
 def _context(base: str, role_model: str) -> tuple[dict[str, str], Api]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import secrets
 import threading
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,16 +12,14 @@ import pytest
 from shared import db
 from shared.errors import PlanLimitExceeded
 from shared.tenants import plans
-from tests.support import Api, create, make_tenant, operator, start_stack
+from tests.support import Api, create, make_tenant, operator
 
 FREE = {"categories": 10, "hubs": 1, "bins": 10, "vendors": 5, "items": 100}
 
 
 @pytest.fixture(scope="module")
-def base(service_urls, tmp_path_factory):
-    stack, base = start_stack(service_urls, Path(tmp_path_factory.mktemp("logs")), workers=0)
-    yield base
-    stack.stop_all()
+def base(in_process):
+    return in_process
 
 
 def _refusal(response, limit, used, maximum):

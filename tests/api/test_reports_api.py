@@ -4,8 +4,6 @@ an independent recomputation from raw ledger rows."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from shared import db
@@ -22,17 +20,14 @@ from tests.support import (
     seed_items,
     seed_locations,
     seed_master_data,
-    start_stack,
 )
 
 SKUS = ["WIDGET-A", "WIDGET-B"]
 
 
 @pytest.fixture(scope="module")
-def base(service_urls, tmp_path_factory):
-    stack, base = start_stack(service_urls, Path(tmp_path_factory.mktemp("logs")))
-    yield base
-    stack.stop_all()
+def base(shared_stack):
+    return shared_stack
 
 
 def run(owner, sales, lots):

@@ -69,10 +69,15 @@ def _lacking(permission: Permission) -> str | None:
 
 
 @pytest.fixture(scope="module")
-def callers(stack: str) -> dict[str, Api]:
-    tenant_id, owner = make_tenant(stack, prefix="order")
-    apis = {role: key_for(stack, tenant_id, role) for role in ("manager", "clerk", "viewer")}
-    return {"owner": owner, **apis, "operator": operator(stack), "operator@tenant": operator(stack, tenant_id)}
+def callers(in_process: str) -> dict[str, Api]:
+    tenant_id, owner = make_tenant(in_process, prefix="order")
+    apis = {role: key_for(in_process, tenant_id, role) for role in ("manager", "clerk", "viewer")}
+    return {
+        "owner": owner,
+        **apis,
+        "operator": operator(in_process),
+        "operator@tenant": operator(in_process, tenant_id),
+    }
 
 
 def _allowed(callers: dict[str, Api], permission: Permission) -> Api:
@@ -81,13 +86,8 @@ def _allowed(callers: dict[str, Api], permission: Permission) -> Api:
     return callers["owner"]
 
 
-def _send(api: Api | None, stack: str, route: Route, body: bytes) -> Any:
-    headers = {"Content-Type": "application/json"}
-    if api is None:
-        import httpx
-
-        return httpx.request(route.method, f"{stack}/api/v1{route.url()}", content=body, headers=headers, timeout=30)
-    return api.http.request(route.method, route.url(), content=body, headers=headers)
+def _send(api: Api, route: Route, body: bytes) -> Any:
+    return api.http.request(route.method, route.url(), content=body, headers={"Content-Type": "application/json"})
 
 
 def test_every_route_is_public_or_checks_one_permission():
@@ -100,25 +100,25 @@ def test_every_route_is_public_or_checks_one_permission():
 
 
 @pytest.mark.parametrize("route", [r for r in ROUTES if r.permission is not None], ids=lambda r: f"{r.method} {r.path}")
-def test_401_then_403_then_422(route: Route, callers: dict[str, Api], stack: str):
+def test_401_then_403_then_422(route: Route, callers: dict[str, Api], in_process: str):
     assert route.permission is not None
     garbage = MALFORMED["not json"]
     # 1. no key, and a key that does not exist: 401 whatever the body
-    for api in (None, Api(stack, "asora_not_a_key")):
-        response = _send(api, stack, route, garbage)
+    for api in (Api(in_process, None), Api(in_process, "asora_not_a_key")):
+        response = _send(api, route, garbage)
         assert response.status_code == 401, (route, response.text)
         assert response.json()["error"]["code"] == "UNAUTHENTICATED"
     # 2. a role without the permission: 403 whatever the body
     role = _lacking(route.permission)
     refused = callers[role] if role else callers["operator"]  # every tenant role may read; an operator needs a tenant
-    response = _send(refused, stack, route, garbage)
+    response = _send(refused, route, garbage)
     assert response.status_code == 403, (route, role, response.text)
     assert response.json()["error"]["code"] == "FORBIDDEN"
     # 3. allowed: a malformed body is 422 MALFORMED_JSON, before anything else is looked at
     if route.reads_body:
         allowed = _allowed(callers, route.permission)
         for name, body in MALFORMED.items():
-            response = _send(allowed, stack, route, body)
+            response = _send(allowed, route, body)
             assert response.status_code == 422, (route, name, response.text)
             error = response.json()["error"]
             assert (error["code"], error["reason"]) == ("VALIDATION_FAILED", "MALFORMED_JSON"), (name, error)

@@ -6,20 +6,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.support import Api, create, key_for, make_tenant, operator, start_stack
+from tests.support import Api, create, key_for, make_tenant, operator
 
 
 @pytest.fixture(scope="module")
-def base(service_urls, tmp_path_factory):
-    stack, base = start_stack(service_urls, Path(tmp_path_factory.mktemp("logs")), workers=0)
-    yield base
-    stack.stop_all()
+def base(in_process):
+    return in_process
 
 
 @dataclass

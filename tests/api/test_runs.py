@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from tests.support import lot, make_tenant, query, sale, seed_items, start_stack
+from tests.support import lot, make_tenant, query, sale, seed_items
 
 SKUS = ["WIDGET-A", "GADGET-B"]
 
 
 @pytest.fixture(scope="module")
-def base(service_urls, tmp_path_factory):
-    stack, base = start_stack(service_urls, Path(tmp_path_factory.mktemp("logs")))
-    yield base
-    stack.stop_all()
+def base(shared_stack):
+    return shared_stack
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -16,16 +15,14 @@ from shared.jobs import service as jobs
 from shared.jobs.kinds import JobKind, JobStatus
 from shared.runs.models import Run
 from shared.stack import free_port
-from tests.support import create_tenant_direct, ledger_move, ledger_receive, start_stack
+from tests.support import create_tenant_direct, ledger_move, ledger_receive
 
 runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def base(service_urls, tmp_path_factory):
-    stack, base = start_stack(service_urls, Path(tmp_path_factory.mktemp("logs")))
-    yield base
-    stack.stop_all()
+def base(shared_stack):
+    return shared_stack
 
 
 def invoke(*args):

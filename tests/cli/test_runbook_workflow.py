@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from tests.support import make_tenant, seed_items, start_stack
+from tests.support import make_tenant, seed_items
 
 LOTS = """lot_id,sku,received_date,original_quantity,remaining_quantity,unit_price,freight_cost_per_unit
 LOT001,WIDGET-A,2024-07-01T00:00:00Z,500,500,10.00,1.00
@@ -18,10 +17,8 @@ SALES_FIXED = "sale_id,sku,sale_date,quantity_sold\nSALE001,WIDGET-A,2024-07-20T
 
 
 @pytest.fixture(scope="module")
-def base(service_urls, tmp_path_factory):
-    stack, base = start_stack(service_urls, Path(tmp_path_factory.mktemp("logs")))
-    yield base
-    stack.stop_all()
+def base(shared_stack):
+    return shared_stack
 
 
 def asora(env, *args, check=True):

@@ -9,9 +9,12 @@ import sys
 
 import httpx
 import psutil
+import pytest
 
 from shared.stack import free_port, wait_http
 from tests.conftest import OPERATOR_KEY
+
+pytestmark = pytest.mark.own_stack
 
 
 def test_up_serves_until_sigterm_then_stops_its_processes(service_urls, tmp_path):

@@ -12,6 +12,8 @@ import pytest
 
 from tests.support import lot, make_tenant, query, sale, seed_items, start_stack, submit_run_direct, wait_for
 
+pytestmark = pytest.mark.own_stack
+
 
 @pytest.fixture(scope="module")
 def stack(service_urls, tmp_path_factory):

@@ -20,6 +20,8 @@ from tests.support import (
     wait_for,
 )
 
+pytestmark = pytest.mark.own_stack
+
 DELAY = "0.3"
 FLOWER_AUTH = "ops:flower-test-secret"
 

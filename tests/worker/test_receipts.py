@@ -14,16 +14,14 @@ import psycopg
 import pytest
 
 from shared.jobs.runner import tenant_lock_key
-from tests.support import create, make_tenant, query, receive, seed_master_data, start_stack
+from tests.support import create, make_tenant, query, receive, seed_master_data
 
 ASORA = str(Path(sys.executable).parent / "asora")
 
 
 @pytest.fixture(scope="module")
-def base(service_urls, tmp_path_factory):
-    stack, base = start_stack(service_urls, Path(tmp_path_factory.mktemp("logs")))
-    yield base
-    stack.stop_all()
+def base(shared_stack):
+    return shared_stack
 
 
 @contextmanager
