@@ -13,7 +13,8 @@ from celery.signals import worker_init
 from kombu import Queue as KombuQueue
 
 from shared.config import get_settings
-from shared.jobs.kinds import QUEUES, Queue
+from shared.jobs.kinds import Queue
+from shared.jobs.registry import QUEUES
 
 
 def task_soft_limit() -> int:

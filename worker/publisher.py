@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 from shared.jobs.kinds import JobKind
 from shared.jobs.outbox import Wakeup
+from shared.jobs.registry import queue_for
 from worker.celery_app import app
 
 
@@ -32,7 +33,7 @@ def publish(wakeups: Iterable[Wakeup]) -> list[str]:
                     "stream": wakeup.stream,
                 },
                 task_id=wakeup.job_id,
-                queue=wakeup.kind.queue,
+                queue=queue_for(wakeup.kind),
                 producer=producer,
             )
             published.append(wakeup.job_id)

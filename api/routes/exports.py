@@ -19,6 +19,7 @@ from api.deps import (
     tenant_of,
 )
 from shared.exports import service as exports
+from shared.exports.models import ExportStatus
 from shared.exports.schemas import ExportAccepted, ExportCreate, ExportOut
 from shared.jobs import service as jobs
 from shared.reports.schemas import parse_params
@@ -42,7 +43,7 @@ def create_export(
         export, job = exports.request_export(
             session, tenant_id=tenant_id, actor=principal, report=body.report, params=params
         )
-        return ExportAccepted(export_id=export.id, job_id=job.id, status="queued").model_dump()
+        return ExportAccepted(export_id=export.id, job_id=job.id, status=ExportStatus.QUEUED).model_dump()
 
     # Semantically equal parameters (another spelling of the same date) are the same request.
     fingerprint = jobs.request_fingerprint("export", body.report, params.canonical())

@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from api.deps import CursorQuery, From, LimitQuery, Reader, SafeQuery, TenantSession, To, as_utc, tenant_of
 from shared.ledger import queries as ledger
+from shared.ledger.models import EventType
 from shared.ledger.schemas import LedgerEventOut
 from shared.schemas import Page
 
@@ -17,7 +18,7 @@ def list_ledger(
     principal: Reader,
     session: TenantSession,
     sku: SafeQuery = None,
-    event_type: SafeQuery = None,
+    event_type: EventType | None = None,
     job_id: SafeQuery = None,
     start: From = None,
     end: To = None,

@@ -28,8 +28,10 @@ from api.deps import (
 from shared.config import get_settings
 from shared.errors import TooLarge, ValidationFailed
 from shared.jobs import service as jobs
+from shared.jobs.kinds import JobStatus
 from shared.journals import service as journals
 from shared.runs import service as runs
+from shared.runs.models import RunStatus
 from shared.runs.schemas import (
     AllocationOut,
     RollbackAccepted,
@@ -155,7 +157,7 @@ def create_run(
             sales=submission.sales,
             lots=submission.lots,
         )
-        return RunAccepted(run_id=run.id, job_id=job.id, status="queued").model_dump()
+        return RunAccepted(run_id=run.id, job_id=job.id, status=RunStatus.QUEUED).model_dump()
 
     return accept(session, tenant_id, idempotency_key, submission.fingerprint, submit)
 
@@ -164,7 +166,7 @@ def create_run(
 def list_runs(
     principal: Reader,
     session: TenantSession,
-    status: str | None = None,
+    status: RunStatus | None = None,
     limit: LimitQuery = 100,
     cursor: CursorQuery = None,
 ) -> Page[RunOut]:
@@ -218,7 +220,7 @@ def rollback(
 
     def submit() -> dict[str, Any]:
         job = runs.request_rollback(session, tenant_id=tenant_id, actor=principal, run_id=run_id, cascade=cascade)
-        return RollbackAccepted(run_id=run_id, job_id=job.id, status="queued", cascade=cascade).model_dump()
+        return RollbackAccepted(run_id=run_id, job_id=job.id, status=JobStatus.QUEUED, cascade=cascade).model_dump()
 
     return accept(session, tenant_id, idempotency_key, jobs.request_fingerprint("rollback", run_id, cascade), submit)
 

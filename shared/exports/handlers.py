@@ -10,22 +10,20 @@ from sqlalchemy.orm import Session
 from shared.base import utcnow
 from shared.errors import DomainError
 from shared.exports import service as exports
-from shared.jobs.handlers import register
+from shared.exports.models import FINISHED, ExportStatus
+from shared.jobs.kinds import PENDING, JobStatus
 from shared.jobs.models import Job
 
-FINISHED = ("completed", "failed")
 
-
-@register("export")
 class ExportJob:
     def status_changed(self, session: Session, job: Job, error: DomainError | None = None) -> None:
         export = exports.export_of_job(session, job)
         if export.status in FINISHED:  # a finished export is immutable (the database enforces it too)
             return
-        if job.status in ("queued", "running"):
-            export.status = job.status
-        elif job.status == "failed":
-            export.status, export.error, export.finished_at = "failed", job.error, utcnow()
+        if job.status in PENDING:
+            export.status = ExportStatus(job.status)
+        elif job.status == JobStatus.FAILED:
+            export.status, export.error, export.finished_at = ExportStatus.FAILED, job.error, utcnow()
 
     def execute(self, session: Session, job: Job) -> dict[str, Any]:
         return exports.render_export(session, exports.export_of_job(session, job))

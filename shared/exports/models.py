@@ -4,13 +4,24 @@ this table, and any UPDATE of a finished (completed or failed) export or of an e
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, LargeBinary, String
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.base import Base, CreatedAt
+from shared.base import Base, CreatedAt, EnumText
+
+
+class ExportStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+FINISHED = (ExportStatus.COMPLETED, ExportStatus.FAILED)
 
 
 class Export(Base):
@@ -23,7 +34,7 @@ class Export(Base):
     report: Mapped[str] = mapped_column(String(32))
     params: Mapped[dict[str, Any]] = mapped_column(JSONB)
     params_hash: Mapped[str] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(16), server_default="queued")
+    status: Mapped[ExportStatus] = mapped_column(EnumText(ExportStatus, 16), server_default="queued")
     filename: Mapped[str | None] = mapped_column(String(255))
     sha256: Mapped[str | None] = mapped_column(String(64))
     row_count: Mapped[int | None] = mapped_column(BigInteger)

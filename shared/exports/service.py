@@ -25,7 +25,7 @@ from shared.audit import service as audit
 from shared.auth import Principal
 from shared.base import new_id, utcnow
 from shared.errors import Conflict, NotFound, ValidationFailed
-from shared.exports.models import Export
+from shared.exports.models import Export, ExportStatus
 from shared.jobs import service as jobs
 from shared.jobs.kinds import JobKind
 from shared.jobs.models import Job
@@ -66,7 +66,9 @@ def exports_this_month(session: Session, tenant_id: str) -> int:
         session.scalar(
             select(func.count())
             .select_from(Export)
-            .where(Export.tenant_id == tenant_id, Export.created_at >= MONTH_START, Export.status != "failed")
+            .where(
+                Export.tenant_id == tenant_id, Export.created_at >= MONTH_START, Export.status != ExportStatus.FAILED
+            )
         )
         or 0
     )
@@ -107,7 +109,7 @@ def request_export(
         report=report,
         params=canonical,
         params_hash=params_digest(canonical),
-        status="queued",
+        status=ExportStatus.QUEUED,
     )
     session.add(export)
     session.flush()
@@ -144,7 +146,7 @@ def render_export(session: Session, export: Export) -> dict[str, Any]:
     export.row_count = len(result.rows)
     export.ledger_seq = ledger_seq
     export.filename = stable_filename(export.tenant_id, export.report, export.params_hash, ledger_seq)
-    export.status = "completed"
+    export.status = ExportStatus.COMPLETED
     export.error = None
     export.finished_at = utcnow()
     return {
@@ -179,10 +181,10 @@ def list_exports(
 
 def export_content(session: Session, tenant_id: str, export_id: str) -> tuple[Export, bytes]:
     export = get_export(session, tenant_id, export_id)
-    if export.status == "failed":
+    if export.status == ExportStatus.FAILED:
         raise ValidationFailed(
             f"export '{export_id}' failed; it has no file", reason="EXPORT_FAILED", details=[export.error or {}]
         )
-    if export.status != "completed" or export.content is None:
+    if export.status != ExportStatus.COMPLETED or export.content is None:
         raise Conflict(f"export '{export_id}' is still {export.status}", reason="EXPORT_NOT_READY")
     return export, export.content

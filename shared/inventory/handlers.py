@@ -9,11 +9,9 @@ from sqlalchemy.orm import Session
 
 from shared.errors import DomainError
 from shared.inventory import service as inventory
-from shared.jobs.handlers import register
 from shared.jobs.models import Job
 
 
-@register("receipt")
 class Receipt:
     def status_changed(self, session: Session, job: Job, error: DomainError | None = None) -> None:
         """Nothing to mirror: a receipt is its job and the ledger events it wrote."""
@@ -22,7 +20,6 @@ class Receipt:
         return inventory.post_receipt(session, job)
 
 
-@register("count")
 class Count:
     def status_changed(self, session: Session, job: Job, error: DomainError | None = None) -> None:
         """Nothing to mirror: GET /counts/{id} reads the status from the job."""

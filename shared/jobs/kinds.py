@@ -1,9 +1,5 @@
-"""Job kinds, statuses and queues: the names every layer uses instead of string literals.
-
-Each kind names the Celery queue its wake-ups travel on; `shared/jobs/registry.py` maps each kind to the
-handler that executes it, and `tests/shared/jobs/test_kinds.py` proves that the queues Celery declares,
-the queues `asora up` starts workers on, and the deploy manifests agree with this table.
-"""
+"""Job kinds, statuses, queues and streams: the names every layer uses instead of string literals. Which
+queue and handler each kind has is the one table in `shared/jobs/registry.py`."""
 
 from __future__ import annotations
 
@@ -25,21 +21,6 @@ class JobKind(StrEnum):
     COUNT = "count"
     EXPORT = "export"
     DISPATCH = "dispatch"
-
-    @property
-    def queue(self) -> Queue:
-        return KIND_QUEUES[self]
-
-
-KIND_QUEUES: Final[dict[JobKind, Queue]] = {
-    JobKind.COGS_RUN: Queue.RUNS,
-    JobKind.ROLLBACK: Queue.RUNS,
-    JobKind.RECEIPT: Queue.INVENTORY,
-    JobKind.COUNT: Queue.INVENTORY,
-    JobKind.EXPORT: Queue.EXPORTS,
-    JobKind.DISPATCH: Queue.DISPATCH,
-}
-QUEUES: Final[tuple[Queue, ...]] = tuple(Queue)
 
 
 class JobStatus(StrEnum):

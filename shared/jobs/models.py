@@ -10,7 +10,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.base import Base, CreatedAt, EnumText
-from shared.jobs.kinds import JobKind, JobStatus, Queue
+from shared.jobs.kinds import JobKind, JobStatus
 
 
 class Job(Base):
@@ -28,7 +28,6 @@ class Job(Base):
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
     seq: Mapped[int] = mapped_column(BigInteger)
     kind: Mapped[JobKind] = mapped_column(EnumText(JobKind, 32))
-    queue: Mapped[Queue] = mapped_column(EnumText(Queue, 32))
     status: Mapped[JobStatus] = mapped_column(EnumText(JobStatus, 16), server_default="queued")
     # The ordered stream the job runs in: LEDGER for everything that touches the tenant's books,
     # `integration:<id>` for an integration's dispatches (shared/jobs/kinds.py).

@@ -50,9 +50,9 @@ from shared.audit import service as audit
 from shared.base import utcnow
 from shared.config import Settings
 from shared.errors import DomainError
-from shared.jobs.handlers import handler_for
 from shared.jobs.kinds import LEDGER_STREAM, PENDING, JobKind, JobStatus
 from shared.jobs.models import Job
+from shared.jobs.registry import handler_for
 from shared.locks import TenantLock
 
 log = logging.getLogger(__name__)

@@ -44,7 +44,6 @@ def accept_job(
         tenant_id=tenant_id,
         seq=seq,
         kind=kind,
-        queue=kind.queue,
         stream=stream,
         status=JobStatus.QUEUED,
         attempts=0,

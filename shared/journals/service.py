@@ -9,10 +9,10 @@ from shared.decimals import AMOUNT_SCALE
 from shared.errors import ValidationFailed
 from shared.journals import entries
 from shared.runs import service as runs
-from shared.runs.models import RunSale
+from shared.runs.models import RunSale, RunStatus
 from shared.tenants.models import Tenant
 
-JOURNALIZABLE = ("completed", "rolled_back", "validated")
+JOURNALIZABLE = (RunStatus.COMPLETED, RunStatus.ROLLED_BACK, RunStatus.VALIDATED)
 
 
 def render_for_run(
@@ -35,7 +35,7 @@ def render_for_run(
         )
     )
     sales = (entries.SaleCost(sale_id, sale_date, int(cogs.scaleb(AMOUNT_SCALE))) for sale_id, sale_date, cogs in rows)
-    reversing = run.status == "rolled_back"
+    reversing = run.status == RunStatus.ROLLED_BACK
     journal = entries.build_journal(run_id, sales, accounts=accounts, reversing=reversing, group_by=group_by)
     rendered = entries.render_journal(journal, fmt)
     name = f"journal_{run_id}{'_reversal' if reversing else ''}{'_by_sale' if group_by == 'sale' else ''}"

@@ -26,6 +26,7 @@ from psycopg import sql
 
 from shared import copytext
 from shared.decimals import AMOUNT_SCALE, COST_SCALE, QTY_SCALE, format_scaled
+from shared.ledger.models import EventType
 
 GENESIS_HASH = "0" * 64
 CONTENT_COLUMNS = (
@@ -157,6 +158,6 @@ def reversal_body_sql(*, job_id: str, run_id: str | None) -> sql.Composed:
     """The body of the REVERSAL of a stored event, rendered from it: the same lot, cost, time, bin and
     reference, quantity and amount negated, `reverses_seq` naming the event."""
     return body_sql(
-        event_type=sql.Literal("REVERSAL"), quantity=sql.SQL("-quantity"), amount=sql.SQL("-amount"),
+        event_type=sql.Literal(EventType.REVERSAL.value), quantity=sql.SQL("-quantity"), amount=sql.SQL("-amount"),
         job_id=sql.Literal(job_id), run_id=sql.Literal(run_id), reverses_seq=sql.SQL("seq"),
     )  # fmt: skip

@@ -3,12 +3,28 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, Dialect, LargeBinary, PrimaryKeyConstraint, String, TypeDecorator
 from sqlalchemy.orm import Mapped, mapped_column, query_expression
 
-from shared.base import Base, CreatedAt, Money, Quantity, UnitCost
+from shared.base import Base, CreatedAt, EnumText, Money, Quantity, UnitCost
+
+
+class EventType(StrEnum):
+    """What a ledger event records. Quantities are signed: receipts and gains positive, issues and shrink
+    negative; a reversal is the negation of the event it reverses."""
+
+    RECEIPT = "RECEIPT"
+    ISSUE = "ISSUE"
+    ADJUSTMENT = "ADJUSTMENT"
+    REVERSAL = "REVERSAL"
+
+
+class LotStatus(StrEnum):
+    LIVE = "live"
+    REVERSED = "reversed"  # its receipt was reversed by a rollback; the lot id may be received anew
 
 
 class HexDigest(TypeDecorator[str]):
@@ -39,7 +55,7 @@ class LedgerEvent(Base):
 
     tenant_id: Mapped[str] = mapped_column(String(63))
     seq: Mapped[int] = mapped_column(BigInteger)
-    event_type: Mapped[str] = mapped_column(String(16))
+    event_type: Mapped[EventType] = mapped_column(EnumText(EventType, 16))
     sku: Mapped[str] = mapped_column(String(100))
     lot_id: Mapped[str] = mapped_column(String(200))
     bin_id: Mapped[str | None] = mapped_column(String(40))
@@ -82,7 +98,7 @@ class Lot(Base):
     freight_cost_per_unit: Mapped[UnitCost]
     unit_cost: Mapped[UnitCost]
     remaining_quantity: Mapped[Quantity]
-    status: Mapped[str] = mapped_column(String(16), server_default="live")
+    status: Mapped[LotStatus] = mapped_column(EnumText(LotStatus, 16), server_default="live")
     source_job_id: Mapped[str] = mapped_column(String(40))
     source_run_id: Mapped[str | None] = mapped_column(String(40))
     receipt_seq: Mapped[int] = mapped_column(BigInteger)

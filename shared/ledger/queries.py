@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session, aliased, with_expression
 from sqlalchemy.sql.elements import ColumnElement
 
 from shared.ledger.canonical import GENESIS_HASH
-from shared.ledger.models import HexDigest, LedgerEvent
+from shared.ledger.models import EventType, HexDigest, LedgerEvent
 from shared.pagination import page
 
 
@@ -37,7 +37,7 @@ def list_events(
     tenant_id: str,
     *,
     sku: str | None = None,
-    event_type: str | None = None,
+    event_type: EventType | None = None,
     job_id: str | None = None,
     start: datetime | None = None,
     end: datetime | None = None,

@@ -21,7 +21,7 @@ from shared import copytext
 from shared.copyio import copy_lines, temp_table
 from shared.decimals import COST_SCALE, QTY_SCALE, to_decimal
 from shared.errors import ValidationFailed
-from shared.ledger.models import Lot
+from shared.ledger.models import Lot, LotStatus
 from shared.runs import fifo
 from shared.runs.csvio import ParsedLots, ParsedSales
 
@@ -173,7 +173,7 @@ def check_lots(session: Session, tenant_id: str, lots: ParsedLots | None) -> tup
             select(Lot).where(
                 Lot.tenant_id == tenant_id,
                 Lot.lot_id == func.any(literal(list(lb.lot_id), ARRAY(String))),
-                Lot.status == "live",
+                Lot.status == LotStatus.LIVE,
             )
         )
     }

@@ -19,7 +19,7 @@ from shared.base import utcnow
 from shared.decimals import AMOUNT_SCALE, QTY_SCALE, to_decimal
 from shared.errors import DomainError
 from shared.jobs import service as jobs
-from shared.jobs.handlers import register
+from shared.jobs.kinds import JobStatus
 from shared.jobs.models import Job
 from shared.runs import checks, writes
 from shared.runs import service as runs
@@ -31,7 +31,7 @@ from shared.runs.csvio import (
     parse_sales_csv,
     sales_from_records,
 )
-from shared.runs.models import Run
+from shared.runs.models import Run, RunStatus
 from shared.runs.rollback import reverse_run
 
 
@@ -55,17 +55,16 @@ def _parse_lots(fmt: str, blob: bytes) -> ParsedLots:
     return parse_lots_csv(io.BytesIO(blob)) if fmt == "csv" else lots_from_records(json.loads(blob))
 
 
-@register("cogs_run")
 class CogsRun:
     def status_changed(self, session: Session, job: Job, error: DomainError | None = None) -> None:
         run = _run_of(session, job)
         now = utcnow()
-        if job.status == "running":
-            run.status, run.started_at = "running", run.started_at or now
-        elif job.status == "queued":
-            run.status = "queued"
-        elif job.status == "failed":
-            run.status, run.finished_at, run.error = "failed", now, job.error
+        if job.status == JobStatus.RUNNING:
+            run.status, run.started_at = RunStatus.RUNNING, run.started_at or now
+        elif job.status == JobStatus.QUEUED:
+            run.status = RunStatus.QUEUED
+        elif job.status == JobStatus.FAILED:
+            run.status, run.finished_at, run.error = RunStatus.FAILED, now, job.error
             errors = error.errors if isinstance(error, checks.RunValidationFailed) else []
             run.validation_errors_count = len(errors)
             if errors:
@@ -83,10 +82,10 @@ class CogsRun:
         run.total_cogs = to_decimal(checked.result.total_cogs, AMOUNT_SCALE)
         if run.dry_run:
             writes.write_dry_run(session, run, checked)
-            run.status = "validated"
+            run.status = RunStatus.VALIDATED
         else:
             writes.write_run(session, job, run, checked)
-            run.status = "completed"
+            run.status = RunStatus.COMPLETED
             run.completed_seq = job.seq
         run.finished_at = utcnow()
         run.error = None
@@ -99,7 +98,6 @@ class CogsRun:
         }
 
 
-@register("rollback")
 class Rollback:
     def status_changed(self, session: Session, job: Job, error: DomainError | None = None) -> None:
         """A rollback job has no domain row of its own; the runs it reverses change in `execute`."""

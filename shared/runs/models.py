@@ -4,13 +4,26 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.base import Base, CreatedAt, Money, Quantity, UnitCost
+from shared.base import Base, CreatedAt, EnumText, Money, Quantity, UnitCost
+
+
+class RunStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    VALIDATED = "validated"  # a dry run: validated and computed, nothing written to the ledger
+    ROLLED_BACK = "rolled_back"
+
+
+IN_PROGRESS = (RunStatus.QUEUED, RunStatus.RUNNING)
 
 
 class Run(Base):
@@ -20,7 +33,7 @@ class Run(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", deferrable=True, initially="DEFERRED"))
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
-    status: Mapped[str] = mapped_column(String(16), server_default="queued")
+    status: Mapped[RunStatus] = mapped_column(EnumText(RunStatus, 16), server_default="queued")
     mode: Mapped[str] = mapped_column(String(16), server_default="fifo")
     dry_run: Mapped[bool] = mapped_column(Boolean, server_default="false")
     sales_count: Mapped[int] = mapped_column(BigInteger, server_default="0")

@@ -26,7 +26,7 @@ from shared.errors import Conflict
 from shared.jobs.models import Job
 from shared.ledger import canonical, lots, queries
 from shared.ledger.service import Chained, Head, chain, lock_head, write_streamed
-from shared.runs.models import Run
+from shared.runs.models import Run, RunStatus
 
 
 def reverse_run(session: Session, job: Job, run: Run) -> None:
@@ -51,7 +51,7 @@ def reverse_run(session: Session, job: Job, run: Run) -> None:
             reason="ROLLBACK_BLOCKED",
             details=[{"lot_id": lot, "message": "consumed by a later event"} for lot in exc.lot_ids],
         ) from exc
-    run.status = "rolled_back"
+    run.status = RunStatus.ROLLED_BACK
     run.rolled_back_by = job.id
     session.flush()
     _recompute_costed_skus(session, run)

@@ -13,15 +13,14 @@ from shared.auth import Principal
 from shared.base import new_id
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.jobs import service as jobs
-from shared.jobs.kinds import JobKind
+from shared.jobs.kinds import PENDING, JobKind
 from shared.jobs.models import Job
 from shared.ledger import queries
-from shared.ledger.models import LedgerEvent
+from shared.ledger.models import EventType, LedgerEvent
 from shared.pagination import page
-from shared.runs.models import Run, RunAllocation, RunSale, RunValidationError
+from shared.runs.models import IN_PROGRESS, Run, RunAllocation, RunSale, RunStatus, RunValidationError
 
 InputFormat = Literal["csv", "json"]
-IN_PROGRESS = ("queued", "running")
 
 
 def submit_run(
@@ -53,7 +52,7 @@ def submit_run(
         id=run_id,
         job_id=job.id,
         tenant_id=tenant_id,
-        status="queued",
+        status=RunStatus.QUEUED,
         mode=mode,
         dry_run=dry_run,
         sales_count=sales_count_hint or 0,
@@ -90,7 +89,7 @@ def get_run(session: Session, tenant_id: str, run_id: str) -> Run:
 
 
 def list_runs(
-    session: Session, tenant_id: str, *, status: str | None, limit: int, cursor: str | None
+    session: Session, tenant_id: str, *, status: RunStatus | None, limit: int, cursor: str | None
 ) -> tuple[list[Run], str | None]:
     """The tenant's runs, newest first."""
     query = select(Run).where(Run.tenant_id == tenant_id)
@@ -126,7 +125,7 @@ def list_allocations(
     issues = select(LedgerEvent).where(
         LedgerEvent.tenant_id == run.tenant_id,
         LedgerEvent.run_id == run.id,
-        LedgerEvent.event_type == "ISSUE",
+        LedgerEvent.event_type == EventType.ISSUE,
         queries.seq_between(run.first_seq, run.last_seq),
     )
     events, next_cursor = page(session, issues, LedgerEvent.seq, limit=limit, cursor=cursor)
@@ -183,9 +182,9 @@ def rollback_set(session: Session, run: Run, *, cascade: bool) -> list[Run]:
     same SKUs blocks it (409 ROLLBACK_BLOCKED naming them)."""
     if run.status in IN_PROGRESS:
         raise Conflict(f"run '{run.id}' is still {run.status}", reason="RUN_IN_PROGRESS")
-    if run.status == "rolled_back":
+    if run.status == RunStatus.ROLLED_BACK:
         raise Conflict(f"run '{run.id}' is already rolled back", reason="ALREADY_ROLLED_BACK")
-    if run.status != "completed" or run.dry_run:
+    if run.status != RunStatus.COMPLETED or run.dry_run:
         raise ValidationFailed(
             f"run '{run.id}' is {run.status}; only a completed run can be rolled back", reason="NOT_ROLLBACKABLE"
         )
@@ -214,8 +213,8 @@ def request_rollback(session: Session, *, tenant_id: str, actor: Principal, run_
         .select_from(Job)
         .where(
             Job.tenant_id == tenant_id,
-            Job.kind == "rollback",
-            Job.status.in_(IN_PROGRESS),
+            Job.kind == JobKind.ROLLBACK,
+            Job.status.in_(PENDING),
             Job.payload["run_id"].astext == run_id,
         )
     )

@@ -19,6 +19,7 @@ from shared.copyio import copy_chunks, copy_into, copy_lines, copy_rows
 from shared.decimals import AMOUNT_SCALE, COST_SCALE, QTY_SCALE
 from shared.jobs.models import Job
 from shared.ledger.lots import NewLots, apply_deltas, encode_deltas, insert_lots
+from shared.ledger.models import EventType
 from shared.ledger.service import (
     Appended,
     EventBatch,
@@ -94,13 +95,13 @@ def _ledger_events(job: Job, run: Run, checked: CheckedRun) -> tuple[EventBatch,
     new_ids = [lb.lot_id[i] for i in new_idx.tolist()]
     new_qty, new_cost = lb.quantity[new_idx], lb.unit_cost[new_idx]
     receipts = EventBatch(
-        "RECEIPT", sku=[lb.sku[i] for i in new_idx.tolist()], lot_id=new_ids, quantity=new_qty,
+        EventType.RECEIPT, sku=[lb.sku[i] for i in new_idx.tolist()], lot_id=new_ids, quantity=new_qty,
         unit_cost=new_cost, amount=_product(new_qty, new_cost), occurred_at=lb.received_date[new_idx],
         reference=new_ids,
     )  # fmt: skip
     sale_idx, lot_idx = result.slice_sale.tolist(), result.slice_lot.tolist()
     issues = EventBatch(
-        "ISSUE", sku=[sb.sku[i] for i in sale_idx], lot_id=[available.lot_id[i] for i in lot_idx],
+        EventType.ISSUE, sku=[sb.sku[i] for i in sale_idx], lot_id=[available.lot_id[i] for i in lot_idx],
         quantity=-result.slice_quantity, unit_cost=available.unit_cost[result.slice_lot],
         amount=-result.slice_amount, occurred_at=sb.sale_date[result.slice_sale],
         reference=[sb.sale_id[i] for i in sale_idx],

@@ -6,6 +6,7 @@
 - `jobs.lost_attempts`: attempts whose worker died without recording an outcome (killed, OOM, a lost node),
   counted apart from attempts that raised, with their own cap; `jobs.available_at`: the time a re-queued job
   may be claimed again (back-off after a lost worker).
+- `jobs.queue` goes: a kind's queue is the registry's (`shared/jobs/registry.py`), not a per-row copy.
 - `ix_jobs_pending` covers the stream; `ix_jobs_queued` replaces `ix_jobs_unpublished` for the relay, which
   re-sends wake-ups of queued jobs whose last one is old (`published_at` is now when a wake-up was last
   scheduled, set at intake by a process that publishes after commit).
@@ -37,6 +38,7 @@ JOB_FOREIGN_KEYS = (
 
 
 def upgrade() -> None:
+    op.drop_column("jobs", "queue")
     op.add_column("jobs", sa.Column("stream", sa.String(length=80), server_default="ledger", nullable=False))
     op.add_column("jobs", sa.Column("lost_attempts", sa.SmallInteger(), server_default="0", nullable=False))
     op.add_column("jobs", sa.Column("available_at", sa.DateTime(timezone=True), nullable=True))
@@ -72,3 +74,9 @@ def downgrade() -> None:
     op.drop_column("jobs", "available_at")
     op.drop_column("jobs", "lost_attempts")
     op.drop_column("jobs", "stream")
+    op.add_column("jobs", sa.Column("queue", sa.String(length=32), nullable=True))
+    op.execute("""
+        UPDATE jobs SET queue = CASE kind WHEN 'cogs_run' THEN 'runs' WHEN 'rollback' THEN 'runs'
+            WHEN 'receipt' THEN 'inventory' WHEN 'count' THEN 'inventory' WHEN 'export' THEN 'exports'
+            ELSE 'dispatch' END""")
+    op.alter_column("jobs", "queue", nullable=False)

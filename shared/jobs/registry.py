@@ -1,0 +1,41 @@
+"""The one table of job kinds: each kind's queue and handler. The runner, the publisher, the Celery queues,
+the workers `asora up` starts and the deploy manifests all read it (or are proved to agree with it by
+`tests/shared/jobs/test_registry.py`). Importing this module imports every handler: there is nothing to
+register, and a kind without a handler is a failing test, not a KeyError in a worker."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Final
+
+from shared.exports.handlers import ExportJob
+from shared.inventory.handlers import Count, Receipt
+from shared.jobs.handlers import JobHandler
+from shared.jobs.kinds import JobKind, Queue
+from shared.runs.handlers import CogsRun, Rollback
+
+
+@dataclass(frozen=True)
+class KindSpec:
+    queue: Queue
+    handler: JobHandler
+
+
+KINDS: Final = MappingProxyType({
+    JobKind.COGS_RUN: KindSpec(Queue.RUNS, CogsRun()),
+    JobKind.ROLLBACK: KindSpec(Queue.RUNS, Rollback()),
+    JobKind.RECEIPT: KindSpec(Queue.INVENTORY, Receipt()),
+    JobKind.COUNT: KindSpec(Queue.INVENTORY, Count()),
+    JobKind.EXPORT: KindSpec(Queue.EXPORTS, ExportJob()),
+})  # fmt: skip
+
+QUEUES: Final[tuple[Queue, ...]] = tuple(sorted({spec.queue for spec in KINDS.values()} | {Queue.DISPATCH}))
+
+
+def handler_for(kind: str) -> JobHandler:
+    return KINDS[JobKind(kind)].handler
+
+
+def queue_for(kind: str) -> Queue:
+    return KINDS[JobKind(kind)].queue
