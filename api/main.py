@@ -17,7 +17,21 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api import errors
 from api.guards import RejectNul
 from api.metrics import LATENCY, REQUESTS, register_collectors
-from api.routes import audit, counts, exports, files, health, inventory, jobs, ledger, receipts, reports, runs, tenants
+from api.routes import (
+    audit,
+    counts,
+    exports,
+    files,
+    health,
+    integrations,
+    inventory,
+    jobs,
+    ledger,
+    receipts,
+    reports,
+    runs,
+    tenants,
+)
 from shared import db
 from shared.config import get_settings
 from shared.jobs import outbox
@@ -85,7 +99,20 @@ def create_app() -> FastAPI:
     app.add_middleware(RejectNul)
     app.add_middleware(RequestContext)
     app.include_router(health.router)
-    for module in (tenants, runs, jobs, files, reports, exports, inventory, receipts, counts, audit, ledger):
+    for module in (
+        tenants,
+        runs,
+        jobs,
+        files,
+        reports,
+        exports,
+        inventory,
+        receipts,
+        counts,
+        integrations,
+        audit,
+        ledger,
+    ):
         app.include_router(module.router, prefix=PREFIX)
     return app
 

@@ -20,6 +20,8 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     data_dir: Path = Path(".asora")
     secret_key: SecretStr = SecretStr(DEVELOPMENT_SECRET)
+    # Earlier values of ASORA_SECRET_KEY (comma-separated): what was encrypted under them stays readable.
+    previous_secret_keys: SecretStr = SecretStr("")
     bootstrap_operator_key: SecretStr | None = None
     flower_basic_auth: SecretStr | None = None
 
@@ -58,6 +60,14 @@ class Settings(BaseSettings):
     api_statement_timeout_ms: int = 30_000
     max_upload_bytes: int = Field(default=512 * 1024 * 1024)
     max_json_bytes: int = Field(default=128 * 1024 * 1024)
+    # Integrations. Receivers on private or loopback addresses are refused unless this is on (it is, unless
+    # set, in development and tests; off in production). The check is made again at dispatch, after DNS.
+    integrations_allow_private: bool | None = None
+    integrations_connect_timeout_seconds: float = 5.0
+    integrations_read_timeout_seconds: float = 10.0
+    # After rotate-secret, deliveries are also signed with the previous secret for this long.
+    integrations_rotation_grace_seconds: int = 24 * 3600
+
     # Fault injection for the crash and concurrency tests: hold every job's transaction open this long
     # after its work is written and before it commits. Refused in production.
     debug_job_delay_seconds: float = 0.0
@@ -69,6 +79,12 @@ class Settings(BaseSettings):
         if self.environment == "production" and self.debug_job_delay_seconds:
             raise ValueError("ASORA_DEBUG_JOB_DELAY_SECONDS is a test setting and is refused in production")
         return self
+
+    @property
+    def allow_private_receivers(self) -> bool:
+        if self.integrations_allow_private is not None:
+            return self.integrations_allow_private
+        return self.environment != "production"
 
 
 @lru_cache(maxsize=1)

@@ -8,6 +8,7 @@ partitioned worker can hold a tenant up for longer than those bounds.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Iterator
@@ -48,12 +49,20 @@ def connection_options(*, statement_timeout_ms: int = 0) -> dict[str, Any]:
     }
 
 
+def _json_text(value: Any) -> str:
+    return json.dumps(value, default=str)
+
+
 def make_engine(url: str, *, app_role: bool = True, statement_timeout_ms: int = 0, **kwargs: Any) -> Engine:
     connect_args = {
         "application_name": kwargs.pop("application_name", _process_name()),
         **connection_options(statement_timeout_ms=statement_timeout_ms),
     }
-    engine = create_engine(url, pool_pre_ping=True, connect_args=connect_args, **kwargs)
+    # JSONB values (job payloads, audit details) with a date or a decimal in them are stored as their text
+    # rather than failing the transaction.
+    engine = create_engine(
+        url, pool_pre_ping=True, connect_args=connect_args, json_serializer=_json_text, **kwargs
+    )
     if app_role:
 
         @event.listens_for(engine, "connect")

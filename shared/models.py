@@ -3,6 +3,7 @@
 from shared.audit.models import AuditEvent
 from shared.base import Base
 from shared.exports.models import Export
+from shared.integrations.models import Dispatch, Integration, OutboxEntry
 from shared.inventory.models import Bin, Category, Count, CountLine, Hub, Item, Vendor
 from shared.jobs.models import IdempotencyKey, Job, JobBlob
 from shared.ledger.models import LedgerEvent, Lot
@@ -19,15 +20,18 @@ __all__ = [
     "CostedSku",
     "Count",
     "CountLine",
+    "Dispatch",
     "Export",
     "Hub",
     "IdempotencyKey",
+    "Integration",
     "Item",
     "Job",
     "JobBlob",
     "LedgerEvent",
     "LedgerHead",
     "Lot",
+    "OutboxEntry",
     "Plan",
     "PlanLimit",
     "Run",

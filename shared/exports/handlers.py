@@ -11,6 +11,8 @@ from shared.base import utcnow
 from shared.errors import DomainError
 from shared.exports import service as exports
 from shared.exports.models import FINISHED, ExportStatus
+from shared.integrations import events
+from shared.integrations.models import EventName
 from shared.jobs.kinds import PENDING, JobStatus
 from shared.jobs.models import Job
 
@@ -26,4 +28,6 @@ class ExportJob:
             export.status, export.error, export.finished_at = ExportStatus.FAILED, job.error, utcnow()
 
     def execute(self, session: Session, job: Job) -> dict[str, Any]:
-        return exports.render_export(session, exports.export_of_job(session, job))
+        result = exports.render_export(session, exports.export_of_job(session, job))
+        events.emit(session, job.tenant_id, EventName.EXPORT_COMPLETED, {"job_id": job.id, **result})
+        return result

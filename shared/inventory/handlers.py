@@ -1,5 +1,6 @@
-"""Receipt and count jobs, executed inside the tenant's fenced transaction. Their status lives on the job
-itself (a count's view reads it from there), so `status_changed` has nothing to mirror."""
+"""Receipt and count jobs, executed inside the tenant's fenced transaction; each queues its domain event
+(`receipt.posted`, `count.posted`) for subscribed integrations in that transaction. Their status lives on the
+job itself (a count's view reads it from there), so `status_changed` has nothing to mirror."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from shared.errors import DomainError
+from shared.integrations import events
+from shared.integrations.models import EventName
 from shared.inventory import service as inventory
 from shared.jobs.models import Job
 
@@ -17,7 +20,9 @@ class Receipt:
         """Nothing to mirror: a receipt is its job and the ledger events it wrote."""
 
     def execute(self, session: Session, job: Job) -> dict[str, Any]:
-        return inventory.post_receipt(session, job)
+        result = inventory.post_receipt(session, job)
+        events.emit(session, job.tenant_id, EventName.RECEIPT_POSTED, {"job_id": job.id, **result})
+        return result
 
 
 class Count:
@@ -25,4 +30,6 @@ class Count:
         """Nothing to mirror: GET /counts/{id} reads the status from the job."""
 
     def execute(self, session: Session, job: Job) -> dict[str, Any]:
-        return inventory.post_count(session, job)
+        result = inventory.post_count(session, job)
+        events.emit(session, job.tenant_id, EventName.COUNT_POSTED, {"job_id": job.id, **result})
+        return result

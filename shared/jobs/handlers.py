@@ -3,7 +3,8 @@ stream's fenced transaction. Handlers raise DomainError for a deterministic fail
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from contextlib import AbstractContextManager
+from typing import Any, Protocol, runtime_checkable
 
 from sqlalchemy.orm import Session
 
@@ -12,8 +13,27 @@ from shared.jobs.models import Job
 
 
 class JobHandler(Protocol):
+    """Runs inside the fenced transaction that marks the job finished."""
+
     def execute(self, session: Session, job: Job) -> dict[str, Any] | None:
         """Do the work; runs in the same transaction that marks the job completed."""
 
     def status_changed(self, session: Session, job: Job, error: DomainError | None = None) -> None:
         """Mirror a queued/running/failed job status onto the domain row (e.g. the run)."""
+
+
+class Attempt(Protocol):
+    def fenced(self) -> AbstractContextManager[tuple[Session, Job]]:
+        """A new transaction holding the stream's fence, with the job still claimed by this attempt (or
+        Fenced is raised and nothing is committed)."""
+
+
+@runtime_checkable
+class SelfTransacting(Protocol):
+    """A handler that must not hold one transaction for its whole run (a dispatch waits on receivers): it
+    commits its own steps through `attempt.fenced()`. The runner then marks the job finished in a last fenced
+    transaction. `abandoned` is called, in the transaction that fails the job, when an attempt was lost."""
+
+    def run(self, attempt: Attempt) -> dict[str, Any] | None: ...
+
+    def abandoned(self, session: Session, job: Job) -> None: ...

@@ -10,6 +10,7 @@ from types import MappingProxyType
 from typing import Final
 
 from shared.exports.handlers import ExportJob
+from shared.integrations.dispatch import DispatchJob
 from shared.inventory.handlers import Count, Receipt
 from shared.jobs.handlers import JobHandler
 from shared.jobs.kinds import JobKind, Queue
@@ -20,6 +21,9 @@ from shared.runs.handlers import CogsRun, Rollback
 class KindSpec:
     queue: Queue
     handler: JobHandler
+    # A kind that must never run twice by itself (a dispatch talks to the outside world) is failed, not
+    # retried, when an attempt crashes or its worker is lost.
+    retries: bool = True
 
 
 KINDS: Final = MappingProxyType({
@@ -28,9 +32,14 @@ KINDS: Final = MappingProxyType({
     JobKind.RECEIPT: KindSpec(Queue.INVENTORY, Receipt()),
     JobKind.COUNT: KindSpec(Queue.INVENTORY, Count()),
     JobKind.EXPORT: KindSpec(Queue.EXPORTS, ExportJob()),
+    JobKind.DISPATCH: KindSpec(Queue.DISPATCH, DispatchJob(), retries=False),
 })  # fmt: skip
 
-QUEUES: Final[tuple[Queue, ...]] = tuple(sorted({spec.queue for spec in KINDS.values()} | {Queue.DISPATCH}))
+QUEUES: Final[tuple[Queue, ...]] = tuple(sorted({spec.queue for spec in KINDS.values()}))
+
+
+def retries(kind: str) -> bool:
+    return KINDS[JobKind(kind)].retries
 
 
 def handler_for(kind: str) -> JobHandler:

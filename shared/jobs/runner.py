@@ -35,7 +35,8 @@ import logging
 import threading
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
@@ -50,15 +51,25 @@ from shared.audit import service as audit
 from shared.base import utcnow
 from shared.config import Settings
 from shared.errors import DomainError
+from shared.jobs.handlers import SelfTransacting
 from shared.jobs.kinds import LEDGER_STREAM, PENDING, JobKind, JobStatus
 from shared.jobs.models import Job
-from shared.jobs.registry import handler_for
+from shared.jobs.registry import handler_for, retries
 from shared.locks import TenantLock
 
 log = logging.getLogger(__name__)
 
 LOCK_NOT_AVAILABLE = "55P03"
 MAX_ROUNDS = 3  # drains in a row while wake-ups keep arriving; then another task takes over
+
+
+def interrupted(job: Job) -> dict[str, Any]:
+    return {
+        "code": "INTERNAL",
+        "reason": "INTERRUPTED",
+        "message": "the job was interrupted and is not retried automatically; start it again if it should run",
+        "details": [{"attempts": job.attempts, "worker_lost": job.lost_attempts}],
+    }
 
 
 def attempts_exhausted(job: Job) -> dict[str, Any]:
@@ -180,6 +191,12 @@ def _requeue(session: Session, job: Job, settings: Settings, *, lost: bool) -> b
     returns whether it failed."""
     if lost:
         job.lost_attempts += 1
+    if not retries(job.kind):
+        fail_job(session, job, interrupted(job))
+        handler = handler_for(job.kind)
+        if isinstance(handler, SelfTransacting):
+            handler.abandoned(session, job)
+        return True
     raised = job.attempts - job.lost_attempts
     if job.lost_attempts >= settings.job_max_lost_attempts or raised >= settings.job_max_attempts:
         fail_job(session, job, attempts_exhausted(job))
@@ -246,6 +263,17 @@ class _Heartbeat(threading.Thread):
                 log.exception("heartbeat for %s failed", self.stream.lease_name)
 
 
+@dataclass(frozen=True)
+class _Attempt:
+    stream: Stream
+    claim: Claim
+
+    @contextmanager
+    def fenced(self) -> Iterator[tuple[Session, Job]]:
+        with db.unit_of_work(self.stream.tenant_id) as session:
+            yield session, _load_claimed(session, self.stream, self.claim)
+
+
 def _load_claimed(session: Session, stream: Stream, claim: Claim) -> Job:
     fence(session, stream)
     job = session.get(Job, claim.job_id, populate_existing=True)
@@ -279,10 +307,12 @@ class _Drain:
         """Run one claimed job; returns how it ended and the next claim (made in the same transaction)."""
         began = time.monotonic()
         tenant_id = self.stream.tenant_id
+        handler = handler_for(claim.kind)
         try:
+            own = handler.run(_Attempt(self.stream, claim)) if isinstance(handler, SelfTransacting) else None
             with db.unit_of_work(tenant_id) as session:
                 job = _load_claimed(session, self.stream, claim)
-                result = handler_for(job.kind).execute(session, job)
+                result = own if isinstance(handler, SelfTransacting) else handler.execute(session, job)
                 session.flush()
                 if self.settings.debug_job_delay_seconds:
                     time.sleep(self.settings.debug_job_delay_seconds)

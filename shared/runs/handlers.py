@@ -18,6 +18,8 @@ from sqlalchemy.orm import Session
 from shared.base import utcnow
 from shared.decimals import AMOUNT_SCALE, QTY_SCALE, to_decimal
 from shared.errors import DomainError
+from shared.integrations import events
+from shared.integrations.models import EventName
 from shared.jobs import service as jobs
 from shared.jobs.kinds import JobStatus
 from shared.jobs.models import Job
@@ -89,13 +91,23 @@ class CogsRun:
             run.completed_seq = job.seq
         run.finished_at = utcnow()
         run.error = None
-        return {
+        result = {
             "run_id": run.id,
             "status": run.status,
             "sales": len(checked.sales),
             "total_cogs": format(run.total_cogs, "f"),
             "total_quantity": format(run.total_quantity, "f"),
         }
+        if not run.dry_run:
+            summary = {
+                **result,
+                "job_id": job.id,
+                "lots": run.lots_count,
+                "first_seq": run.first_seq,
+                "last_seq": run.last_seq,
+            }
+            events.emit(session, job.tenant_id, EventName.RUN_COMPLETED, summary)
+        return result
 
 
 class Rollback:
@@ -107,4 +119,12 @@ class Rollback:
         chosen = runs.rollback_set(session, run, cascade=bool(job.payload.get("cascade")))
         for target in chosen:
             reverse_run(session, job, target)
+            reversed_run = {
+                "run_id": target.id,
+                "job_id": job.id,
+                "requested_for": run.id,
+                "total_cogs": format(target.total_cogs, "f"),
+                "total_quantity": format(target.total_quantity, "f"),
+            }
+            events.emit(session, job.tenant_id, EventName.RUN_ROLLED_BACK, reversed_run)
         return {"run_id": run.id, "rolled_back": [r.id for r in chosen]}

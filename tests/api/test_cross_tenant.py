@@ -26,6 +26,10 @@ def _drain(service_urls, tenant_id: str) -> None:
 def tenant_b(base, service_urls):
     tenant_id, owner = make_tenant(base, prefix="iso-b")
     md = seed_master_data(owner, skus=("B-ONLY",))
+    integration = owner.post(
+        "/integrations", json={"name": "b erp", "url": "http://127.0.0.1:9/b", "events": ["receipt.posted"]}
+    )
+    assert integration.status_code == 201, integration.text
     receipt = owner.post(
         "/receipts",
         json={
@@ -54,6 +58,8 @@ def tenant_b(base, service_urls):
     )
     export = owner.post("/exports", json={"report": "valuation", "params": {}})
     key = operator(base, tenant_id).post("/keys", json={"role": "viewer", "name": "b viewer"})
+    outbox = owner.get(f"/integrations/{integration.json()['id']}/outbox").json()["items"]
+    assert outbox, "B's integration queued the receipt"
     for response in (count, run, export):
         assert response.status_code == 202, response.text
     assert key.status_code == 201, key.text
@@ -68,6 +74,8 @@ def tenant_b(base, service_urls):
         "run": run.json()["run_id"],
         "export": export.json()["export_id"],
         "key": key.json()["id"],
+        "integration": integration.json()["id"],
+        "event": outbox[0]["event_id"],
     }
     return tenant_id, owner, ids
 
@@ -107,7 +115,27 @@ def _probes(ids: dict[str, str]) -> list[Probe]:
         ("GET", f"/exports/{ids['export']}/download", None),
         ("DELETE", f"/keys/{ids['key']}", None),
     ]
+    one = f"/integrations/{ids['integration']}"
+    probes += [
+        ("GET", one, None),
+        ("PATCH", one, {"name": "hijacked"}),
+        ("POST", f"{one}/disable", None),
+        ("POST", f"{one}/enable", None),
+        ("POST", f"{one}/rotate-secret", None),
+        ("GET", f"{one}/outbox", None),
+        ("POST", f"{one}/outbox/{ids['event']}/requeue", None),
+        ("POST", f"{one}/dispatch", None),
+        ("GET", f"{one}/dispatches", None),
+    ]
     return probes
+
+
+def _operator_may_not(method: str, path: str) -> bool:
+    """Operators never write the ledger (rollback) nor manage a tenant's integrations."""
+    if method == "POST" and path.endswith("/rollback"):
+        return True
+    managing = method == "PATCH" or path.endswith(("/disable", "/enable", "/rotate-secret"))
+    return path.startswith("/integrations/") and managing
 
 
 def _as_a(base: str, tenant_a, who: str) -> Api:
@@ -122,8 +150,8 @@ def test_another_tenants_ids_are_404_without_data(base, tenant_a, tenant_b, who)
     leaked: list[tuple[str, str, int | str, str]] = []
     for method, path, body in _probes(ids):
         response = api.http.request(method, path, json=body)
-        if method == "POST" and path.endswith("/rollback") and who == "operator":
-            assert response.status_code == 403  # operators never write the ledger, whoever's run it is
+        if who == "operator" and _operator_may_not(method, path):
+            assert response.status_code == 403  # the role is refused before anything is looked up
             continue
         if response.status_code != 404 or response.json()["error"]["code"] != "NOT_FOUND":
             leaked.append((method, path, response.status_code, response.text[:200]))
@@ -139,6 +167,10 @@ def test_b_is_untouched_by_the_probes(tenant_b):
         assert owner.get(f"{path}/{ids[kind]}").json()["name"] != "hijacked"
     assert owner.get(f"/runs/{ids['run']}").json()["status"] == "queued"
     assert owner.get("/jobs", params={"kind": "rollback"}).json()["items"] == []
+    integration = owner.get(f"/integrations/{ids['integration']}").json()
+    assert integration["name"] == "b erp" and integration["enabled"] is True
+    assert integration["previous_secret_valid_until"] is None  # never rotated
+    assert owner.get("/jobs", params={"kind": "dispatch"}).json()["items"] == []
 
 
 @pytest.mark.parametrize("who", ["owner", "operator"])
@@ -155,6 +187,7 @@ def test_listings_never_show_another_tenants_rows(base, tenant_a, tenant_b, who)
         "/jobs",
         "/runs",
         "/exports",
+        "/integrations",
         "/audit",
         "/ledger",
         "/reports/stock-on-hand",

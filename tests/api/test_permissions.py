@@ -128,6 +128,39 @@ ENDPOINTS: list[Endpoint] = [
     Endpoint("GET", "/exports", P.READ),
     Endpoint("GET", "/exports/{export_id}", P.READ, {"export_id": "export"}),
     Endpoint("GET", "/exports/{export_id}/download", P.READ, {"export_id": "export"}),
+    Endpoint(
+        "POST",
+        "/integrations",
+        P.INTEGRATIONS_MANAGE,
+        body=lambda _: {"name": "perm", "url": "http://127.0.0.1:9/hook", "events": ["receipt.posted"]},
+    ),
+    Endpoint("GET", "/integrations", P.READ),
+    Endpoint("GET", "/integrations/{integration_id}", P.READ, {"integration_id": "integration"}),
+    Endpoint(
+        "PATCH",
+        "/integrations/{integration_id}",
+        P.INTEGRATIONS_MANAGE,
+        {"integration_id": "integration"},
+        lambda _: {"name": "renamed"},
+    ),
+    Endpoint(
+        "POST", "/integrations/{integration_id}/disable", P.INTEGRATIONS_MANAGE, {"integration_id": "integration"}
+    ),
+    Endpoint("POST", "/integrations/{integration_id}/enable", P.INTEGRATIONS_MANAGE, {"integration_id": "integration"}),
+    Endpoint(
+        "POST", "/integrations/{integration_id}/rotate-secret", P.INTEGRATIONS_MANAGE, {"integration_id": "integration"}
+    ),
+    Endpoint("GET", "/integrations/{integration_id}/outbox", P.READ, {"integration_id": "integration"}),
+    Endpoint(
+        "POST",
+        "/integrations/{integration_id}/outbox/{event_id}/requeue",
+        P.INTEGRATIONS_DISPATCH,
+        {"integration_id": "integration", "event_id": "event"},
+    ),
+    Endpoint(
+        "POST", "/integrations/{integration_id}/dispatch", P.INTEGRATIONS_DISPATCH, {"integration_id": "integration"}
+    ),
+    Endpoint("GET", "/integrations/{integration_id}/dispatches", P.READ, {"integration_id": "integration"}),
     Endpoint("GET", "/audit", P.READ),
     Endpoint("GET", "/ledger", P.READ),
 ]
@@ -198,6 +231,11 @@ def _context(base: str, role_model: str) -> tuple[dict[str, str], Api]:
     assert run.status_code == 202, run.text
     ctx["run"], ctx["job"] = run.json()["run_id"], run.json()["job_id"]
     ctx["export"] = "exp_missing"  # an export needs ledger data, and no worker runs here: 404 is not 403
+    integration = owner.post(
+        "/integrations", json={"name": "perm", "url": "http://127.0.0.1:9/hook", "events": ["receipt.posted"]}
+    )
+    assert integration.status_code == 201, integration.text
+    ctx["integration"], ctx["event"] = integration.json()["id"], "evt_missing"
     return ctx, owner
 
 

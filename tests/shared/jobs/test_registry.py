@@ -21,8 +21,8 @@ def _queue_lists(command: list[str]) -> set[str]:
     return set(command[command.index("-Q") + 1].split(",")) if "-Q" in command else set()
 
 
-def test_every_kind_but_dispatch_has_a_handler_and_a_queue():
-    assert set(KINDS) == set(JobKind) - {JobKind.DISPATCH}
+def test_every_kind_has_a_handler_and_a_queue():
+    assert set(KINDS) == set(JobKind)
     for kind, spec in KINDS.items():
         assert handler_for(kind) is spec.handler
         assert queue_for(str(kind)) is spec.queue
