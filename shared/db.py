@@ -60,9 +60,7 @@ def make_engine(url: str, *, app_role: bool = True, statement_timeout_ms: int = 
     }
     # JSONB values (job payloads, audit details) with a date or a decimal in them are stored as their text
     # rather than failing the transaction.
-    engine = create_engine(
-        url, pool_pre_ping=True, connect_args=connect_args, json_serializer=_json_text, **kwargs
-    )
+    engine = create_engine(url, pool_pre_ping=True, connect_args=connect_args, json_serializer=_json_text, **kwargs)
     if app_role:
 
         @event.listens_for(engine, "connect")

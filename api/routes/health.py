@@ -32,6 +32,13 @@ def health_check() -> JSONResponse:
     )
 
 
+@router.get("/livez", operation_id="liveness")
+def liveness() -> dict[str, str]:
+    """The process answers requests (no dependency is checked): what a liveness probe needs. A frozen event
+    loop or an exhausted threadpool cannot answer it, so the orchestrator restarts the process."""
+    return {"status": "alive"}
+
+
 @router.get("/metrics", operation_id="metrics")
 def metrics() -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -11,9 +11,7 @@ ledger seq is the tenant's last ledger event when the export was rendered.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -21,6 +19,7 @@ from typing import Any
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
+from shared import csvsafe
 from shared.audit import service as audit
 from shared.auth import Principal
 from shared.base import new_id, utcnow
@@ -31,7 +30,7 @@ from shared.jobs.kinds import JobKind
 from shared.jobs.models import Job
 from shared.pagination import page
 from shared.reports import service as reports
-from shared.reports.schemas import COLUMNS, ReportParams, parse_params
+from shared.reports.schemas import COLUMNS, ROW_MODELS, ReportParams, parse_params
 from shared.tenants import plans
 from shared.tenants.models import LedgerHead
 
@@ -50,13 +49,27 @@ def stable_filename(tenant_id: str, report: str, params_hash: str, ledger_seq: i
     return f"{tenant_id}_{report}_{params_hash[:12]}_{ledger_seq}.csv"
 
 
+def text_columns(report: str) -> frozenset[str]:
+    """The report's text columns (ids and names): plain `str` fields, unlike the decimal strings, which carry
+    a pattern, and the counts."""
+    fields = ROW_MODELS[report].model_fields
+    return frozenset(
+        name
+        for name, field in fields.items()
+        if field.annotation in (str, str | None) and not any(getattr(m, "pattern", None) for m in field.metadata)
+    )
+
+
 def render_csv(report: str, rows: Sequence[dict[str, Any]]) -> bytes:
+    """The export's bytes; text cells that a spreadsheet would run as a formula are neutralised
+    (shared/csvsafe.py)."""
     columns = COLUMNS[report]
-    buffer = io.StringIO(newline="")
-    writer = csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
-    writer.writerow(columns)
-    writer.writerows(["" if row[c] is None else row[c] for c in columns] for row in rows)
-    return buffer.getvalue().encode("utf-8")
+    text = text_columns(report)
+    return csvsafe.csv_bytes(
+        columns,
+        ([("" if row[c] is None else str(row[c])) for c in columns] for row in rows),
+        [i for i, c in enumerate(columns) if c in text],
+    )
 
 
 def exports_this_month(session: Session, tenant_id: str) -> int:

@@ -8,7 +8,6 @@ balanced files of at most 300 lines when larger).
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import zipfile
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Final, Literal, NamedTuple
 
+from shared import csvsafe
 from shared.decimals import AMOUNT_SCALE, format_cents, round_half_up_cents
 from shared.runs.fifo import FifoResult, SalesBatch, from_datetime64
 
@@ -181,16 +181,13 @@ def render_json(entries: Sequence[JournalEntry]) -> bytes:
     return (json.dumps(document, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
 
 
-def _csv_bytes(header: Sequence[str], rows: Iterable[Sequence[str]]) -> bytes:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    return buffer.getvalue().encode("utf-8")
+# Text columns (codes, names, memos, ids) get the formula rule of shared/csvsafe.py; dates and amounts don't.
+CSV_TEXT_COLUMNS: Final = (1, 2, 5, 6)
+XERO_TEXT_COLUMNS: Final = (0, 2, 3, 4)
 
 
 def render_csv(entries: Sequence[JournalEntry]) -> bytes:
-    return _csv_bytes(
+    return csvsafe.csv_bytes(
         CSV_HEADER,
         (
             (
@@ -205,6 +202,7 @@ def render_csv(entries: Sequence[JournalEntry]) -> bytes:
             for entry in entries
             for line in entry.lines
         ),
+        CSV_TEXT_COLUMNS,
     )
 
 
@@ -261,7 +259,9 @@ def render_xero(entries: Sequence[JournalEntry]) -> RenderedJournal:
             files.append([])
         files[-1].extend(rows)
     if len(files) == 1:
-        return RenderedJournal(_csv_bytes(XERO_HEADER, files[0]), "text/csv; charset=utf-8", ".csv")
+        return RenderedJournal(
+            csvsafe.csv_bytes(XERO_HEADER, files[0], XERO_TEXT_COLUMNS), "text/csv; charset=utf-8", ".csv"
+        )
 
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
@@ -271,5 +271,5 @@ def render_xero(entries: Sequence[JournalEntry]) -> RenderedJournal:
             info.compress_type = zipfile.ZIP_DEFLATED
             info.create_system = 3
             info.external_attr = 0o644 << 16
-            archive.writestr(info, _csv_bytes(XERO_HEADER, rows))
+            archive.writestr(info, csvsafe.csv_bytes(XERO_HEADER, rows, XERO_TEXT_COLUMNS))
     return RenderedJournal(buffer.getvalue(), "application/zip", ".zip")

@@ -33,6 +33,7 @@ TENANT_COLUMN: Final = "tenant_id"
 OPTIONAL_LOTS_COLUMNS: Final = frozenset({"freight_cost_per_unit"})
 
 MAX_ERRORS: Final = 1000
+TOO_LONG: Final = "TOO_LONG"
 # Sources that go record by record (quoted CSV, JSON) hand a builder at most this many rows at a time.
 CHUNK_ROWS: Final = 65_536
 
@@ -408,12 +409,24 @@ class LotsBuilder(Builder):
 # Per-field checks: each reports the problems of live rows and says which rows passed.
 
 
+# The longest value each text field may hold (the ledger's and the per-sale rows' columns); longer is a
+# TOO_LONG validation error with its row, never a failed write.
+MAX_TEXT: Final = {"sale_id": 200, "lot_id": 200, "sku": 100}
+
+
 def _check_text(
     values: list[str], empty: BoolArray, live: BoolArray, field: str, out: list[Problem], *, typed: bool
 ) -> BoolArray:
-    """Required text; ``typed`` sources (JSON) may also hold values of the wrong type."""
+    """Required text, at most ``MAX_TEXT[field]`` characters; ``typed`` sources (JSON) may also hold values
+    of the wrong type."""
     bad = live & empty
     out.extend((i, field, MISSING_VALUE, f"{field} is required") for i in np.flatnonzero(bad).tolist())
+    limit = MAX_TEXT[field]
+    if max(map(len, values), default=0) > limit:  # one pass finds whether any row needs a look
+        for i, value in enumerate(values):
+            if len(value) > limit and live[i] and not bad[i]:
+                bad[i] = True
+                out.append((i, field, TOO_LONG, f"{field} is {len(value)} characters long; the limit is {limit}"))
     if typed and INVALID in values:
         for i, value in enumerate(values):
             if value == INVALID and live[i]:

@@ -14,7 +14,7 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from shared.auth import ROLE_PERMISSIONS, Permission
 from tests.support import Api, key_for, make_tenant, operator
 
-PUBLIC = {"/health", "/api/v1/health", "/metrics", "/api/v1/files/templates/{kind}"}
+PUBLIC = {"/health", "/api/v1/health", "/livez", "/metrics", "/api/v1/files/templates/{kind}"}
 # Malformed bodies of three kinds, each must be 422 MALFORMED_JSON once the caller is allowed.
 MALFORMED = {
     "not json": b"{not json",

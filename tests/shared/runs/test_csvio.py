@@ -571,3 +571,17 @@ def test_nul_characters_are_rejected_not_passed_to_the_database() -> None:
     )
     assert [(e.row, e.field, e.reason) for e in parsed.errors] == [(1, "sku", "BAD_CSV")]
     assert parsed.batch.sale_id == ["S2"]
+
+
+def test_text_longer_than_its_column_is_a_row_error_not_a_failed_write() -> None:
+    fits, too_long = "S" * 200, "S" * 201
+    parsed = sales_csv(f"sale_id,sku,sale_date,quantity_sold\n{fits},A,2024-01-01,1\n{too_long},A,2024-01-01,1\n"
+                       f"S3,{'K' * 101},2024-01-01,1\n")  # fmt: skip
+    assert [(e.row, e.field, e.reason) for e in parsed.errors] == [(2, "sale_id", "TOO_LONG"), (3, "sku", "TOO_LONG")]
+    assert "201 characters" in parsed.errors[0].message
+    assert len(parsed.batch) == 1
+    lots = lots_from_records([
+        {"lot_id": "L" * 201, "sku": "A", "received_date": "2024-01-01", "original_quantity": 1,
+         "remaining_quantity": 1, "unit_price": 1},
+    ])  # fmt: skip
+    assert [(e.row, e.field, e.reason) for e in lots.errors] == [(1, "lot_id", "TOO_LONG")]
