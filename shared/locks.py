@@ -1,10 +1,21 @@
-"""A per-tenant Redis lease: the cheap pre-filter in front of PostgreSQL's advisory-lock fence."""
+"""A stream's Redis lease (the cheap pre-filter) and the key of its PostgreSQL advisory-lock fence."""
 
 from __future__ import annotations
 
 import secrets
+import zlib
 
 import redis
+
+LEDGER_STREAM = "ledger"
+
+
+def fence_key(tenant_id: str, stream: str = LEDGER_STREAM) -> int:
+    """The advisory-lock key of a stream's fence: every job transaction of the stream takes it first, and so
+    does anything that must not run beside the stream's jobs (`asora ledger verify --repair`)."""
+    suffix = "" if stream == LEDGER_STREAM else f":{stream}"
+    return zlib.crc32(f"asora:tenant:{tenant_id}{suffix}".encode())
+
 
 _EXTEND = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end

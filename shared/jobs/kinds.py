@@ -6,6 +6,8 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Final
 
+from shared.locks import LEDGER_STREAM as LEDGER
+
 
 class Queue(StrEnum):
     RUNS = "runs"
@@ -42,7 +44,7 @@ TERMINAL: Final = (JobStatus.COMPLETED, JobStatus.FAILED)
 # tenant's books shares the LEDGER stream (an export accepted after a receipt sees the receipt); an
 # integration's dispatches only read their own outbox, so each integration has a stream of its own and a slow
 # receiver never holds up the books.
-LEDGER_STREAM: Final = "ledger"
+LEDGER_STREAM: Final = LEDGER
 
 
 def integration_stream(integration_id: str) -> str:

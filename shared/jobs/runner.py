@@ -34,7 +34,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -55,7 +54,7 @@ from shared.jobs.handlers import SelfTransacting
 from shared.jobs.kinds import LEDGER_STREAM, PENDING, JobKind, JobStatus
 from shared.jobs.models import Job
 from shared.jobs.registry import handler_for, retries
-from shared.locks import TenantLock
+from shared.locks import TenantLock, fence_key
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +87,7 @@ class Stream:
 
     @property
     def lock_key(self) -> int:
-        suffix = "" if self.name == LEDGER_STREAM else f":{self.name}"
-        return zlib.crc32(f"asora:tenant:{self.tenant_id}{suffix}".encode())
+        return fence_key(self.tenant_id, self.name)
 
     @property
     def lease_name(self) -> str:
@@ -98,10 +96,6 @@ class Stream:
     @property
     def wake_key(self) -> str:
         return f"asora:wake:{self.lease_name}"
-
-
-def tenant_lock_key(tenant_id: str) -> int:
-    return Stream(tenant_id).lock_key
 
 
 def fence(session: Session, stream: Stream) -> None:

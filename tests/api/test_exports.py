@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import func, select, text
 
 from shared import db
-from shared.jobs.runner import tenant_lock_key
+from shared.locks import fence_key
 from shared.reports.schemas import COLUMNS, REPORTS
 from tests.support import (
     key_for,
@@ -185,7 +185,7 @@ def test_no_data_in_the_worker_fails_the_job_with_no_data(base):
     tenant_id, owner = stocked_tenant(base)
     with db.unit_of_work(tenant_id) as s:
         # Hold the tenant's job fence: the export is accepted (stock is there) but cannot run yet ...
-        s.execute(select(func.pg_advisory_xact_lock(tenant_lock_key(tenant_id))))
+        s.execute(select(func.pg_advisory_xact_lock(fence_key(tenant_id))))
         accepted = export(owner, "stock-on-hand", {"sku": "A"})
         assert accepted.status_code == 202, accepted.text
         # ... and the stock is gone before it does.
@@ -292,7 +292,7 @@ def test_the_same_idempotency_key_gives_one_export(base, stocked):
 def test_a_download_before_completion_is_a_conflict(base):
     tenant_id, owner = stocked_tenant(base)
     with db.unit_of_work(tenant_id) as s:
-        s.execute(select(func.pg_advisory_xact_lock(tenant_lock_key(tenant_id))))
+        s.execute(select(func.pg_advisory_xact_lock(fence_key(tenant_id))))
         accepted = export(owner, "valuation", {}).json()
         early = owner.get(f"/exports/{accepted['export_id']}/download")
     assert early.status_code == 409

@@ -13,7 +13,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from shared.jobs.runner import tenant_lock_key
+from shared.locks import fence_key
 from tests.support import create, make_tenant, query, receive, seed_master_data
 
 ASORA = str(Path(sys.executable).parent / "asora")
@@ -30,11 +30,11 @@ def fence_held(service_urls, tenant_id: str) -> Iterator[None]:
     meanwhile wait in order; whatever we change meanwhile happened after their intake."""
     url = service_urls["database_url"].replace("postgresql+psycopg://", "postgresql://", 1)
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("SELECT pg_advisory_lock(%s)", (tenant_lock_key(tenant_id),))
+        conn.execute("SELECT pg_advisory_lock(%s)", (fence_key(tenant_id),))
         try:
             yield
         finally:
-            conn.execute("SELECT pg_advisory_unlock(%s)", (tenant_lock_key(tenant_id),))
+            conn.execute("SELECT pg_advisory_unlock(%s)", (fence_key(tenant_id),))
 
 
 def _ledger(api, **params):
