@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from shared.errors import DomainError
-from shared.inventory import service as inventory
+from shared.inventory import counts, receipts
 from shared.jobs.handlers import register
 from shared.jobs.models import Job
 
@@ -19,7 +19,7 @@ class Receipt:
         """Nothing to mirror: a receipt is its job and the ledger events it wrote."""
 
     def execute(self, session: Session, job: Job) -> dict[str, Any]:
-        return inventory.post_receipt(session, job)
+        return receipts.post_receipt(session, job)
 
 
 @register("count")
@@ -28,4 +28,4 @@ class Count:
         """Nothing to mirror: GET /counts/{id} reads the status from the job."""
 
     def execute(self, session: Session, job: Job) -> dict[str, Any]:
-        return inventory.post_count(session, job)
+        return counts.post_count(session, job)
