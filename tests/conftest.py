@@ -8,12 +8,14 @@ import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
 import pytest
 import redis
-from sqlalchemy import make_url
+from sqlalchemy import Connection, make_url, text
+from sqlalchemy.orm import Session
 
 from shared.embedded import ensure_services, stop_embedded
 
@@ -149,3 +151,65 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if _phase(item) == 2:
             item.add_marker(pytest.mark.pipeline)
     items.sort(key=_phase)  # stable: within a phase, files keep their order
+
+
+# --- service tests: one connection, one outer transaction rolled back after each test ----------------------
+
+
+@pytest.fixture
+def db_connection(service_urls: dict[str, str]) -> Iterator[Connection]:
+    """One connection of the application's engine (so it runs as `asora_app` and row-level security applies)
+    inside an outer transaction that is rolled back after the test: nothing a service test writes is ever
+    committed, whatever the code under test calls."""
+    from shared.db import get_engine
+
+    with get_engine().connect() as connection:
+        outer = connection.begin()
+        try:
+            yield connection
+        finally:
+            outer.rollback()
+
+
+@pytest.fixture
+def db_session(db_connection: Connection) -> Iterator[Session]:
+    """A session on `db_connection`. It joins the outer transaction with a savepoint, so `session.commit()` and
+    a service's `session.begin_nested()` release savepoints instead of committing (warehouse's
+    `tests/conftest.py`). It starts unscoped, so it sees no tenant's rows: create a tenant with
+    `tests.factories.tenant` (which scopes the session to it), or call `shared.db.scope_session`."""
+    session = Session(bind=db_connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+@pytest.fixture
+def db_units(db_connection: Connection, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every `shared.db.unit_of_work` opened during the test (key lookups, the tenant check of an operator's
+    X-Tenant-ID) runs on the test's connection, as a savepoint inside its outer transaction: it sees what the
+    test wrote in `db_session`, and its commit is rolled back with everything else. The tenant scope it sets is
+    put back when it ends, so it never leaks into `db_session`."""
+    from shared import db
+
+    @contextmanager
+    def unit_of_work(tenant_id: str | None = None) -> Iterator[Session]:
+        with (
+            Session(bind=db_connection, join_transaction_mode="create_savepoint", expire_on_commit=False) as session,
+            session.begin(),
+        ):
+            previous = session.scalar(text("SELECT current_setting('asora.tenant_id', true)"))
+            if tenant_id is not None:
+                db.set_tenant(session, tenant_id)
+            yield session
+            db.set_tenant(session, previous or "")
+
+    monkeypatch.setattr(db, "unit_of_work", unit_of_work)
+
+
+@pytest.fixture
+def db_tenant(db_session: Session) -> str:
+    """A new enterprise tenant (standard role model) in `db_session`, which is left scoped to it."""
+    from tests import factories
+
+    return factories.tenant(db_session)

@@ -14,7 +14,7 @@ from kombu import Queue as KombuQueue
 
 from shared.config import get_settings
 from shared.jobs.kinds import Queue
-from shared.jobs.registry import QUEUES
+from shared.registry import QUEUES
 
 
 def task_soft_limit() -> int:

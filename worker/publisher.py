@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 from shared.jobs.kinds import JobKind
 from shared.jobs.outbox import Wakeup
-from shared.jobs.registry import queue_for
+from shared.registry import queue_for
 from worker.celery_app import app
 
 

@@ -10,7 +10,7 @@ import signal
 import threading
 import time
 
-from shared import db
+from shared import db, registry
 from shared.base import utcnow
 from shared.config import get_settings
 from shared.jobs import runner
@@ -49,7 +49,7 @@ def main() -> None:
                 log.info("published %d job(s)", count)
             if time.monotonic() - last_reap > REAP_EVERY_SECONDS:
                 last_reap = time.monotonic()
-                for outcome in runner.reap_stale_jobs(settings):
+                for outcome in runner.reap_stale_jobs(settings, registry.TABLE):
                     log.warning("reaped %s", outcome)
             if time.monotonic() - last_purge > PURGE_EVERY_SECONDS:
                 last_purge = time.monotonic()

@@ -18,7 +18,7 @@ from api.deps import (
     json_body,
     tenant_of,
 )
-from shared.inventory import service as inventory
+from shared.inventory import counts as inventory
 from shared.inventory.schemas import CountAccepted, CountCreate, CountOut, CountSummary
 from shared.jobs import service as jobs
 from shared.schemas import Page

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel
 
 from api.deps import CursorQuery, LimitQuery, MasterWriter, Reader, TenantSession, json_body, tenant_of
-from shared.inventory import service as inventory
+from shared.inventory import master as inventory
 from shared.inventory.models import Bin, Category, Hub, Item, Vendor
 from shared.inventory.schemas import (
     BinCreate,

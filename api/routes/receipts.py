@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from api.accept import accept
 from api.deps import IdempotencyKeyHeader, ReceiptsWriter, TenantSession, json_body, tenant_of
-from shared.inventory import service as inventory
+from shared.inventory import receipts as inventory
 from shared.inventory.schemas import JobAccepted, ReceiptCreate
 from shared.jobs import service as jobs
 

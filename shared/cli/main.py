@@ -344,10 +344,11 @@ def journal_entry(
 @runs_app.command("reap")
 def runs_reap(stale_after: Annotated[int | None, typer.Option("--stale-after")] = None) -> None:
     """Re-queue (or fail, past the attempt cap) jobs whose worker stopped heartbeating."""
+    from shared import registry
     from shared.jobs import runner
 
     ensure_services()
-    outcomes = runner.reap_stale_jobs(get_settings(), stale_after)
+    outcomes = runner.reap_stale_jobs(get_settings(), registry.TABLE, stale_after)
     for outcome in outcomes:
         console.print(f"{outcome['action']}: job {outcome['job_id']} of {outcome['tenant_id']}")
     console.print(f"{len(outcomes)} job(s) reaped")

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from shared.errors import DomainError
 from shared.integrations import events
 from shared.integrations.models import EventName
-from shared.inventory import service as inventory
+from shared.inventory import counts, receipts
 from shared.jobs.models import Job
 
 
@@ -20,7 +20,7 @@ class Receipt:
         """Nothing to mirror: a receipt is its job and the ledger events it wrote."""
 
     def execute(self, session: Session, job: Job) -> dict[str, Any]:
-        result = inventory.post_receipt(session, job)
+        result = receipts.post_receipt(session, job)
         events.emit(session, job.tenant_id, EventName.RECEIPT_POSTED, {"job_id": job.id, **result})
         return result
 
@@ -30,6 +30,6 @@ class Count:
         """Nothing to mirror: GET /counts/{id} reads the status from the job."""
 
     def execute(self, session: Session, job: Job) -> dict[str, Any]:
-        result = inventory.post_count(session, job)
+        result = counts.post_count(session, job)
         events.emit(session, job.tenant_id, EventName.COUNT_POSTED, {"job_id": job.id, **result})
         return result

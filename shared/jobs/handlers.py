@@ -1,5 +1,6 @@
-"""What a job handler is. Each kind's handler is in `shared/jobs/registry.py`; the runner calls it inside the
-stream's fenced transaction. Handlers raise DomainError for a deterministic failure and never commit."""
+"""What a job handler is, and what the runner needs to know of each kind (`JobKinds`, the table in
+`shared/registry.py`). The runner calls a handler inside the stream's fenced transaction. Handlers raise
+DomainError for a deterministic failure and never commit."""
 
 from __future__ import annotations
 
@@ -37,3 +38,11 @@ class SelfTransacting(Protocol):
     def run(self, attempt: Attempt) -> dict[str, Any] | None: ...
 
     def abandoned(self, session: Session, job: Job) -> None: ...
+
+
+class JobKinds(Protocol):
+    """What the runner asks of the job-kind table (`shared.registry.TABLE`)."""
+
+    def handler_for(self, kind: str) -> JobHandler: ...
+
+    def retries(self, kind: str) -> bool: ...

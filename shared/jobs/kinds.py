@@ -1,5 +1,5 @@
 """Job kinds, statuses, queues and streams: the names every layer uses instead of string literals. Which
-queue and handler each kind has is the one table in `shared/jobs/registry.py`."""
+queue and handler each kind has is the one table in `shared/registry.py`."""
 
 from __future__ import annotations
 

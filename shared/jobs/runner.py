@@ -50,10 +50,9 @@ from shared.audit import service as audit
 from shared.base import utcnow
 from shared.config import Settings
 from shared.errors import DomainError
-from shared.jobs.handlers import SelfTransacting
+from shared.jobs.handlers import JobKinds, SelfTransacting
 from shared.jobs.kinds import LEDGER_STREAM, PENDING, JobKind, JobStatus
 from shared.jobs.models import Job
-from shared.jobs.registry import handler_for, retries
 from shared.locks import TenantLock, fence_key
 
 log = logging.getLogger(__name__)
@@ -153,12 +152,14 @@ WAIT = _Wait()
 Next = Claim | _Wait | None
 
 
-def fail_job(session: Session, job: Job, error: dict[str, Any], exc: DomainError | None = None) -> None:
+def fail_job(
+    session: Session, kinds: JobKinds, job: Job, error: dict[str, Any], exc: DomainError | None = None
+) -> None:
     """Record a failure; the job keeps the first details, the domain row (e.g. the run) all of them."""
     job.status = JobStatus.FAILED
     job.error = {**error, "details": error.get("details", [])[:MAX_ERROR_DETAILS]}
     job.finished_at = utcnow()
-    handler_for(job.kind).status_changed(session, job, exc)
+    kinds.handler_for(job.kind).status_changed(session, job, exc)
     audit.record(
         session,
         tenant_id=job.tenant_id,
@@ -180,28 +181,28 @@ def _backoff(settings: Settings, tries: int) -> timedelta:
     return timedelta(seconds=min(settings.job_retry_backoff_seconds * 2 ** max(tries - 1, 0), 300))
 
 
-def _requeue(session: Session, job: Job, settings: Settings, *, lost: bool) -> bool:
+def _requeue(session: Session, kinds: JobKinds, job: Job, settings: Settings, *, lost: bool) -> bool:
     """Put a job whose attempt did not finish back in line, after a back-off, or fail it past its cap;
     returns whether it failed."""
     if lost:
         job.lost_attempts += 1
-    if not retries(job.kind):
-        fail_job(session, job, interrupted(job))
-        handler = handler_for(job.kind)
+    if not kinds.retries(job.kind):
+        fail_job(session, kinds, job, interrupted(job))
+        handler = kinds.handler_for(job.kind)
         if isinstance(handler, SelfTransacting):
             handler.abandoned(session, job)
         return True
     raised = job.attempts - job.lost_attempts
     if job.lost_attempts >= settings.job_max_lost_attempts or raised >= settings.job_max_attempts:
-        fail_job(session, job, attempts_exhausted(job))
+        fail_job(session, kinds, job, attempts_exhausted(job))
         return True
     job.status, job.worker, job.published_at = JobStatus.QUEUED, None, None
     job.available_at = utcnow() + _backoff(settings, job.lost_attempts if lost else raised)
-    handler_for(job.kind).status_changed(session, job)
+    kinds.handler_for(job.kind).status_changed(session, job)
     return False
 
 
-def claim_next(session: Session, stream: Stream, worker: str, settings: Settings) -> Next:
+def claim_next(session: Session, kinds: JobKinds, stream: Stream, worker: str, settings: Settings) -> Next:
     """In a transaction that holds the stream's fence: claim the stream's oldest pending job."""
     while True:
         job = session.scalar(
@@ -217,7 +218,7 @@ def claim_next(session: Session, stream: Stream, worker: str, settings: Settings
             stale_before = now - timedelta(seconds=settings.job_stale_after_seconds)
             if job.heartbeat_at is not None and job.heartbeat_at > stale_before:
                 return WAIT  # claimed by a live worker between two of its transactions
-            _requeue(session, job, settings, lost=True)  # its worker died: we hold the fence, it cannot commit
+            _requeue(session, kinds, job, settings, lost=True)  # its worker died: we hold the fence, it cannot commit
             continue
         if job.available_at is not None and job.available_at > now:
             return WAIT
@@ -226,7 +227,7 @@ def claim_next(session: Session, stream: Stream, worker: str, settings: Settings
         job.started_at = job.started_at or now
         job.heartbeat_at = now
         job.worker = worker
-        handler_for(job.kind).status_changed(session, job)
+        kinds.handler_for(job.kind).status_changed(session, job)
         return Claim(job.id, job.kind, job.attempts)
 
 
@@ -281,6 +282,7 @@ class _Drain:
     stream: Stream
     worker: str
     settings: Settings
+    kinds: JobKinds
     hooks: DrainHooks
     stopping: Callable[[], bool]
     started: float = field(default_factory=time.monotonic)
@@ -295,13 +297,13 @@ class _Drain:
     def first_claim(self) -> Next:
         with db.unit_of_work(self.stream.tenant_id) as session:
             fence(session, self.stream)
-            return claim_next(session, self.stream, self.worker, self.settings)
+            return claim_next(session, self.kinds, self.stream, self.worker, self.settings)
 
     def execute(self, claim: Claim) -> tuple[Finished | None, Next]:
         """Run one claimed job; returns how it ended and the next claim (made in the same transaction)."""
         began = time.monotonic()
         tenant_id = self.stream.tenant_id
-        handler = handler_for(claim.kind)
+        handler = self.kinds.handler_for(claim.kind)
         try:
             own = handler.run(_Attempt(self.stream, claim)) if isinstance(handler, SelfTransacting) else None
             with db.unit_of_work(tenant_id) as session:
@@ -311,7 +313,7 @@ class _Drain:
                 if self.settings.debug_job_delay_seconds:
                     time.sleep(self.settings.debug_job_delay_seconds)
                 job.status, job.result, job.error, job.finished_at = JobStatus.COMPLETED, result, None, utcnow()
-                handler_for(job.kind).status_changed(session, job)
+                handler.status_changed(session, job)
                 audit.record(
                     session,
                     tenant_id=tenant_id,
@@ -342,7 +344,9 @@ class _Drain:
         return replace(done, runtime=time.monotonic() - began), following
 
     def _next(self, session: Session) -> Next:
-        return claim_next(session, self.stream, self.worker, self.settings) if self.may_continue() else None
+        if not self.may_continue():
+            return None
+        return claim_next(session, self.kinds, self.stream, self.worker, self.settings)
 
     def _record(self, claim: Claim, error: DomainError | None, began: float) -> tuple[Finished | None, Next]:
         """After the work rolled back: a deterministic failure fails the job; a crash re-queues it (after a
@@ -352,9 +356,9 @@ class _Drain:
             with db.unit_of_work(self.stream.tenant_id) as session:
                 job = _load_claimed(session, self.stream, claim)
                 if error is not None:
-                    fail_job(session, job, error.as_dict(), error)
+                    fail_job(session, self.kinds, job, error.as_dict(), error)
                 else:
-                    _requeue(session, job, self.settings, lost=False)
+                    _requeue(session, self.kinds, job, self.settings, lost=False)
                 done = Finished(job.id, job.kind, job.status, error=job.error, runtime=time.monotonic() - began)
                 return done, self._next(session)
         except Fenced:
@@ -386,6 +390,7 @@ def drain(
     worker: str,
     redis_client: redis.Redis,
     settings: Settings,
+    kinds: JobKinds,
     hooks: DrainHooks | None = None,
     stopping: Callable[[], bool] = lambda: False,
 ) -> DrainReport:
@@ -398,7 +403,7 @@ def drain(
         lock = TenantLock(redis_client, stream.lease_name, settings.tenant_lock_lease_seconds)
         if not lock.acquire():
             return report  # the holder sees the wake flag once it releases
-        run = _Drain(stream, worker, settings, hooks, stopping)
+        run = _Drain(stream, worker, settings, kinds, hooks, stopping)
         try:
             redis_client.delete(stream.wake_key)
             run.run(lock, report)
@@ -421,9 +426,9 @@ def drain(
     return report
 
 
-def drain_tenant(tenant_id: str, *, worker: str, redis_client: redis.Redis, settings: Settings) -> int:
+def drain_tenant(tenant_id: str, *, worker: str, redis_client: redis.Redis, settings: Settings, kinds: JobKinds) -> int:
     """Drain the tenant's ledger stream; returns how many jobs were executed."""
-    return drain(Stream(tenant_id), worker=worker, redis_client=redis_client, settings=settings).executed
+    return drain(Stream(tenant_id), worker=worker, redis_client=redis_client, settings=settings, kinds=kinds).executed
 
 
 def job_state(tenant_id: str, job_id: str) -> tuple[JobStatus, dict[str, Any] | None, dict[str, Any] | None] | None:
@@ -433,7 +438,9 @@ def job_state(tenant_id: str, job_id: str) -> tuple[JobStatus, dict[str, Any] | 
     return None if row is None else (row[0], row[1], row[2])
 
 
-def reap_stale_jobs(settings: Settings, stale_after_seconds: int | None = None) -> list[dict[str, Any]]:
+def reap_stale_jobs(
+    settings: Settings, kinds: JobKinds, stale_after_seconds: int | None = None
+) -> list[dict[str, Any]]:
     """Re-queue (after a back-off) or fail, past the cap, running jobs whose worker stopped heartbeating. A
     stream whose fence is held has a live transaction and is left alone."""
     stale = stale_after_seconds if stale_after_seconds is not None else settings.job_stale_after_seconds
@@ -451,7 +458,7 @@ def reap_stale_jobs(settings: Settings, stale_after_seconds: int | None = None) 
             job = session.get(Job, job_id, populate_existing=True)
             if job is None or job.status != JobStatus.RUNNING or job.heartbeat_at is None or job.heartbeat_at >= cutoff:
                 continue
-            action = "failed" if _requeue(session, job, settings, lost=True) else "requeued"
+            action = "failed" if _requeue(session, kinds, job, settings, lost=True) else "requeued"
             if action == "requeued":
                 audit.record(
                     session,

@@ -32,7 +32,7 @@ def hash_key(raw_key: str) -> str:
 
 
 def validate_tenant_id(tenant_id: str) -> None:
-    if not (3 <= len(tenant_id) <= 63 and TENANT_ID_PATTERN.match(tenant_id)):
+    if not (3 <= len(tenant_id) <= 63 and TENANT_ID_PATTERN.fullmatch(tenant_id)):
         raise ValidationFailed(
             "tenant_id must be 3-63 characters of lowercase letters and digits, separated by single hyphens",
             reason="BAD_TENANT_ID",

@@ -8,6 +8,7 @@ import redis
 
 from shared.config import get_settings
 from shared.jobs import runner
+from shared.registry import TABLE
 from tests.support import Api, make_tenant, operator, seed_master_data
 
 
@@ -19,7 +20,7 @@ def base(in_process):
 def _drain(service_urls, tenant_id: str) -> None:
     """Run the tenant's pending jobs in this process (this module starts no worker)."""
     client = redis.Redis.from_url(service_urls["redis_url"])
-    runner.drain_tenant(tenant_id, worker="test", redis_client=client, settings=get_settings())
+    runner.drain_tenant(tenant_id, worker="test", redis_client=client, settings=get_settings(), kinds=TABLE)
 
 
 @pytest.fixture(scope="module")

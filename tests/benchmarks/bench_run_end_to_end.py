@@ -79,6 +79,7 @@ def _bench(args: argparse.Namespace, work: Path) -> dict[str, float | int | str]
     from shared.copyio import copy_rows
     from shared.jobs import runner
     from shared.migrate import upgrade
+    from shared.registry import TABLE
     from shared.runs import service as runs
     from shared.runs.models import Run
     from shared.tenants import service as tenants
@@ -120,7 +121,7 @@ def _bench(args: argparse.Namespace, work: Path) -> dict[str, float | int | str]
             )
             run_id = run.id
         t1 = time.perf_counter()
-        runner.drain_tenant(tenant_id, worker="bench", redis_client=client, settings=settings)
+        runner.drain_tenant(tenant_id, worker="bench", redis_client=client, settings=settings, kinds=TABLE)
         t2 = time.perf_counter()
         with db.unit_of_work(tenant_id) as session:
             status, total = session.execute(select(Run.status, Run.total_cogs).where(Run.id == run_id)).one()
@@ -129,7 +130,7 @@ def _bench(args: argparse.Namespace, work: Path) -> dict[str, float | int | str]
         with db.unit_of_work(tenant_id) as session:
             runs.request_rollback(session, tenant_id=tenant_id, actor=actor, run_id=run_id, cascade=False)
         t3 = time.perf_counter()
-        runner.drain_tenant(tenant_id, worker="bench", redis_client=client, settings=settings)
+        runner.drain_tenant(tenant_id, worker="bench", redis_client=client, settings=settings, kinds=TABLE)
         t4 = time.perf_counter()
         with db.unit_of_work(tenant_id) as session:
             status = session.execute(select(Run.status).where(Run.id == run_id)).scalar_one()

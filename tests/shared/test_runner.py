@@ -29,6 +29,7 @@ def test_a_job_that_crashes_every_time_fails_after_the_attempt_cap_and_the_next_
     from shared import db
     from shared.config import get_settings
     from shared.jobs import runner
+    from shared.registry import TABLE
 
     tenant_id = _tenant()
     broken_run, broken_job = submit_run_direct(tenant_id, [{"sale_id": "S1", "sku": "SKU-1", "sale_date": "2024-01-02",
@@ -48,7 +49,7 @@ def test_a_job_that_crashes_every_time_fails_after_the_attempt_cap_and_the_next_
     # inside its back-off leaves it: no hot loop. Drains keep coming (as wake-ups would) until it is decided.
     drains = 0
     while query("SELECT status FROM jobs WHERE id = :j", {"j": next_job})[0][0] != "completed" and drains < 100:
-        runner.drain_tenant(tenant_id, worker="test", redis_client=client, settings=settings)
+        runner.drain_tenant(tenant_id, worker="test", redis_client=client, settings=settings, kinds=TABLE)
         drains += 1
         time.sleep(0.05)
     assert drains > settings.job_max_attempts, "the back-off made drains leave the job between attempts"

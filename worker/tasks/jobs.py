@@ -22,7 +22,7 @@ from celery.exceptions import Ignore
 from celery.signals import worker_shutting_down
 from sqlalchemy import select
 
-from shared import db
+from shared import db, registry
 from shared.config import get_settings
 from shared.jobs import outbox, runner
 from shared.jobs.kinds import LEDGER_STREAM, PENDING, JobKind, JobStatus
@@ -110,6 +110,7 @@ def run_job(task: Task[Any, Any], job_id: str, tenant_id: str, kind: str, stream
         worker=str(task.request.hostname),
         redis_client=_redis(),
         settings=get_settings(),
+        kinds=registry.TABLE,
         hooks=FlowerHooks(task, job_id, tenant_id),
         stopping=shutting_down,
     )
@@ -142,4 +143,4 @@ def execute_legacy(self: Task[Any, Any], job_id: str, kind: str, tenant_id: str)
 
 @app.task(name="asora.jobs.reap")
 def reap() -> list[dict[str, Any]]:
-    return runner.reap_stale_jobs(get_settings())
+    return runner.reap_stale_jobs(get_settings(), registry.TABLE)

@@ -6,7 +6,7 @@
 - `jobs.lost_attempts`: attempts whose worker died without recording an outcome (killed, OOM, a lost node),
   counted apart from attempts that raised, with their own cap; `jobs.available_at`: the time a re-queued job
   may be claimed again (back-off after a lost worker).
-- `jobs.queue` goes: a kind's queue is the registry's (`shared/jobs/registry.py`), not a per-row copy.
+- `jobs.queue` goes: a kind's queue is the registry's (`shared/registry.py`), not a per-row copy.
 - `ix_jobs_pending` covers the stream; `ix_jobs_queued` replaces `ix_jobs_unpublished` for the relay, which
   re-sends wake-ups of queued jobs whose last one is old (`published_at` is now when a wake-up was last
   scheduled, set at intake by a process that publishes after commit).

@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 
 from shared.jobs.kinds import JobKind, Queue
-from shared.jobs.registry import KINDS, QUEUES, handler_for, queue_for
+from shared.registry import KINDS, QUEUES, handler_for, queue_for
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -30,7 +30,7 @@ def test_every_kind_has_a_handler_and_a_queue():
 
 
 def test_handlers_are_loaded_when_the_table_is_imported():
-    code = "from shared.jobs.registry import handler_for; print(type(handler_for('cogs_run')).__name__)"
+    code = "from shared.registry import handler_for; print(type(handler_for('cogs_run')).__name__)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == "CogsRun"
 

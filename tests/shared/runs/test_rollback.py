@@ -11,6 +11,7 @@ from shared.auth import Principal
 from shared.config import get_settings
 from shared.jobs import runner
 from shared.ledger import verify
+from shared.registry import TABLE
 from shared.runs import service as runs
 from tests.support import create_tenant_direct, lot, query, sale, seed_items, submit_run_direct
 
@@ -23,7 +24,7 @@ def drain(service_urls):
     client, settings = redis.Redis.from_url(service_urls["redis_url"]), get_settings()
 
     def drain_tenant(tenant_id: str) -> None:
-        runner.drain_tenant(tenant_id, worker="rollback-test", redis_client=client, settings=settings)
+        runner.drain_tenant(tenant_id, worker="rollback-test", redis_client=client, settings=settings, kinds=TABLE)
 
     return drain_tenant
 

@@ -40,9 +40,10 @@ def _tenant():
 
 def _drain(tenant_id, env):
     from shared.jobs import runner
+    from shared.registry import TABLE
 
     client, cfg = env
-    runner.drain_tenant(tenant_id, worker="property-test", redis_client=client, settings=cfg)
+    runner.drain_tenant(tenant_id, worker="property-test", redis_client=client, settings=cfg, kinds=TABLE)
 
 
 def _state(tenant_id):

@@ -1,7 +1,11 @@
-"""The one table of job kinds: each kind's queue and handler. The runner, the publisher, the Celery queues,
-the workers `asora up` starts and the deploy manifests all read it (or are proved to agree with it by
-`tests/shared/jobs/test_registry.py`). Importing this module imports every handler: there is nothing to
-register, and a kind without a handler is a failing test, not a KeyError in a worker."""
+"""The one table of job kinds: each kind's queue, its handler, and whether it may be retried. The runner (which
+is handed this table: `shared/jobs` never imports the domains), the publisher, the Celery queues, the workers
+`asora up` starts and the deploy manifests all read it, or are proved to agree with it by
+`tests/shared/jobs/test_registry.py`. Importing this module imports every handler: there is nothing to
+register, and a kind without a handler is a failing test, not a KeyError in a worker.
+
+It sits above the domains (it imports them, nothing in them imports it), which is what keeps the package
+graph of `shared/` free of cycles (`tests/test_import_cycles.py`)."""
 
 from __future__ import annotations
 
@@ -40,6 +44,19 @@ QUEUES: Final[tuple[Queue, ...]] = tuple(sorted({spec.queue for spec in KINDS.va
 
 def retries(kind: str) -> bool:
     return KINDS[JobKind(kind)].retries
+
+
+class _Table:
+    """The table as the runner takes it (`shared.jobs.handlers.JobKinds`)."""
+
+    def handler_for(self, kind: str) -> JobHandler:
+        return handler_for(kind)
+
+    def retries(self, kind: str) -> bool:
+        return retries(kind)
+
+
+TABLE: Final = _Table()
 
 
 def handler_for(kind: str) -> JobHandler:
