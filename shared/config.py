@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEVELOPMENT_SECRET = "asora-development-secret-not-for-production"  # noqa: S105 - refused outside development
+
+
+def default_data_dir() -> Path:
+    """`$XDG_DATA_HOME/asora`, else `~/.local/share/asora`: one place per user, so every command finds the same
+    embedded servers and keys whatever its working directory. A relative XDG_DATA_HOME is ignored, as the XDG
+    base directory specification asks."""
+    xdg = os.environ.get("XDG_DATA_HOME", "")
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".local" / "share"
+    return base / "asora"
 
 
 class Settings(BaseSettings):
@@ -18,7 +28,8 @@ class Settings(BaseSettings):
     environment: Literal["development", "test", "production"] = "development"
     database_url: str | None = None
     redis_url: str | None = None
-    data_dir: Path = Path(".asora")
+    # The embedded servers, their logs, the generated operator key and Flower login (docs/cli.md).
+    data_dir: Path = Field(default_factory=default_data_dir)
     secret_key: SecretStr = SecretStr(DEVELOPMENT_SECRET)
     # Earlier values of ASORA_SECRET_KEY (comma-separated): what was encrypted under them stays readable.
     previous_secret_keys: SecretStr = SecretStr("")
@@ -71,6 +82,13 @@ class Settings(BaseSettings):
     # Fault injection for the crash and concurrency tests: hold every job's transaction open this long
     # after its work is written and before it commits. Refused in production.
     debug_job_delay_seconds: float = 0.0
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute_data_dir(cls, value: Path) -> Path:
+        # Made absolute once, here: a relative ASORA_DATA_DIR means the same directory to every child process
+        # and to every later command, wherever they run.
+        return value.expanduser().resolve()
 
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> Settings:

@@ -2,7 +2,8 @@
 
 Used only when no `ASORA_DATABASE_URL` / `ASORA_REDIS_URL` is configured. The servers live under the data
 directory, outlive the command that started them (so `asora migrate` and `asora up` share them), and are
-stopped by `stop_embedded`.
+stopped by `stop_embedded`. `ServiceUrls` says which of them this process started, so a command that fails
+half-way stops only what it started and never a server another command is using.
 """
 
 from __future__ import annotations
@@ -14,10 +15,15 @@ import signal
 import socket
 import subprocess
 import time
+import warnings
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
+from shared.ports import free_port
+
 log = logging.getLogger(__name__)
+POSTGRESQL, REDIS = "postgresql", "redis"
 
 
 @dataclass(frozen=True)
@@ -26,12 +32,8 @@ class ServiceUrls:
     redis_url: str
     embedded_database: bool
     embedded_redis: bool
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    # Embedded servers that were not running before this call and that this call started.
+    started: frozenset[str] = frozenset()
 
 
 def _pid_alive(pid: int) -> bool:
@@ -59,7 +61,11 @@ def _tune_postgres(uri: str) -> None:
 
 
 def _start_postgres(data_dir: Path) -> str:
-    import pgserver
+    with warnings.catch_warnings():
+        # pgserver's lock lives in the user's runtime dir; without XDG_RUNTIME_DIR it uses /tmp and says so
+        # on every command, which tells an operator nothing they can act on.
+        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
+        import pgserver
 
     pgdata = (data_dir / "pg").resolve()
     pgdata.mkdir(parents=True, exist_ok=True)
@@ -88,7 +94,7 @@ def _start_redis(data_dir: Path) -> str:
         return f"redis://127.0.0.1:{running[0]}/0"
     redis_dir = (data_dir / "redis").resolve()
     redis_dir.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
+    port = free_port()
     pid_file = redis_dir / "redis.pid"
     subprocess.run(
         [
@@ -123,28 +129,53 @@ def _start_redis(data_dir: Path) -> str:
     raise RuntimeError(f"embedded Redis did not start; see {redis_dir / 'redis.log'}")
 
 
+def _postgres_pid(data_dir: Path) -> int | None:
+    pid_file = data_dir / "pg" / "postmaster.pid"
+    if not pid_file.exists():
+        return None
+    lines = pid_file.read_text().splitlines()
+    pid = int(lines[0]) if lines and lines[0].strip().isdigit() else 0
+    return pid if pid and _pid_alive(pid) else None
+
+
+def running_embedded(data_dir: Path) -> list[str]:
+    """The embedded servers running now under `data_dir`."""
+    running = [POSTGRESQL] if _postgres_pid(data_dir) is not None else []
+    return [*running, REDIS] if _redis_state(data_dir) is not None else running
+
+
 def ensure_services(database_url: str | None, redis_url: str | None, data_dir: Path) -> ServiceUrls:
     """Return usable URLs, starting embedded servers for whichever URL is not configured."""
-    db = database_url or _start_postgres(data_dir)
-    rd = redis_url or _start_redis(data_dir)
-    return ServiceUrls(db, rd, database_url is None, redis_url is None)
+    before = set(running_embedded(data_dir))
+    started: set[str] = set()
+    db = database_url
+    if db is None:
+        db = _start_postgres(data_dir)
+        started |= {POSTGRESQL} - before
+    try:
+        rd = redis_url
+        if rd is None:
+            rd = _start_redis(data_dir)
+            started |= {REDIS} - before
+    except BaseException:
+        stop_embedded(data_dir, only=started)  # not half a set of servers nobody will stop
+        raise
+    return ServiceUrls(db, rd, database_url is None, redis_url is None, frozenset(started))
 
 
-def stop_embedded(data_dir: Path) -> list[str]:
-    """Stop the embedded servers under `data_dir`; returns what was stopped."""
+def stop_embedded(data_dir: Path, only: Collection[str] | None = None) -> list[str]:
+    """Stop the embedded servers under `data_dir` (or only those named in `only`); returns what was stopped."""
     stopped: list[str] = []
     running = _redis_state(data_dir)
-    if running is not None:
+    if running is not None and (only is None or REDIS in only):
         os.kill(running[1], signal.SIGTERM)
         _wait_gone(running[1])
-        stopped.append("redis")
-    pid_file = data_dir / "pg" / "postmaster.pid"
-    if pid_file.exists():
-        pid = int(pid_file.read_text().splitlines()[0])
-        if _pid_alive(pid):
-            os.kill(pid, signal.SIGINT)  # fast shutdown: roll back open transactions, checkpoint, exit
-            _wait_gone(pid)
-            stopped.append("postgresql")
+        stopped.append(REDIS)
+    pid = _postgres_pid(data_dir)
+    if pid is not None and (only is None or POSTGRESQL in only):
+        os.kill(pid, signal.SIGINT)  # fast shutdown: roll back open transactions, checkpoint, exit
+        _wait_gone(pid)
+        stopped.append(POSTGRESQL)
     return stopped
 
 

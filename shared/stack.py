@@ -8,24 +8,53 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from shared.embedded import ServiceUrls
+from shared.jobs.kinds import Queue
+from shared.ports import free_port
+from shared.registry import QUEUES
+
+# free_port lives in shared/ports.py; it stays importable from here, where the tests and tools look for it.
+__all__ = ["BIN", "Stack", "StartupFailed", "StartupTimedOut", "free_port", "service_env", "wait_http"]
 
 BIN = Path(sys.executable).parent
+ALL_QUEUES = ",".join(QUEUES)
+# Dispatches wait on receivers: they get workers of their own, so a stalled receiver never takes a slot that
+# receipts, counts, runs and exports need. (name, queues, concurrency); the deploy manifests do the same.
+WORKER_POOLS: tuple[tuple[str, str, int], ...] = (
+    ("worker", ",".join(q for q in QUEUES if q != Queue.DISPATCH), 2),
+    ("worker-dispatch", Queue.DISPATCH, 2),
+)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def api_processes() -> int:
+    """API processes for this machine: one per core (the work is PostgreSQL's and Python's, in equal parts),
+    at least two so that one busy process never stalls the API, at most eight."""
+    return max(2, min(os.cpu_count() or 1, 8))
+
+
+class StartupFailed(Exception):
+    """A child process exited before the stack became healthy."""
+
+    def __init__(self, name: str, returncode: int | None, log: Path) -> None:
+        super().__init__(f"{name} exited with code {returncode} during start-up; its log is {log}")
+        self.name, self.returncode, self.log = name, returncode, log
+
+
+class StartupTimedOut(Exception):
+    """Every child is alive but the health URL never answered 200; `last` is its last answer, if any."""
+
+    def __init__(self, url: str, timeout: float, last: dict[str, Any] | None) -> None:
+        super().__init__(f"{url} did not answer 200 within {timeout:.0f} s")
+        self.url, self.timeout, self.last = url, timeout, last
 
 
 def service_env(urls: ServiceUrls, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -41,14 +70,18 @@ class Stack:
     log_dir: Path
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
+    def log_path(self, name: str) -> Path:
+        return self.log_dir / f"{name}.log"
+
     def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        log = (self.log_dir / f"{name}.log").open("ab")
+        log = self.log_path(name).open("ab")
         proc = subprocess.Popen(argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.processes[name] = proc
         return proc
 
-    def start_api(self, port: int) -> None:
+    def start_api(self, port: int, processes: int | None = None) -> None:
+        """The API: `processes` uvicorn workers behind one port (default: one per core, see `api_processes`)."""
         self._spawn(
             "api",
             [
@@ -58,14 +91,21 @@ class Stack:
                 "127.0.0.1",
                 "--port",
                 str(port),
+                "--workers",
+                str(processes or api_processes()),
                 "--log-level",
                 "warning",
                 "--no-access-log",
             ],
         )
 
+    def start_workers(self) -> None:
+        """The standard fleet: one worker per pool of `WORKER_POOLS` (books apart from dispatches)."""
+        for name, queues, concurrency in WORKER_POOLS:
+            self.start_worker(name=name, queues=queues, concurrency=concurrency)
+
     def start_worker(
-        self, name: str = "worker", queues: str = "runs,inventory,exports,dispatch", concurrency: int = 2
+        self, name: str = "worker", queues: str = ALL_QUEUES, concurrency: int = 2
     ) -> subprocess.Popen[bytes]:
         return self._spawn(
             name,
@@ -114,6 +154,24 @@ class Stack:
 
     def dead(self) -> list[str]:
         return [name for name, proc in self.processes.items() if proc.poll() is not None]
+
+    def wait_healthy(self, url: str, timeout: float) -> None:
+        """Wait until `url` answers 200, watching the children meanwhile: one that exits (a port taken after
+        all, a configuration it refuses) raises StartupFailed at once instead of after the whole timeout."""
+        deadline = time.monotonic() + timeout
+        last: dict[str, Any] | None = None
+        while time.monotonic() < deadline:
+            for name in self.dead():
+                raise StartupFailed(name, self.processes[name].returncode, self.log_path(name))
+            try:
+                response = httpx.get(url, timeout=2)
+                if response.status_code == 200:
+                    return
+                last = response.json()
+            except (httpx.HTTPError, ValueError):  # not up yet, or not answering JSON yet
+                pass
+            time.sleep(0.2)
+        raise StartupTimedOut(url, timeout, last)
 
 
 def wait_http(url: str, timeout: float = 60.0, ok_statuses: tuple[int, ...] = (200,)) -> bool:

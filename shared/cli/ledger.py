@@ -4,23 +4,22 @@ shared/ledger/verify.py; this module renders it."""
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
+
+from shared.cli.errors import CliError, ExitCode
+from shared.cli.output import err, out, print_json, print_table, row, table
 
 if TYPE_CHECKING:
     from shared.ledger.verify import VerifyResult
 
 app = typer.Typer(help="The ledger: verification and rebuild of derived tables.", no_args_is_help=True)
-out = Console(soft_wrap=True)
 
 
 @app.command("verify")
 def verify(
-    tenant_id: Annotated[str, typer.Option("--tenant-id")],
+    tenant_id: Annotated[str, typer.Option("--tenant-id", help="The tenant whose ledger to verify.")],
     repair: Annotated[bool, typer.Option("--repair", help="rebuild derived tables (never the ledger)")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
 ) -> None:
@@ -36,8 +35,7 @@ def verify(
     with db.unit_of_work(db.SYSTEM_SCOPE) as session:
         exists = session.get(Tenant, tenant_id) is not None
     if not exists:
-        typer.echo(f"tenant '{tenant_id}' not found", err=True)
-        raise typer.Exit(2)
+        raise CliError(f"tenant '{tenant_id}' not found", ExitCode.USAGE)
 
     scope = db.unit_of_work(tenant_id) if repair else ledger_verify.snapshot(tenant_id)
     with scope as session:
@@ -57,27 +55,27 @@ def verify(
         )
 
     if as_json:
-        typer.echo(json.dumps(result.as_dict(), indent=2))
+        print_json(result.as_dict())
     else:
         _render(result)
     if not result.ok:
-        raise typer.Exit(1)
+        raise CliError("differences remain" if result.chain_ok else "the hash chain is broken")
 
 
 def _render(result: VerifyResult) -> None:
     repaired = set(result.repaired)
-    out.print(
+    out().print(
         f"tenant {result.tenant_id}: {result.events} ledger events, head seq {result.head_seq}, "
-        f"hash chain {'intact' if result.chain_ok else '[red]BROKEN[/red]'}"
+        f"hash chain {'intact' if result.chain_ok else 'BROKEN'}",
+        markup=False,
     )
     if result.differences:
-        table = Table(title="differences from the ledger")
-        for column in ("check", "key", "ledger says", "stored", "state"):
-            table.add_column(column)
+        shown = table("differences from the ledger", ("check", "key", "ledger says", "stored", "state"), ids=("key",))
         for d in result.differences:
             state = "repaired" if d in repaired else ("repairable" if d.repairable else "not repairable")
-            table.add_row(d.check, d.key, d.expected or "", d.actual or "", state)
-        out.print(table)
+            shown.add_row(*row((d.check, d.key, d.expected, d.actual, state)))
+        print_table(shown)
     if result.chain_findings_omitted:
-        out.print(f"[red]{result.chain_findings_omitted} more ledger findings not shown[/red]")
-    out.print("[green]no differences remain[/green]" if result.ok else "[red]differences remain[/red]")
+        err().print(f"[red]{result.chain_findings_omitted} more ledger findings not shown[/red]")
+    if result.ok:
+        err().print("[green]no differences remain[/green]")

@@ -7,14 +7,13 @@ import json
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
+from shared.cli.errors import ExitCode
+from shared.cli.output import out, print_json, print_table, row, table
 from shared.cli.services import ensure_services, system_session
 from shared.config import get_settings
 
 app = typer.Typer(help="Operations: health check and weekly metrics.", no_args_is_help=True)
-out = Console(soft_wrap=True)
 STYLE = {"ok": "green", "warning": "yellow", "alert": "red", "down": "red"}
 
 
@@ -43,19 +42,23 @@ def health(
         ]
     )
     if as_json:
-        typer.echo(json.dumps(report.as_dict(), indent=2, default=str))
+        print_json(report.as_dict())
     else:
-        table = Table(title="Asora health check")
-        for column in ("check", "status", "value", "detail"):
-            table.add_column(column)
+        shown = table("Asora health check", ("check", "status", "value", "detail"))
         for check in report.checks:
-            value = "" if check.value is None else json.dumps(check.value, default=str)
             style = STYLE[check.status]
-            table.add_row(check.name, f"[{style}]{check.status}[/{style}]", value, check.detail)
-        out.print(table)
-        out.print(f"overall: {report.status}")
+            shown.add_row(check.name, f"[{style}]{check.status}[/{style}]", *row((_value(check.value), check.detail)))
+        print_table(shown)
+        out().print(f"overall: {report.status}", markup=False)
     if not report.healthy:
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.FAILED)
+
+
+def _value(value: Any) -> str:
+    """A check's value as text: `database ok, redis ok` for the API's own checks, never a Python dict."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {v}" for k, v in value.items())
+    return "" if value is None else json.dumps(value, default=str)
 
 
 @app.command("weekly-metrics")
@@ -69,17 +72,13 @@ def weekly_metrics(
     with system_session() as session:
         metrics: dict[str, Any] = ops.weekly_metrics(session)
     if as_json:
-        typer.echo(json.dumps(metrics, indent=2))
+        print_json(metrics)
         return
-    table = Table(title="Asora weekly metrics (last 7 days)")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
+    shown = table("Asora weekly metrics (last 7 days)", ("metric", "value"), right=("value",))
     for key in ("active_tenants_7d", "total_runs_7d", "rollbacks_7d", "failed_runs_7d"):
-        table.add_row(key, str(metrics[key]))
-    out.print(table)
-    sizes = Table(title="Table sizes")
-    sizes.add_column("table")
-    sizes.add_column("size", justify="right")
-    for row in metrics["table_sizes"]:
-        sizes.add_row(row["table"], row["size"])
-    out.print(sizes)
+        shown.add_row(*row((key, metrics[key])))
+    print_table(shown)
+    sizes = table("Table sizes", ("table", "size"), right=("size",))
+    for size in metrics["table_sizes"]:
+        sizes.add_row(*row((size["table"], size["size"])))
+    print_table(sizes)

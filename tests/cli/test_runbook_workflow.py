@@ -45,7 +45,7 @@ def test_runbook_workflow(base, tmp_path, monkeypatch):
     (tmp_path / "sales.csv").write_text(SALES_WRONG)
     (tmp_path / "sales_fixed.csv").write_text(SALES_FIXED)
 
-    assert "runs of" in asora(env, "list-runs", "--tenant-id", tenant_id).stderr
+    assert "runs of" in asora(env, "list-runs", "--tenant-id", tenant_id).stdout  # tables go to stdout
 
     dry = asora(
         env,
@@ -59,7 +59,7 @@ def test_runbook_workflow(base, tmp_path, monkeypatch):
         "--dry-run",
         "--wait",
     )
-    assert "validated" in dry.stderr
+    assert "validated" in dry.stdout
 
     wrong = asora(
         env,
@@ -75,7 +75,7 @@ def test_runbook_workflow(base, tmp_path, monkeypatch):
         "--wait",
     )
     run_id = wrong.stdout.strip().splitlines()[0]
-    assert "completed" in wrong.stderr and "4400.00000000" in wrong.stderr
+    assert "completed" in wrong.stdout and "4400.00000000" in wrong.stdout
 
     refused = asora(env, "rollback", run_id, check=False)
     assert refused.returncode != 0 and "--confirm" in refused.stderr
@@ -97,7 +97,7 @@ def test_runbook_workflow(base, tmp_path, monkeypatch):
         "--wait",
     )
     fixed_id = fixed.stdout.strip().splitlines()[0]
-    assert "1100.00000000" in fixed.stderr
+    assert "1100.00000000" in fixed.stdout
 
     out = tmp_path / "journal.iif"
     asora(env, "journal-entry", fixed_id, "--format", "iif", "--output-file", str(out))

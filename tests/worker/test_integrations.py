@@ -4,6 +4,10 @@ never retried by themselves, and never holding up the tenant's books."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from typing import Any
@@ -258,3 +262,26 @@ def test_disable_rotate_and_plan_ceilings(shared_stack, receiver):
         for n in range(6)
     ]
     assert statuses == [201] * 5 + [402]
+
+
+def _asora(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "shared.cli.main", *args]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_an_operator_dispatches_from_the_command_line(shared_stack, receiver):
+    from tests.conftest import OPERATOR_KEY
+
+    tenant_id, owner, md = _tenant(shared_stack)
+    created = _integrate(owner, receiver)
+    _receive(owner, md, 2)
+    env = {**os.environ, "ASORA_API_URL": shared_stack, "ASORA_API_KEY": OPERATOR_KEY}
+    done = _asora(env, "integrations", "dispatch", created["id"], "--tenant-id", tenant_id, "--wait", "--json")
+    assert done.returncode == 0, done.stderr
+    outcome = json.loads(done.stdout)
+    assert (outcome["status"], outcome["dispatch"]["delivered"]) == ("completed", 2)
+    assert len(receiver.arrivals) == 2
+    listed = _asora(env, "integrations", "outbox", created["id"], "--tenant-id", tenant_id)
+    assert listed.returncode == 0 and listed.stdout.count("delivered") == 2, listed.stdout
+    missing = _asora(env, "integrations", "dispatch", "int_missing", "--tenant-id", tenant_id)
+    assert missing.returncode == 1 and "not found" in missing.stderr and "Traceback" not in missing.stderr

@@ -47,12 +47,13 @@ def test_celery_declares_the_tables_queues_and_one_task_per_kind():
 
 
 def test_the_stack_and_the_deploy_manifests_run_workers_on_every_queue():
-    from shared.stack import Stack
+    from shared.stack import ALL_QUEUES, WORKER_POOLS
 
     expected = {str(q) for q in QUEUES}
-    default = Stack.start_worker.__defaults__
-    assert default is not None
-    assert set(default[1].split(",")) == expected, "asora up starts workers on another set of queues"
+    assert set(ALL_QUEUES.split(",")) == expected
+    pooled = [set(queues.split(",")) for _, queues, _ in WORKER_POOLS]
+    assert set().union(*pooled) == expected, "asora up starts workers on another set of queues"
+    assert sum(len(p) for p in pooled) == len(expected), "a queue is served by two pools of asora up"
 
     compose = yaml.safe_load((ROOT / "deploy/docker-compose.yml").read_text())
     commands = [s["command"] for s in compose["services"].values() if "worker" in s.get("command", [])]
