@@ -45,7 +45,9 @@ def _bearer(authorization: str | None) -> str | None:
 async def authenticate(
     request: Request,
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
-    x_tenant_id: Annotated[str | None, Header(description="the tenant an operator key acts on")] = None,
+    x_tenant_id: Annotated[
+        str | None, Header(alias="X-Tenant-ID", description="operator keys: the tenant to act on")
+    ] = None,
 ) -> Principal:
     raw = _bearer(authorization)
     principal = tenants.key_cache.get(tenants.hash_key(raw)) if raw else None

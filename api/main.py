@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import errors
+from api import errors, openapi
 from api.guards import RejectNul
 from api.metrics import LATENCY, REQUESTS, register_collectors
 from api.routes import (
@@ -94,7 +94,7 @@ class RequestContext:
 
 
 def create_app() -> FastAPI:
-    app = FastAPI(title="Asora", version="1.0", lifespan=lifespan)
+    app = FastAPI(title="Asora", version="1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
     errors.install(app)
     app.add_middleware(RejectNul)
     app.add_middleware(RequestContext)
@@ -114,6 +114,7 @@ def create_app() -> FastAPI:
         ledger,
     ):
         app.include_router(module.router, prefix=PREFIX)
+    openapi.install(app)
     return app
 
 

@@ -18,6 +18,7 @@ from api.deps import (
     json_body,
     tenant_of,
 )
+from api.openapi import content, errors
 from shared.exports import service as exports
 from shared.exports.models import ExportStatus
 from shared.exports.schemas import ExportAccepted, ExportCreate, ExportOut
@@ -28,7 +29,7 @@ from shared.schemas import Page
 router = APIRouter(prefix="/exports", tags=["exports"])
 
 
-@router.post("", status_code=202, response_model=ExportAccepted, operation_id="exports_create")
+@router.post("", status_code=202, response_model=ExportAccepted, operation_id="exports_create", responses=errors(402))
 def create_export(
     request: Request,
     principal: ExportsCreator,
@@ -63,7 +64,19 @@ def get_export(export_id: str, principal: Reader, session: TenantSession) -> Exp
     return ExportOut.model_validate(exports.get_export(session, tenant_of(principal), export_id))
 
 
-@router.get("/{export_id}/download", operation_id="exports_download")
+_DOWNLOAD = content("text/csv", "the export's CSV (409 EXPORT_NOT_READY until it has completed)")
+_DOWNLOAD[200]["headers"] = {
+    "Content-Disposition": {"schema": {"type": "string"}, "description": "attachment; the export's stable filename"},
+    "X-Content-SHA256": {"schema": {"type": "string"}, "description": "hex SHA-256 of the content"},
+}
+
+
+@router.get(
+    "/{export_id}/download",
+    operation_id="exports_download",
+    response_class=Response,
+    responses={**_DOWNLOAD, **errors(409)},
+)
 def download_export(export_id: str, principal: Reader, session: TenantSession) -> Response:
     export, content = exports.export_content(session, tenant_of(principal), export_id)
     return Response(

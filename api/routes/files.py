@@ -6,12 +6,18 @@ from typing import Literal
 
 from fastapi import APIRouter, Response
 
+from api.openapi import content
 from shared.runs import csvio
 
 router = APIRouter(prefix="/files", tags=["runs"])
 
 
-@router.get("/templates/{kind}", operation_id="files_template")
+@router.get(
+    "/templates/{kind}",
+    operation_id="files_template",
+    response_class=Response,
+    responses=content("text/csv", "the CSV header row of an upload file"),
+)
 def template(kind: Literal["sales", "lots"]) -> Response:
     return Response(
         content=csvio.template_csv(kind),

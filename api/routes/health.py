@@ -2,19 +2,43 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
 
+from api.openapi import content
 from shared import health
 from shared.config import get_settings
 from shared.db import get_engine
 from worker import health as worker_health
 
 router = APIRouter(tags=["ops"])
+CheckStatus = Literal["ok", "warning", "alert", "down"]
 
 
-@router.get("/health", operation_id="health")
+class HealthChecks(BaseModel):
+    database: CheckStatus
+    redis: CheckStatus
+    broker: CheckStatus
+    workers: CheckStatus
+    migrations: CheckStatus
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok", "degraded"]
+    checks: HealthChecks
+
+
+_HEALTH: dict[int | str, dict[str, object]] = {
+    200: {"description": "every dependency answers"},
+    503: {"model": HealthOut, "description": "a dependency is down (the checks say which)"},
+}
+
+
+@router.get("/health", operation_id="health", response_model=HealthOut, responses=_HEALTH)
 @router.get("/api/v1/health", operation_id="health_v1", include_in_schema=False)
 def health_check() -> JSONResponse:
     engine = get_engine()
@@ -39,6 +63,11 @@ def liveness() -> dict[str, str]:
     return {"status": "alive"}
 
 
-@router.get("/metrics", operation_id="metrics")
+@router.get(
+    "/metrics",
+    operation_id="metrics",
+    response_class=Response,
+    responses=content("text/plain", "Prometheus text exposition format"),
+)
 def metrics() -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from api.accept import accept
+from api.openapi import errors
 from api.deps import (
     CursorQuery,
     IdempotencyKeyHeader,
@@ -37,7 +38,13 @@ from shared.schemas import Page
 router = APIRouter(prefix="/integrations", tags=["integrations"])
 
 
-@router.post("", status_code=201, response_model=IntegrationCreated, operation_id="integrations_create")
+@router.post(
+    "",
+    status_code=201,
+    response_model=IntegrationCreated,
+    operation_id="integrations_create",
+    responses=errors(402),
+)
 def create_integration(
     principal: IntegrationsManager,
     session: TenantSession,

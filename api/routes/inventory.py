@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel
 
 from api.deps import CursorQuery, LimitQuery, MasterWriter, Reader, TenantSession, json_body, tenant_of
+from api.openapi import errors
 from shared.inventory import master as inventory
 from shared.inventory.models import Bin, Category, Hub, Item, Vendor
 from shared.inventory.schemas import (
@@ -45,8 +46,17 @@ def _master_routes(
     """Register create, read, update and delete of one kind of master record (lists are below, each with
     its own filters)."""
     kind = inventory.noun(model)
+    # Every kind counts against a plan ceiling; an item's SKU must also be free (409 ALREADY_EXISTS).
+    refusals = errors(402, 409) if model is Item else errors(402)
 
-    @router.post(path, status_code=201, response_model=out, name=f"create_{kind}", operation_id=f"{plural}_create")
+    @router.post(
+        path,
+        status_code=201,
+        response_model=out,
+        name=f"create_{kind}",
+        operation_id=f"{plural}_create",
+        responses=refusals,
+    )
     def create_record(
         request: Request,
         principal: MasterWriter,

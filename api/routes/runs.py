@@ -25,11 +25,13 @@ from api.deps import (
     tenant_of,
     validate_body,
 )
+from api.openapi import errors
 from shared.config import get_settings
 from shared.errors import TooLarge, ValidationFailed
 from shared.jobs import service as jobs
 from shared.jobs.kinds import JobStatus
 from shared.journals import service as journals
+from shared.journals.schemas import JournalEntryOut
 from shared.runs import service as runs
 from shared.runs.models import RunStatus
 from shared.runs.schemas import (
@@ -38,6 +40,7 @@ from shared.runs.schemas import (
     RunAccepted,
     RunCreate,
     RunOut,
+    RunUpload,
     SaleOut,
     ValidationErrorOut,
 )
@@ -134,6 +137,10 @@ async def run_submission(request: Request, principal: RunsWriter) -> RunSubmissi
 
 
 run_submission.reads_body = True  # type: ignore[attr-defined]  # read by the route-order test
+run_submission.body_models = {  # type: ignore[attr-defined]  # the OpenAPI requestBody (api/openapi.py)
+    "application/json": RunCreate,
+    "multipart/form-data": RunUpload,
+}
 
 
 @router.post("", status_code=202, response_model=RunAccepted, operation_id="runs_create")
@@ -208,7 +215,13 @@ def allocations(
     return Page(items=[AllocationOut.model_validate(i) for i in items], next_cursor=next_cursor)
 
 
-@router.post("/{run_id}/rollback", status_code=202, response_model=RollbackAccepted, operation_id="runs_rollback")
+@router.post(
+    "/{run_id}/rollback",
+    status_code=202,
+    response_model=RollbackAccepted,
+    operation_id="runs_rollback",
+    responses=errors(409),
+)
 def rollback(
     run_id: str,
     principal: RunsWriter,
@@ -225,7 +238,21 @@ def rollback(
     return accept(session, tenant_id, idempotency_key, jobs.request_fingerprint("rollback", run_id, cascade), submit)
 
 
-@router.get("/{run_id}/journal-entry", operation_id="runs_journal_entry")
+_JOURNAL: dict[int | str, Any] = {
+    200: {
+        "description": "the journal entry in the requested format (a rolled-back run's is the reversing entry)",
+        "model": list[JournalEntryOut],
+        "content": {
+            "text/csv": {"schema": {"type": "string"}},
+            "application/x-iif": {"schema": {"type": "string"}},
+            "application/zip": {"schema": {"type": "string", "format": "binary"}},
+        },
+    },
+    **errors(409),
+}
+
+
+@router.get("/{run_id}/journal-entry", operation_id="runs_journal_entry", response_class=Response, responses=_JOURNAL)
 def journal_entry(
     run_id: str,
     principal: Reader,

@@ -7,13 +7,16 @@ from typing import Annotated
 from fastapi import APIRouter, Response
 
 from api.deps import KeysManager, SessionDep, TenantId, TenantSession, TenantsManager, json_body, tenant_of
+from api.openapi import errors
 from shared.tenants import service as tenants
 from shared.tenants.schemas import KeyCreate, KeyCreated, TenantCreate, TenantOut, TenantPlanUpdate
 
 router = APIRouter(tags=["tenants"])
 
 
-@router.post("/tenants", status_code=201, response_model=TenantOut, operation_id="tenants_create")
+@router.post(
+    "/tenants", status_code=201, response_model=TenantOut, operation_id="tenants_create", responses=errors(409)
+)
 def create_tenant(
     principal: TenantsManager, session: SessionDep, body: Annotated[TenantCreate, json_body(TenantCreate)]
 ) -> TenantOut:

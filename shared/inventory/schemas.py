@@ -11,10 +11,11 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from shared.decimals import COST_SCALE, QTY_SCALE, parse_scaled, to_decimal
-from shared.schemas import DecimalStr, Schema, UtcDatetime
+from shared.jobs.kinds import JobKind, JobStatus
+from shared.schemas import DecimalStr, ErrorRecord, Schema, UtcDatetime
 
 # No control characters (PostgreSQL text cannot hold NUL; the others are never meaningful in these fields).
 _PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
@@ -71,10 +72,39 @@ def _utc(value: datetime) -> datetime:
     return converted
 
 
+def _decimal_schema(scale: int, maximum: Decimal, *, positive: bool) -> WithJsonSchema:
+    """What `_decimal` accepts, as JSON Schema: a number, or a plain decimal string (no exponent)."""
+    lower = {"exclusiveMinimum": 0} if positive else {"minimum": 0}
+    return WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", **lower, "maximum": int(maximum)},
+                {
+                    "type": "string",
+                    "maxLength": 40,
+                    "pattern": rf"^\s*\+?(\d+(\.\d{{0,{scale}}}0*)?|\.\d{{1,{scale}}}0*)\s*$",
+                },
+            ],
+            "description": f"a decimal with at most {scale} decimal places, as a JSON number or a string",
+            "examples": ["12.5000"],
+        },
+        mode="validation",
+    )
+
+
 Timestamp = Annotated[AwareDatetime, AfterValidator(_utc)]
-PositiveQuantity = Annotated[Decimal, _decimal(QTY_SCALE), Field(gt=0, le=MAX_QUANTITY)]
-NonNegativeQuantity = Annotated[Decimal, _decimal(QTY_SCALE), Field(ge=0, le=MAX_QUANTITY)]
-UnitCostIn = Annotated[Decimal, _decimal(COST_SCALE), Field(ge=0, le=MAX_UNIT_COST)]
+PositiveQuantity = Annotated[
+    Decimal, _decimal(QTY_SCALE), Field(gt=0, le=MAX_QUANTITY), _decimal_schema(QTY_SCALE, MAX_QUANTITY, positive=True)
+]
+NonNegativeQuantity = Annotated[
+    Decimal, _decimal(QTY_SCALE), Field(ge=0, le=MAX_QUANTITY), _decimal_schema(QTY_SCALE, MAX_QUANTITY, positive=False)
+]
+UnitCostIn = Annotated[
+    Decimal,
+    _decimal(COST_SCALE),
+    Field(ge=0, le=MAX_UNIT_COST),
+    _decimal_schema(COST_SCALE, MAX_UNIT_COST, positive=False),
+]
 
 
 class _Input(BaseModel):
@@ -199,9 +229,11 @@ class ReceiptPayload(BaseModel):
 
 
 class JobAccepted(BaseModel):
+    """A `202` answer: the job that will do the work."""
+
     job_id: str
-    kind: str
-    status: str
+    kind: JobKind
+    status: JobStatus
 
 
 # --- cycle counts -------------------------------------------------------------------------------------
@@ -247,8 +279,8 @@ class CountOut(BaseModel):
     job_id: str
     bin_id: str
     counted_at: UtcDatetime
-    status: str
-    error: dict[str, Any] | None
+    status: JobStatus
+    error: ErrorRecord | None
     created_at: UtcDatetime
     lines: list[CountLineOut]
 
@@ -258,5 +290,5 @@ class CountSummary(BaseModel):
     job_id: str
     bin_id: str
     counted_at: UtcDatetime
-    status: str
+    status: JobStatus
     created_at: UtcDatetime

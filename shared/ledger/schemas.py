@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from shared.ledger.models import EventType
 from shared.schemas import DecimalStr, Schema, UtcDatetime
 
 
 class LedgerEventOut(Schema):
     seq: int
-    event_type: str
+    event_type: EventType
     sku: str
     lot_id: str
     bin_id: str | None

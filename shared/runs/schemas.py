@@ -1,14 +1,61 @@
+"""COGS runs as API clients see them: the JSON and multipart requests, the run, its per-sale results, slices and
+validation errors, and the 202 answers."""
+
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
-from shared.schemas import DecimalStr, Schema, UtcDatetime
+from shared.jobs.kinds import JobStatus
+from shared.runs.models import RunStatus
+from shared.schemas import DecimalStr, ErrorRecord, Schema, UtcDatetime
+
+RunMode = Literal["fifo"]
 
 # A row's field: a JSON scalar (numbers arrive as their literal text or as ints, never as floats).
 RowValue = str | int | bool | None
 Row = dict[Annotated[str, Field(max_length=64)], RowValue]
+
+# The rows as the runbook defines them. The model keeps them loose (each row is checked in the worker, so every
+# problem of a file is reported together with its row number); the schema says what a valid row holds.
+_TEXT: dict[str, Any] = {"type": "string", "maxLength": 200}
+_DECIMAL: dict[str, Any] = {
+    "anyOf": [{"type": "number"}, {"type": "string", "pattern": r"^\s*[+-]?(\d+\.?\d*|\.\d+)\s*$"}],
+    "description": "a decimal, as a number or a string (at most 4 decimal places)",
+}
+_DATE: dict[str, Any] = {
+    "type": "string",
+    "description": "ISO 8601 date or date-time (UTC if no zone)",
+    "examples": ["2024-07-20", "2024-07-20T10:00:00Z"],
+}
+_TENANT: dict[str, Any] = {"type": "string", "description": "optional; must be the caller's tenant"}
+# Other columns are allowed (and ignored) as long as they are scalars with short names.
+_OTHER: dict[str, Any] = {
+    "propertyNames": {"maxLength": 64},
+    "additionalProperties": {"anyOf": [{"type": t} for t in ("string", "number", "boolean", "null")]},
+}
+SALE_ROW: dict[str, Any] = {
+    "type": "object",
+    "properties": {"sale_id": _TEXT, "sku": _TEXT, "sale_date": _DATE, "quantity_sold": _DECIMAL, "tenant_id": _TENANT},
+    "required": ["sale_id", "sku", "sale_date", "quantity_sold"],
+    **_OTHER,
+}
+LOT_ROW: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "lot_id": _TEXT,
+        "sku": _TEXT,
+        "received_date": _DATE,
+        "original_quantity": _DECIMAL,
+        "remaining_quantity": _DECIMAL,
+        "unit_price": _DECIMAL,
+        "freight_cost_per_unit": _DECIMAL,
+        "tenant_id": _TENANT,
+    },
+    "required": ["lot_id", "sku", "received_date", "original_quantity", "remaining_quantity", "unit_price"],
+    **_OTHER,
+}
 
 
 class RunCreate(BaseModel):
@@ -18,31 +65,53 @@ class RunCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     tenant_id: str | None = None
-    mode: Literal["fifo"] = "fifo"
+    mode: RunMode = "fifo"
     dry_run: bool = False
-    sales_data: list[Row] = Field(max_length=5_000_000)
-    lots_data: list[Row] = Field(default_factory=list, max_length=5_000_000)
+    sales_data: list[Row] = Field(max_length=5_000_000, json_schema_extra={"items": SALE_ROW})
+    lots_data: list[Row] = Field(default_factory=list, max_length=5_000_000, json_schema_extra={"items": LOT_ROW})
+
+
+_CSV_FILE = {"type": "string", "format": "binary", "contentMediaType": "text/csv"}
+
+
+def _form_schema(schema: dict[str, Any]) -> None:
+    # A form field is absent or present; it has no null and no default to send.
+    for name in ("lots_file", "tenant_id"):
+        schema["properties"][name].pop("default", None)
+
+
+class RunUpload(BaseModel):
+    """The multipart form of `POST /runs` (documentation only: the route reads the form itself). Header rows:
+    `GET /files/templates/sales` and `GET /files/templates/lots`."""
+
+    model_config = ConfigDict(json_schema_extra=_form_schema)
+
+    sales_file: Annotated[bytes, WithJsonSchema({**_CSV_FILE, "description": "the sales CSV"})]
+    lots_file: Annotated[bytes, WithJsonSchema({**_CSV_FILE, "description": "the lots CSV"})] = b""
+    mode: RunMode = "fifo"
+    dry_run: bool = False
+    tenant_id: Annotated[str | None, WithJsonSchema({"type": "string", "description": _TENANT["description"]})] = None
 
 
 class RunAccepted(BaseModel):
     run_id: str
     job_id: str
-    status: str
+    status: RunStatus
 
 
 class RunOut(Schema):
     run_id: str = Field(validation_alias="id")
     job_id: str
     tenant_id: str
-    status: str
-    mode: str
+    status: RunStatus
+    mode: RunMode
     dry_run: bool
     sales_count: int
     lots_count: int
     total_quantity: DecimalStr
     total_cogs: DecimalStr
     validation_errors_count: int
-    error: dict[str, Any] | None
+    error: ErrorRecord | None
     created_at: UtcDatetime
     started_at: UtcDatetime | None
     finished_at: UtcDatetime | None
@@ -77,5 +146,5 @@ class ValidationErrorOut(Schema):
 class RollbackAccepted(BaseModel):
     run_id: str
     job_id: str
-    status: str
+    status: JobStatus
     cascade: bool
