@@ -8,7 +8,6 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from api.accept import accept
-from api.openapi import errors
 from api.deps import (
     CursorQuery,
     IdempotencyKeyHeader,
@@ -20,6 +19,7 @@ from api.deps import (
     json_body,
     tenant_of,
 )
+from api.openapi import errors
 from shared.integrations import service as integrations
 from shared.integrations.models import DeliveryStatus
 from shared.integrations.schemas import (

@@ -29,7 +29,7 @@ from shared.tenants.schemas import TENANT_ROLES
 DOCUMENT = app.openapi()
 SCHEMAS: dict[str, Any] = DOCUMENT["components"]["schemas"]
 OPERATIONS = [(path, method, op) for path, ops in DOCUMENT["paths"].items() for method, op in ops.items()]
-PUBLIC = {"health", "metrics", "files_template"}
+PUBLIC = {"health", "liveness", "metrics", "files_template"}
 NO_BODY = {"vendors_enable", "vendors_disable", "runs_rollback"}
 REF_ENVELOPE = "#/components/schemas/ErrorEnvelope"
 
