@@ -18,6 +18,7 @@ from shared.base import utcnow
 from shared.inventory import master, receipts
 from shared.inventory.models import Bin, Category, Hub, Item, Vendor
 from shared.inventory.schemas import ReceiptCreate
+from shared.jobs import service as jobs
 from shared.jobs.kinds import JobStatus
 from shared.jobs.models import Job
 from shared.tenants import service as tenants
@@ -117,9 +118,13 @@ def received(
 ) -> Job:
     """A receipt accepted and posted in this session, its job left completed as the runner leaves it (so it
     is no longer pending for a later intake to wait on)."""
-    job = receipts.submit_receipt(
+    accepted = receipts.submit_receipt(
         session, tenant_id=tenant_id, actor=principal(tenant_id), body=receipt_body(vendor_id, lines, received_at)
     )
+    jobs.number_pending(session)
+    session.flush()
+    job = session.get(Job, accepted.id)
+    assert job is not None
     job.result = receipts.post_receipt(session, job)
     job.status, job.finished_at = JobStatus.COMPLETED, utcnow()
     session.flush()

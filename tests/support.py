@@ -399,9 +399,15 @@ def ledger_run(
     from shared.base import utcnow
     from shared.jobs import service as jobs
     from shared.jobs.kinds import JobKind, JobStatus
+    from shared.jobs.models import Job
     from shared.runs.models import Run, RunSale
 
-    job = jobs.accept_job(session, tenant_id=tenant_id, kind=JobKind.COGS_RUN, payload={"run_id": run_id}, actor=None)
+    accepted = jobs.accept_job(
+        session, tenant_id=tenant_id, kind=JobKind.COGS_RUN, payload={"run_id": run_id}, actor=None
+    )
+    jobs.number_pending(session)
+    job = session.get(Job, accepted.id)
+    assert job is not None
     job.status, job.published_at, job.finished_at = JobStatus.COMPLETED, utcnow(), utcnow()
     run = Run(id=run_id, job_id=job.id, tenant_id=tenant_id, status=status, completed_seq=job.seq)
     session.add(run)

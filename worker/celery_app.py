@@ -41,7 +41,9 @@ def celery_config() -> dict[str, Any]:
         "broker_connection_retry_on_startup": True,
         "task_ignore_result": True,
         "worker_send_task_events": True,
-        "task_send_sent_event": True,
+        # No "task-sent" event per message: intake publishes one message per job, and Flower learns of a task
+        # from the worker that receives it.
+        "task_send_sent_event": False,
         "worker_hijack_root_logger": False,
         # Flower and logs show task arguments: ours are ids and the job kind, never payloads or secrets.
         "task_serializer": "json",

@@ -28,6 +28,7 @@ from shared.exports.models import Export, ExportStatus
 from shared.jobs import service as jobs
 from shared.jobs.kinds import JobKind
 from shared.jobs.models import Job
+from shared.jobs.service import AcceptedJob
 from shared.pagination import page
 from shared.reports import service as reports
 from shared.reports.schemas import COLUMNS, ROW_MODELS, ReportParams, parse_params
@@ -106,19 +107,16 @@ def _no_data(report: str) -> ValidationFailed:
 
 def request_export(
     session: Session, *, tenant_id: str, actor: Principal, report: str, params: ReportParams
-) -> tuple[Export, Job]:
+) -> tuple[Export, AcceptedJob]:
     check_plan_limit(session, tenant_id)
     if not reports.has_rows(session, tenant_id, report, params):
         raise _no_data(report)
-    export_id = new_id("exp")
-    job = jobs.accept_job(
-        session, tenant_id=tenant_id, kind=JobKind.EXPORT, actor=actor, payload={"export_id": export_id}
-    )
+    export_id, job_id = new_id("exp"), jobs.new_job_id()
     canonical = params.canonical()
     export = Export(
         id=export_id,
         tenant_id=tenant_id,
-        job_id=job.id,
+        job_id=job_id,
         report=report,
         params=canonical,
         params_hash=params_digest(canonical),
@@ -133,8 +131,12 @@ def request_export(
         action="export.requested",
         target=export_id,
         outcome="accepted",
-        job_id=job.id,
+        job_id=job_id,
         details={"report": report, "params": canonical},
+    )
+    payload = {"export_id": export_id}
+    job = jobs.accept_job(
+        session, tenant_id=tenant_id, kind=JobKind.EXPORT, actor=actor, payload=payload, job_id=job_id
     )
     return export, job
 

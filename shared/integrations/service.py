@@ -20,7 +20,7 @@ from shared.integrations.models import DeliveryStatus, Dispatch, DispatchStatus,
 from shared.integrations.schemas import IntegrationCreate, IntegrationUpdate
 from shared.jobs import service as jobs
 from shared.jobs.kinds import JobKind, integration_stream
-from shared.jobs.models import Job
+from shared.jobs.service import AcceptedJob
 from shared.pagination import page
 from shared.tenants import plans
 
@@ -208,7 +208,7 @@ def requeue(
 
 def request_dispatch(
     session: Session, tenant_id: str, integration_id: str, *, actor: Principal
-) -> tuple[Dispatch, Job]:
+) -> tuple[Dispatch, AcceptedJob]:
     """Accept a dispatch as a job in the integration's own ordered stream (not the tenant's ledger stream)."""
     integration = get_integration(session, tenant_id, integration_id)
     if not integration.enabled:
@@ -227,7 +227,7 @@ def request_dispatch(
         status=DispatchStatus.QUEUED,
     )
     session.add(dispatch)
-    session.flush()
+    _audit(session, actor, integration, "dispatch_requested", job_id=dispatch_id)
     job = jobs.accept_job(
         session,
         tenant_id=tenant_id,
@@ -237,8 +237,6 @@ def request_dispatch(
         job_id=dispatch_id,
         stream=integration_stream(integration.id),
     )
-    _audit(session, actor, integration, "dispatch_requested", job_id=job.id)
-    session.refresh(dispatch)
     return dispatch, job
 
 

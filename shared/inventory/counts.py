@@ -26,6 +26,7 @@ from shared.inventory.schemas import CountCreate, CountLineIn, CountPayload
 from shared.jobs import service as jobs
 from shared.jobs.kinds import JobKind
 from shared.jobs.models import Job
+from shared.jobs.service import AcceptedJob
 from shared.ledger.lots import NewLots, apply_deltas, encode_deltas, insert_lots
 from shared.ledger.service import NewEvent, append_events
 from shared.pagination import page
@@ -130,16 +131,22 @@ def _skus(lines: Sequence[CountLineIn]) -> list[str]:
 
 def submit_count(
     session: Session, *, tenant_id: str, actor: Principal, body: CountCreate, request_id: str | None = None
-) -> tuple[Count, Job]:
+) -> tuple[Count, AcceptedJob]:
     """Accept a cycle count as a job. A gain that is certain to lack a cost basis is refused now; the
     worker decides everything else against the stock at execution time."""
     _check_count_lines(session, tenant_id, body.bin_id, body.lines, share=False)
     payload = CountPayload(count_id=new_id("cnt"), bin_id=body.bin_id, counted_at=body.counted_at, lines=body.lines)
     job = jobs.accept_job(
-        session, tenant_id=tenant_id, kind=JobKind.COUNT, payload=payload.model_dump(mode="json"), actor=actor
+        session,
+        tenant_id=tenant_id,
+        kind=JobKind.COUNT,
+        payload=payload.model_dump(mode="json"),
+        actor=actor,
+        number_now=True,
     )
-    # accept_job holds the tenant's counter row, so every job numbered before this one has committed: with
-    # none of them pending, the stock this count will meet is the stock we see now.
+    # Numbered first, unlike other intake: accept_job holds the tenant's counter row, so every job numbered before
+    # this one has committed, and with none of them pending the stock this count will meet is the stock we see
+    # now. (Counts are few; the longer critical section is the price of deciding the refusal here.)
     earlier_pending = session.scalar(
         select(Job.id)
         .where(Job.tenant_id == tenant_id, Job.seq < job.seq, Job.status.in_(("queued", "running")))

@@ -20,6 +20,7 @@ from shared.inventory.schemas import ReceiptCreate, ReceiptPayload
 from shared.jobs import service as jobs
 from shared.jobs.kinds import JobKind
 from shared.jobs.models import Job
+from shared.jobs.service import AcceptedJob
 from shared.ledger.lots import NewLots, insert_lots
 from shared.ledger.models import Lot
 from shared.ledger.service import NewEvent, append_events
@@ -131,25 +132,30 @@ def _check_receipt(session: Session, tenant_id: str, receipt: ReceiptPayload, *,
 
 def submit_receipt(
     session: Session, *, tenant_id: str, actor: Principal, body: ReceiptCreate, request_id: str | None = None
-) -> Job:
+) -> AcceptedJob:
     """Check the receipt against the tenant's master data and accept it as a job (the worker posts it)."""
     payload = ReceiptPayload(vendor_id=body.vendor_id, received_at=body.received_at, lines=body.lines)
     _check_receipt(session, tenant_id, payload, share=False)
-    job = jobs.accept_job(
-        session, tenant_id=tenant_id, kind=JobKind.RECEIPT, payload=payload.model_dump(mode="json"), actor=actor
-    )
+    job_id = jobs.new_job_id()
     checks.audit_ok(
         session,
         actor,
         tenant_id,
         "receipt.accepted",
-        job.id,
+        job_id,
         request_id=request_id,
-        job_id=job.id,
+        job_id=job_id,
         vendor_id=body.vendor_id,
         lines=len(body.lines),
     )
-    return job
+    return jobs.accept_job(
+        session,
+        tenant_id=tenant_id,
+        kind=JobKind.RECEIPT,
+        payload=payload.model_dump(mode="json"),
+        actor=actor,
+        job_id=job_id,
+    )
 
 
 def post_receipt(session: Session, job: Job) -> dict[str, Any]:

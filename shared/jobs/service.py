@@ -1,14 +1,24 @@
-"""Accepting jobs (numbered per tenant, recorded as outbox rows) and idempotent intake."""
+"""Accepting jobs (numbered per tenant, recorded as outbox rows) and idempotent intake.
+
+The tenant's job counter is the one per-tenant critical section of intake: numbering a job locks the tenant's
+`tenant_counters` row until the transaction commits, so every other intake of that tenant waits that long. So
+`accept_job` does not number the job when it is called: it notes it on the session, and the session numbers
+and records it in one statement (the counter's UPDATE and the job's INSERT together) as the last thing before
+COMMIT. The lock is held for that statement and the commit, nothing else. The job's own rows (its run,
+uploaded files, export, audit event) are written before it, which the foreign keys to `jobs` allow by being
+checked at commit (migration 0007). A job noted inside a savepoint that is rolled back is forgotten with it.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import bindparam, delete, event, select, text, update
+from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.orm import Session
 
 from shared.auth import Principal
@@ -18,7 +28,45 @@ from shared.jobs import outbox
 from shared.jobs.kinds import LEDGER_STREAM, JobKind, JobStatus
 from shared.jobs.models import IdempotencyKey, Job, JobBlob
 from shared.pagination import page
-from shared.tenants.models import TenantCounter
+
+
+def new_job_id() -> str:
+    return new_id("job")
+
+
+@dataclass(slots=True)
+class AcceptedJob:
+    """A job accepted in this transaction (what intake answers with); `seq` is known once it is numbered,
+    at commit or by `number_pending`. The row is `Job`."""
+
+    id: str
+    tenant_id: str
+    kind: JobKind
+    stream: str
+    seq: int | None = None
+    status: JobStatus = JobStatus.QUEUED
+
+
+_NUMBER_AND_RECORD = text("""
+    WITH counter AS (
+        UPDATE tenant_counters SET job_seq = job_seq + 1 WHERE tenant_id = :tenant_id RETURNING job_seq
+    )
+    INSERT INTO jobs (id, tenant_id, seq, kind, stream, status, attempts, lost_attempts, payload,
+                      actor_key_id, actor_role, published_at)
+    SELECT :id, :tenant_id, counter.job_seq, :kind, :stream, 'queued', 0, 0, :payload,
+           :actor_key_id, :actor_role, :published_at
+    FROM counter
+    RETURNING seq""").bindparams(bindparam("payload", type_=JSONB))
+
+
+@dataclass(slots=True)
+class _Pending:
+    job: AcceptedJob
+    params: dict[str, Any]
+    transaction: Any  # the (nested) transaction it was accepted in
+
+
+_PENDING = "asora.jobs_to_number"
 
 
 def accept_job(
@@ -30,36 +78,69 @@ def accept_job(
     actor: Principal | None,
     job_id: str | None = None,
     stream: str = LEDGER_STREAM,
-) -> Job:
-    """Number the job with the tenant's next gapless `seq` and record it; its wake-up is published when the
-    session commits (`shared/jobs/outbox.py`)."""
-    seq = session.execute(
-        update(TenantCounter)
-        .where(TenantCounter.tenant_id == tenant_id)
-        .values(job_seq=TenantCounter.job_seq + 1)
-        .returning(TenantCounter.job_seq)
-    ).scalar_one()
-    job = Job(
-        id=job_id or new_id("job"),
-        tenant_id=tenant_id,
-        seq=seq,
-        kind=kind,
-        stream=stream,
-        status=JobStatus.QUEUED,
-        attempts=0,
-        payload=payload,
-        actor_key_id=actor.key_id if actor else None,
-        actor_role=actor.role if actor else None,
-        published_at=utcnow() if outbox.publishing() else None,
-    )
-    session.add(job)
-    session.flush()
+    number_now: bool = False,
+) -> AcceptedJob:
+    """Accept a job: it is numbered with the tenant's next gapless `seq` and recorded just before the session
+    commits, and its wake-up is published after (`shared/jobs/outbox.py`). `number_now` numbers it at once,
+    for the rare intake that must know its place before answering (a count's cost-basis check); the
+    tenant's counter row is then locked from here to the commit."""
+    job = AcceptedJob(job_id or new_job_id(), tenant_id, kind, stream)
+    params = {
+        "id": job.id,
+        "tenant_id": tenant_id,
+        "kind": str(kind),
+        "stream": stream,
+        "payload": payload,
+        "actor_key_id": actor.key_id if actor else None,
+        "actor_role": actor.role if actor else None,
+        "published_at": utcnow() if outbox.publishing() else None,
+    }
+    transaction = session.get_nested_transaction() or session.get_transaction()
+    session.info.setdefault(_PENDING, []).append(_Pending(job, params, transaction))
     outbox.publish_after_commit(session, outbox.Wakeup(job.id, tenant_id, kind, stream))
+    if number_now:
+        number_pending(session)
     return job
 
 
-def attach_blob(session: Session, job: Job, name: str, content: bytes) -> None:
-    session.add(JobBlob(job_id=job.id, name=name, tenant_id=job.tenant_id, content=content, size=len(content)))
+def number_pending(session: Session) -> None:
+    """Number and record the jobs accepted in this transaction and not yet recorded, in acceptance order."""
+    pending: list[_Pending] = session.info.pop(_PENDING, [])
+    if not pending:
+        return
+    session.flush()  # the jobs' own rows first: runs, files, exports, counts, audit events
+    for entry in pending:
+        seq = session.execute(_NUMBER_AND_RECORD, entry.params).scalar()
+        if seq is None:
+            raise NotFound(f"tenant '{entry.job.tenant_id}' not found")
+        entry.job.seq = int(seq)
+
+
+@event.listens_for(Session, "before_commit")
+def _number_before_commit(session: Session) -> None:
+    number_pending(session)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_rolled_back(session: Session, previous_transaction: Any) -> None:
+    """A rolled-back savepoint (or the whole transaction) takes the jobs accepted inside it along."""
+    pending: list[_Pending] = session.info.get(_PENDING, [])
+    if not pending:
+        return
+
+    def inside(transaction: Any) -> bool:
+        while transaction is not None:
+            if transaction is previous_transaction:
+                return True
+            transaction = transaction.parent
+        return False
+
+    session.info[_PENDING] = [entry for entry in pending if not inside(entry.transaction)]
+
+
+def attach_blob(session: Session, tenant_id: str, job_id: str, name: str, content: bytes) -> None:
+    """An uploaded input of a job about to be accepted (written before the job is numbered)."""
+    session.add(JobBlob(job_id=job_id, name=name, tenant_id=tenant_id, content=content, size=len(content)))
 
 
 def read_blob(session: Session, job_id: str, name: str) -> bytes | None:

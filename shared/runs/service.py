@@ -15,6 +15,7 @@ from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.jobs import service as jobs
 from shared.jobs.kinds import PENDING, JobKind
 from shared.jobs.models import Job
+from shared.jobs.service import AcceptedJob
 from shared.ledger import queries
 from shared.ledger.models import EventType, LedgerEvent
 from shared.pagination import page
@@ -33,24 +34,18 @@ def submit_run(
     sales: tuple[InputFormat, bytes],
     lots: tuple[InputFormat, bytes] | None,
     sales_count_hint: int | None = None,
-) -> tuple[Run, Job]:
-    run_id = new_id("run")
+) -> tuple[Run, AcceptedJob]:
+    """Record the run, its inputs and its audit event, then accept its job (numbered last: shared/jobs)."""
+    run_id, job_id = new_id("run"), jobs.new_job_id()
     inputs: dict[str, str] = {"sales": sales[0]}
     if lots is not None:
         inputs["lots"] = lots[0]
-    job = jobs.accept_job(
-        session,
-        tenant_id=tenant_id,
-        kind=JobKind.COGS_RUN,
-        actor=actor,
-        payload={"run_id": run_id, "dry_run": dry_run, "mode": mode, "inputs": inputs},
-    )
-    jobs.attach_blob(session, job, "sales", sales[1])
+    jobs.attach_blob(session, tenant_id, job_id, "sales", sales[1])
     if lots is not None:
-        jobs.attach_blob(session, job, "lots", lots[1])
+        jobs.attach_blob(session, tenant_id, job_id, "lots", lots[1])
     run = Run(
         id=run_id,
-        job_id=job.id,
+        job_id=job_id,
         tenant_id=tenant_id,
         status=RunStatus.QUEUED,
         mode=mode,
@@ -66,13 +61,21 @@ def submit_run(
         action="run.submitted",
         target=run_id,
         outcome="accepted",
-        job_id=job.id,
+        job_id=job_id,
         details={
             "dry_run": dry_run,
             "mode": mode,
             "inputs": inputs,
             "sizes": {"sales": len(sales[1]), "lots": len(lots[1]) if lots else 0},
         },
+    )
+    job = jobs.accept_job(
+        session,
+        tenant_id=tenant_id,
+        kind=JobKind.COGS_RUN,
+        actor=actor,
+        job_id=job_id,
+        payload={"run_id": run_id, "dry_run": dry_run, "mode": mode, "inputs": inputs},
     )
     return run, job
 
@@ -206,7 +209,7 @@ def rollback_set(session: Session, run: Run, *, cascade: bool) -> list[Run]:
     return sorted(runs, key=lambda r: r.completed_seq or 0, reverse=True)
 
 
-def request_rollback(session: Session, *, tenant_id: str, actor: Principal, run_id: str, cascade: bool) -> Job:
+def request_rollback(session: Session, *, tenant_id: str, actor: Principal, run_id: str, cascade: bool) -> AcceptedJob:
     run = get_run(session, tenant_id, run_id)
     pending = session.scalar(
         select(func.count())
@@ -221,9 +224,7 @@ def request_rollback(session: Session, *, tenant_id: str, actor: Principal, run_
     if pending:
         raise Conflict(f"a rollback of run '{run_id}' is already queued", reason="RUN_IN_PROGRESS")
     rollback_set(session, run, cascade=cascade)  # refuse now what would be refused in the worker
-    job = jobs.accept_job(
-        session, tenant_id=tenant_id, kind=JobKind.ROLLBACK, actor=actor, payload={"run_id": run_id, "cascade": cascade}
-    )
+    job_id = jobs.new_job_id()
     audit.record(
         session,
         tenant_id=tenant_id,
@@ -231,7 +232,10 @@ def request_rollback(session: Session, *, tenant_id: str, actor: Principal, run_
         action="run.rollback_requested",
         target=run_id,
         outcome="accepted",
-        job_id=job.id,
+        job_id=job_id,
         details={"cascade": cascade},
     )
-    return job
+    payload = {"run_id": run_id, "cascade": cascade}
+    return jobs.accept_job(
+        session, tenant_id=tenant_id, kind=JobKind.ROLLBACK, actor=actor, payload=payload, job_id=job_id
+    )

@@ -13,6 +13,7 @@ from shared.base import new_id
 from shared.cli.main import app
 from shared.jobs import service as jobs
 from shared.jobs.kinds import JobKind, JobStatus
+from shared.jobs.models import Job
 from shared.runs.models import Run
 from shared.stack import free_port
 from tests.support import create_tenant_direct, ledger_move, ledger_receive
@@ -36,7 +37,10 @@ def checks(result):
 def add_runs(tenant_id, status, count):
     with db.unit_of_work(tenant_id) as s:
         for _ in range(count):
-            job = jobs.accept_job(s, tenant_id=tenant_id, kind=JobKind.COGS_RUN, payload={}, actor=None)
+            accepted = jobs.accept_job(s, tenant_id=tenant_id, kind=JobKind.COGS_RUN, payload={}, actor=None)
+            jobs.number_pending(s)
+            job = s.get(Job, accepted.id)
+            assert job is not None
             job.status = JobStatus.FAILED if status == "failed" else JobStatus.COMPLETED
             s.add(Run(id=new_id("run"), job_id=job.id, tenant_id=tenant_id, status=status))
 

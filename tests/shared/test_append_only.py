@@ -15,6 +15,7 @@ from shared.audit import service as audit
 from shared.inventory.models import Count, CountLine
 from shared.jobs import service as jobs
 from shared.jobs.kinds import JobKind, JobStatus
+from shared.jobs.models import Job
 from shared.ledger.service import NewEvent, append_events
 from shared.tenants import service as tenants
 
@@ -39,7 +40,10 @@ def tenant_id(service_urls):
             session, tenant_id=tenant_id, name=tenant_id, plan="free", role_model="standard", actor=None
         )
     with db.unit_of_work(tenant_id) as session:
-        job = jobs.accept_job(session, tenant_id=tenant_id, kind=JobKind.COUNT, payload={}, actor=None)
+        accepted = jobs.accept_job(session, tenant_id=tenant_id, kind=JobKind.COUNT, payload={}, actor=None)
+        jobs.number_pending(session)
+        job = session.get(Job, accepted.id)
+        assert job is not None
         job.status = JobStatus.COMPLETED
         when = datetime(2024, 7, 1, tzinfo=UTC)
         append_events(

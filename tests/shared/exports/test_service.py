@@ -9,6 +9,7 @@ import csv
 import hashlib
 import io
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -67,9 +68,11 @@ def stocked(db_session: Session, db_tenant: str) -> str:
     return db_tenant
 
 
-def _request(session: Session, tenant_id: str, report: str, raw: dict[str, str]) -> tuple[Export, Job]:
+def _request(session: Session, tenant_id: str, report: str, raw: dict[str, str]) -> tuple[Export, Any]:
     params = parse_params(report, raw)
-    return exports.request_export(session, tenant_id=tenant_id, actor=OWNER, report=report, params=params)
+    export, accepted = exports.request_export(session, tenant_id=tenant_id, actor=OWNER, report=report, params=params)
+    jobs.number_pending(session)
+    return export, session.get(Job, accepted.id)
 
 
 def _job_seq(session: Session, tenant_id: str) -> int:

@@ -14,7 +14,9 @@ from shared import db
 from shared.errors import ValidationFailed
 from shared.inventory import master, receipts
 from shared.inventory.models import Bin, Item, Vendor
+from shared.jobs import service as jobs
 from shared.jobs.kinds import JobKind, JobStatus, Queue
+from shared.jobs.models import Job
 from shared.ledger.models import LedgerEvent, Lot
 from shared.registry import queue_for
 from shared.tenants.models import TenantCounter
@@ -36,7 +38,9 @@ def _line(sku: str = "RCV-A", **extra: Any) -> dict[str, Any]:
 
 def _submit(session: Session, tenant_id: str, vendor_id: str, lines: list[dict[str, Any]]) -> Any:
     body = factories.receipt_body(vendor_id, lines)
-    return receipts.submit_receipt(session, tenant_id=tenant_id, actor=CLERK, body=body, request_id="req-rcv")
+    accepted = receipts.submit_receipt(session, tenant_id=tenant_id, actor=CLERK, body=body, request_id="req-rcv")
+    jobs.number_pending(session)
+    return session.get(Job, accepted.id)
 
 
 def _job_seq(session: Session, tenant_id: str) -> int:

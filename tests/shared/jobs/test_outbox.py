@@ -35,8 +35,12 @@ def published() -> Iterator[Recorder]:
         outbox.set_publisher(None)
 
 
-def _accept(session: Session, tenant_id: str, kind: JobKind = JobKind.RECEIPT, **extra: str) -> Job:
-    return jobs.accept_job(session, tenant_id=tenant_id, kind=kind, payload={}, actor=None, **extra)
+def _accept(session: Session, tenant_id: str, kind: JobKind = JobKind.RECEIPT, stream: str = "ledger") -> Job:
+    accepted = jobs.accept_job(session, tenant_id=tenant_id, kind=kind, payload={}, actor=None, stream=stream)
+    jobs.number_pending(session)
+    job = session.get(Job, accepted.id)
+    assert job is not None
+    return job
 
 
 def test_wakeups_are_published_after_commit_all_at_once_in_order(

@@ -22,8 +22,13 @@ from tests import factories
 CLERK = factories.principal("any", "clerk")
 
 
-def _accept(session: Session, tenant_id: str, kind: JobKind = JobKind.RECEIPT, **extra: str) -> Job:
-    return jobs.accept_job(session, tenant_id=tenant_id, kind=kind, payload={"n": 1}, actor=CLERK, **extra)
+def _accept(session: Session, tenant_id: str, kind: JobKind = JobKind.RECEIPT, stream: str = LEDGER_STREAM) -> Job:
+    """Accept a job and number it at once, as a commit would."""
+    accepted = jobs.accept_job(session, tenant_id=tenant_id, kind=kind, payload={"n": 1}, actor=CLERK, stream=stream)
+    jobs.number_pending(session)
+    job = session.get(Job, accepted.id)
+    assert job is not None and job.seq == accepted.seq
+    return job
 
 
 @pytest.mark.parametrize("kind", list(JobKind))
