@@ -26,6 +26,7 @@ import httpx
 from tests.benchmarks.harness import (
     BenchTenant,
     Running,
+    WrkResult,
     check_acceptance_order,
     check_gapless,
     create_tenants,
@@ -120,7 +121,7 @@ def main() -> None:
         }
         wrk_threads = args.wrk_threads
 
-        def load(tag: str, clients: int, n_tenants: int, seconds: float) -> Any:
+        def load(tag: str, clients: int, n_tenants: int, seconds: float) -> WrkResult:
             env = {"ASORA_WRK_KEYS": str(key_files[n_tenants]), "ASORA_WRK_TAG": tag}
             return run_wrk(
                 "runs.lua", running.base, connections=clients, duration_s=seconds, threads=wrk_threads, env=env

@@ -4,9 +4,10 @@ accepted job waits for a worker when the load is steady and below capacity.
 Phase "drain": `--jobs` one-lot, one-sale dry runs over `--tenants` tenants, accepted as fast as
 `--accept-threads` clients can (`shared.runs.service.submit_run` in a transaction per job, published after
 commit: what the API's `POST /runs` does behind HTTP) while the worker(s) and the relay run; throughput is jobs
-from the first `created_at` to the last `finished_at`. Phase "paced": jobs accepted at `--rate` per second (a
-steady load the workers keep up with), reporting `started_at - created_at` at p50/p99. `created_at` is the
-accepting transaction's start, so that wait includes the accept's own few milliseconds.
+from the first `created_at` to the last `finished_at`. Phase "paced", once the broker holds no wake-ups left
+over from the drain: jobs accepted at `--rate` per second (a steady load the workers keep up with), reporting
+`started_at - created_at` at p50/p99. `created_at` is the accepting transaction's start, so that wait includes
+the accept's own few milliseconds.
 
 Checked after each phase, as correctness (a failure is printed loudly and exits 1): every job completed; each
 tenant's jobs are gapless 1..n; each started in `seq` order and only after the one before it finished.
@@ -18,11 +19,13 @@ Run: `python -m tests.benchmarks.bench_pipeline [--jobs 10000] [--tenants 100] [
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import psycopg
+import redis
 
 from tests.benchmarks.harness import (
     LOT,
@@ -68,6 +71,31 @@ def wait_drained(conn: psycopg.Connection[Any], job_ids: list[str], timeout: flo
             return True
         time.sleep(0.5)
     return False
+
+
+def broker_backlog() -> int:
+    """Messages waiting in the broker's job queues (kombu's Redis lists, one per queue and priority step)."""
+    from shared.jobs.registry import QUEUES
+
+    client = redis.Redis.from_url(os.environ["ASORA_REDIS_URL"])
+    total = 0
+    for queue in QUEUES:
+        for key in client.scan_iter(match=f"{queue}*"):
+            if client.type(key) == b"list":
+                total += int(client.llen(key))
+    client.close()
+    return total
+
+
+def wait_broker_empty(timeout: float) -> tuple[int, float]:
+    """Wait for the wake-ups left over from the drain (one per job, plus the relay's re-sends for jobs queued
+    longer than its republish delay) to be consumed; returns how many there were and the seconds it took."""
+    started = time.monotonic()
+    left = first = broker_backlog()
+    while left and time.monotonic() - started < timeout:
+        time.sleep(0.5)
+        left = broker_backlog()
+    return first, round(time.monotonic() - started, 1)
 
 
 def phase_figures(conn: psycopg.Connection[Any], job_ids: list[str]) -> dict[str, Any]:
@@ -187,6 +215,10 @@ def main() -> None:
                 drain["accept_to_start_ms"]["p99"],
             ]
         )
+
+        leftover, consumed_in = wait_broker_empty(args.drain_timeout)
+        drain |= {"leftover_wakeups": leftover, "leftover_consumed_seconds": consumed_in}
+        print(f"drain: {leftover} wake-ups were still queued in the broker; consumed in {consumed_in}s")
 
         rate = args.rate
         if rate is None:

@@ -142,24 +142,21 @@ def running_stack(
     api_processes: int = 1,
     workers: int = 1,
     worker_concurrency: int = 2,
-    relay: bool = True,
     api: bool = True,
-    extra_env: dict[str, str] | None = None,
 ) -> Iterator[Running]:
     """The scratch environment with the stack's processes started from it: the API (unless `api=False`),
     `workers` Celery workers and the relay. Waits until the API answers health 200 (a worker answered ping)."""
     with scratch_environment() as database_url:
         log_dir = Path(tempfile.mkdtemp(prefix="asora-bench-logs-"))
         urls = ServiceUrls(database_url, os.environ["ASORA_REDIS_URL"], False, False)
-        stack = BenchStack(env=service_env(urls, extra_env), log_dir=log_dir)
+        stack = BenchStack(env=service_env(urls), log_dir=log_dir)
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         ok = False
         try:
             for n in range(workers):
                 stack.start_worker(name=f"worker{n}", concurrency=worker_concurrency)
-            if relay:
-                stack.start_relay()
+            stack.start_relay()
             if api:
                 stack.start_api_processes(port, api_processes)
                 if not wait_http(f"{base}/api/v1/health", timeout=120):
@@ -169,12 +166,14 @@ def running_stack(
             yield Running(base, stack, database_url, api_processes, workers, worker_concurrency, log_dir)
             ok = True
         finally:
-            stack.stop_all()
             dead = stack.dead()
-            if ok:
+            stack.stop_all()
+            if dead:
+                print(f"process(es) {', '.join(dead)} died during the benchmark", file=sys.stderr)
+            if ok and not dead:
                 shutil.rmtree(log_dir, ignore_errors=True)
             else:
-                print(f"stack logs kept in {log_dir} {dead or ''}", file=sys.stderr)
+                print(f"stack logs kept in {log_dir}", file=sys.stderr)
 
 
 def _wait_for_workers(count: int, timeout: float = 120) -> None:
