@@ -403,6 +403,43 @@ def settle(conn: psycopg.Connection[Any], timeout: float = 30) -> None:
         time.sleep(1.0)
 
 
+@dataclass(frozen=True)
+class AcceptedJob:
+    """A job of one wrk run as the database holds it, with what its sale id says about the request."""
+
+    job_id: str
+    tenant_id: str
+    seq: int
+    thread: int  # the wrk thread that sent it
+    seen: int  # how many answers that thread had received when it wrote the request
+
+
+def order_violations(jobs: Sequence[AcceptedJob], answers: dict[int, list[str]]) -> tuple[int, list[str]]:
+    """Jobs numbered at or below a job of the same tenant whose 202 their thread had already received when it
+    wrote their request. `answers` holds each thread's answered job ids in arrival order ("" for an answer other
+    than 202). Returns the number of (job, earlier-accepted job) cases checked and the violations."""
+    by_id = {job.job_id: job for job in jobs}
+    sent_after: dict[int, dict[int, list[AcceptedJob]]] = defaultdict(lambda: defaultdict(list))
+    for job in jobs:
+        sent_after[job.thread][job.seen].append(job)
+    violations: list[str] = []
+    cases = 0
+    for thread, answered in answers.items():
+        waiting = sent_after.get(thread, {})
+        highest: dict[str, int] = {}  # per tenant, the highest seq among the answers received so far
+        for seen in range(len(answered) + 1):
+            if seen and (earlier := by_id.get(answered[seen - 1])) is not None:
+                highest[earlier.tenant_id] = max(highest.get(earlier.tenant_id, 0), earlier.seq)
+            for job in waiting.get(seen, []):
+                if job.tenant_id in highest:
+                    cases += 1
+                    if job.seq <= highest[job.tenant_id]:
+                        violations.append(
+                            f"{job.job_id} ({job.tenant_id} seq {job.seq}) after seq {highest[job.tenant_id]}"
+                        )
+    return cases, violations
+
+
 def check_acceptance_order(conn: psycopg.Connection[Any], tag: str, result: WrkResult) -> list[Check]:
     """Within one wrk thread, a request was written only after the answers it counted had arrived (the script
     puts that count in the sale id: `<tag>-<thread>-<n>-<answers seen>`), and the API answers 202 only after
@@ -415,42 +452,27 @@ def check_acceptance_order(conn: psycopg.Connection[Any], tag: str, result: WrkR
         " WHERE convert_from(b.content, 'UTF8') LIKE %s",
         (f'%"sale_id":"{tag}-%',),
     ).fetchall()
-    jobs: dict[str, tuple[str, int]] = {}
-    sent_after: dict[int, dict[int, list[tuple[str, int, str]]]] = defaultdict(lambda: defaultdict(list))
+    jobs = []
     for job_id, tenant_id, seq, content in rows:
-        jobs[job_id] = (tenant_id, seq)
         _, thread, _, seen = json.loads(content)[0]["sale_id"].rsplit("-", 3)
-        sent_after[int(thread)][int(seen)].append((tenant_id, seq, job_id))
+        jobs.append(AcceptedJob(job_id, tenant_id, seq, int(thread), int(seen)))
     answered = {job_id for answers in result.answers.values() for job_id in answers if job_id}
-    missing = answered - jobs.keys()
-    unanswered = len(jobs.keys() - answered)
-    violations: list[str] = []
-    pairs = 0
-    for thread, answers in result.answers.items():
-        waiting = sent_after.get(thread, {})
-        highest: dict[str, int] = {}
-        for seen in range(len(answers) + 1):
-            if seen:
-                job = jobs.get(answers[seen - 1])
-                if job is not None:
-                    highest[job[0]] = max(highest.get(job[0], 0), job[1])
-            for tenant_id, seq, job_id in waiting.get(seen, []):
-                if tenant_id in highest:
-                    pairs += 1
-                    if seq <= highest[tenant_id]:
-                        violations.append(f"{job_id} ({tenant_id} seq {seq}) after seq {highest[tenant_id]}")
+    stored = {job.job_id for job in jobs}
+    missing = answered - stored
+    cases, violations = order_violations(jobs, result.answers)
     return [
         Check(
             "every 202 job is in the database",
             not missing,
-            f"{len(answered)} answered, {unanswered} committed without an answer seen (in flight when wrk stopped)"
+            f"{len(answered)} answered, {len(stored - answered)} committed without an answer seen (in flight when "
+            "wrk stopped)"
             if not missing
             else f"{len(missing)} answered 202 but absent: {sorted(missing)[:5]}",
         ),
         Check(
             "seq follows acceptance order",
             not violations,
-            f"{len(jobs)} jobs; checked against the newest earlier-accepted job of the same tenant ({pairs} cases)"
+            f"{len(jobs)} jobs; checked against the newest earlier-accepted job of the same tenant ({cases} cases)"
             if not violations
             else f"{len(violations)} job(s) numbered before a job accepted earlier: {violations[:5]}",
         ),
