@@ -47,6 +47,7 @@ def main() -> None:
     args = parser.parse_args()
     require_wrk()
 
+    at_start = machine()
     samples: list[dict[str, Any]] = []
     with running_stack(api_processes=1) as running, tempfile.TemporaryDirectory() as tmp:
         api = psutil.Process(running.stack.pid("api"))
@@ -86,7 +87,7 @@ def main() -> None:
     growth = samples[-1]["rss_mb"] - base["rss_mb"]
     errors = result.requests - result.count(200) - result.count(202) + sum(result.socket_errors.values())
     figures = {
-        "machine": machine(),
+        "machine": at_start,
         "requests": result.requests,
         "seconds": round(result.duration_s, 1),
         "requests_per_s": round(result.requests / result.duration_s, 1),
