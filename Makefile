@@ -35,10 +35,17 @@ test: lint typecheck
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -p no:cacheprovider -m "not pipeline and not own_stack"
 
+# The quick sizes where the full figure takes more than ~10 minutes here; tests/benchmarks/README.md has the
+# full commands (bench_pipeline --jobs 10000, bench_api_memory --requests 100000).
 bench: $(STAMP)
 	$(BIN)/python -m tests.benchmarks.bench_fifo_engine
 	$(BIN)/python -m tests.benchmarks.bench_run_end_to_end
 	$(BIN)/python -m tests.benchmarks.bench_reports
+	@command -v wrk >/dev/null || { echo "wrk is needed for the HTTP benchmarks: apt-get install -y wrk"; exit 1; }
+	$(BIN)/python -m tests.benchmarks.bench_intake
+	$(BIN)/python -m tests.benchmarks.bench_pipeline --jobs 3000
+	$(BIN)/python -m tests.benchmarks.bench_large_run_ratio
+	$(BIN)/python -m tests.benchmarks.bench_api_memory --requests 30000 --every 3000 --from-request 9000
 
 clean:
 	rm -rf $(VENV) .asora .mypy_cache .ruff_cache .pytest_cache
