@@ -75,7 +75,7 @@ def wait_drained(conn: psycopg.Connection[Any], job_ids: list[str], timeout: flo
 
 def broker_backlog() -> int:
     """Messages waiting in the broker's job queues (kombu's Redis lists, one per queue and priority step)."""
-    from shared.jobs.registry import QUEUES
+    from shared.registry import QUEUES
 
     client = redis.Redis.from_url(os.environ["ASORA_REDIS_URL"])
     total = 0
