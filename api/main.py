@@ -36,6 +36,8 @@ from shared import db
 from shared.config import get_settings
 from shared.jobs import outbox
 from shared.tenants import service as tenant_service
+from worker import health as worker_health
+from worker.publisher import BackgroundPublisher
 
 log = logging.getLogger("asora.api")
 PREFIX = "/api/v1"
@@ -43,22 +45,25 @@ PREFIX = "/api/v1"
 _REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,64}")
 
 
-def _bootstrap() -> None:
+def _bootstrap() -> BackgroundPublisher:
     settings = get_settings()
     db.configure_process(statement_timeout_ms=settings.api_statement_timeout_ms)
-    from worker.publisher import publish
-
-    outbox.set_publisher(publish)
+    publisher = BackgroundPublisher()
+    outbox.set_publisher(publisher)
     if settings.bootstrap_operator_key is not None:
         with db.unit_of_work() as session:
             tenant_service.ensure_operator_key(session, settings.bootstrap_operator_key.get_secret_value())
+    worker_health.watch_workers()
+    return publisher
 
 
 @asynccontextmanager
 async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-    await run_in_threadpool(_bootstrap)
+    publisher = await run_in_threadpool(_bootstrap)
     register_collectors()
     yield
+    outbox.set_publisher(None)
+    await run_in_threadpool(publisher.close)
 
 
 class RequestContext:

@@ -1,13 +1,20 @@
-"""The Celery side of the health probes: is the broker reachable, and which workers answer a ping."""
+"""The Celery side of the health probes: is the broker reachable, and which workers answer a ping.
+
+A broadcast ping waits for its whole timeout, so a process that answers health checks (the API) keeps the
+answer fresh from a thread of its own (`watch_workers`) and `GET /health` reads it without waiting."""
 
 from __future__ import annotations
 
+import threading
 import time
 
 from worker.celery_app import app
 
-_pings: dict[str, object] = {"at": 0.0, "names": None}
-PING_CACHE_SECONDS = 2.0
+PING_EVERY_SECONDS = 2.0
+FRESH_FOR_SECONDS = 6.0
+_state: dict[str, object] = {"at": 0.0, "names": None}
+_lock = threading.Lock()
+_watching = threading.Event()
 
 
 def broker_reachable() -> bool:
@@ -16,14 +23,36 @@ def broker_reachable() -> bool:
     return True
 
 
-def ping_workers(timeout: float = 1.0) -> list[str] | None:
-    """Names of the workers answering a broadcast ping (cached briefly: a ping waits for its timeout)."""
-    if time.monotonic() - float(_pings["at"]) < PING_CACHE_SECONDS:  # type: ignore[arg-type]
-        return _pings["names"]  # type: ignore[return-value]
+def _ping(timeout: float) -> list[str] | None:
     try:
         replies = app.control.inspect(timeout=timeout).ping() or {}
     except Exception:
         return None
     names = sorted(replies)
-    _pings.update(at=time.monotonic(), names=names)
+    with _lock:
+        _state.update(at=time.monotonic(), names=names)
     return names
+
+
+def ping_workers(timeout: float = 1.0) -> list[str] | None:
+    """Names of the workers answering a broadcast ping: the watcher's answer while it is fresh, else a ping."""
+    with _lock:
+        fresh = time.monotonic() - float(_state["at"]) < FRESH_FOR_SECONDS  # type: ignore[arg-type]
+        names = _state["names"]
+    if fresh:
+        return names  # type: ignore[return-value]
+    return _ping(timeout)
+
+
+def watch_workers() -> None:
+    """Keep the ping answer fresh from a daemon thread (once per process)."""
+    if _watching.is_set():
+        return
+    _watching.set()
+
+    def run() -> None:
+        while True:
+            _ping(1.0)
+            time.sleep(PING_EVERY_SECONDS)
+
+    threading.Thread(target=run, name="asora-worker-ping", daemon=True).start()

@@ -7,7 +7,10 @@ re-sent wake-up is the same task again. Payloads and secrets never travel in a m
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import logging
+import queue
+import threading
+from collections.abc import Iterable, Sequence
 
 from shared.jobs.kinds import JobKind
 from shared.jobs.outbox import Wakeup
@@ -38,3 +41,49 @@ def publish(wakeups: Iterable[Wakeup]) -> list[str]:
             )
             published.append(wakeup.job_id)
     return published
+
+
+log = logging.getLogger("asora.publisher")
+
+
+class BackgroundPublisher:
+    """The API's publisher: wake-ups go to the broker from a thread of their own, in the order their
+    transactions committed, so a request answers as soon as its transaction commits instead of after a
+    round trip to Redis, and a burst goes out as one batch. A wake-up still queued here when the process dies
+    is not lost: its job's `published_at` ages, and the relay sends it again."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[list[Wakeup] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="asora-publisher", daemon=True)
+        self._thread.start()
+
+    def __call__(self, wakeups: Sequence[Wakeup]) -> None:
+        self._queue.put(list(wakeups))
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = list(first)
+            while True:  # whatever else is waiting goes in the same batch
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._send(batch)
+                    return
+                batch += more
+            self._send(batch)
+
+    def _send(self, batch: list[Wakeup]) -> None:
+        try:
+            publish(batch)
+        except Exception as exc:  # the jobs are committed: the relay sends what could not be sent now
+            log.warning("publishing %d wake-up(s) failed (%s); the relay will send them", len(batch), exc)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Send what is queued, then stop (at shutdown)."""
+        self._queue.put(None)
+        self._thread.join(timeout)

@@ -11,7 +11,6 @@ import threading
 import time
 
 from shared import db, registry
-from shared.base import utcnow
 from shared.config import get_settings
 from shared.jobs import runner
 from shared.jobs.outbox import Wakeup
@@ -25,12 +24,9 @@ PURGE_EVERY_SECONDS = 3600
 
 def relay_once() -> int:
     with db.unit_of_work(db.SYSTEM_SCOPE) as session:
-        jobs = runner.jobs_to_publish(session, get_settings().relay_republish_after_seconds)
-        heads = runner.heads(jobs)
+        heads = runner.streams_to_wake(session, get_settings().relay_republish_after_seconds)
         publish(Wakeup(job.id, job.tenant_id, job.kind, job.stream) for job in heads)
-        now = utcnow()
-        for job in jobs:
-            job.published_at = now
+        runner.mark_woken(session, heads)
     return len(heads)
 
 

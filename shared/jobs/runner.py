@@ -34,14 +34,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
 import redis
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -98,7 +98,11 @@ class Stream:
 
 
 def fence(session: Session, stream: Stream) -> None:
-    session.execute(select(func.pg_advisory_xact_lock(stream.lock_key)))
+    """Scope the transaction to the stream's tenant and take its fence: one round trip, first in every job
+    transaction."""
+    session.execute(
+        select(func.set_config("asora.tenant_id", stream.tenant_id, True), func.pg_advisory_xact_lock(stream.lock_key))
+    )
 
 
 @dataclass(frozen=True)
@@ -265,7 +269,7 @@ class _Attempt:
 
     @contextmanager
     def fenced(self) -> Iterator[tuple[Session, Job]]:
-        with db.unit_of_work(self.stream.tenant_id) as session:
+        with db.unit_of_work() as session:
             yield session, _load_claimed(session, self.stream, self.claim)
 
 
@@ -295,7 +299,7 @@ class _Drain:
         return True
 
     def first_claim(self) -> Next:
-        with db.unit_of_work(self.stream.tenant_id) as session:
+        with db.unit_of_work() as session:
             fence(session, self.stream)
             return claim_next(session, self.kinds, self.stream, self.worker, self.settings)
 
@@ -306,7 +310,7 @@ class _Drain:
         handler = self.kinds.handler_for(claim.kind)
         try:
             own = handler.run(_Attempt(self.stream, claim)) if isinstance(handler, SelfTransacting) else None
-            with db.unit_of_work(tenant_id) as session:
+            with db.unit_of_work() as session:
                 job = _load_claimed(session, self.stream, claim)
                 result = own if isinstance(handler, SelfTransacting) else handler.execute(session, job)
                 session.flush()
@@ -353,7 +357,7 @@ class _Drain:
         back-off) until its cap. Done in a fresh transaction that is itself fenced, so a superseded attempt
         records nothing; the next job is claimed in it too."""
         try:
-            with db.unit_of_work(self.stream.tenant_id) as session:
+            with db.unit_of_work() as session:
                 job = _load_claimed(session, self.stream, claim)
                 if error is not None:
                     fail_job(session, self.kinds, job, error.as_dict(), error)
@@ -473,10 +477,11 @@ def reap_stale_jobs(
     return outcomes
 
 
-def jobs_to_publish(session: Session, republish_after_seconds: int, limit: int = 500) -> list[Job]:
-    """Queued jobs that need a wake-up: never scheduled (no process published them), last scheduled long ago
-    (a lost message, a Redis restart, a wake-up dropped while the lease was held), or whose back-off has just
-    ended. Locked with SKIP LOCKED, so concurrent relays take different rows."""
+def streams_to_wake(session: Session, republish_after_seconds: int, limit: int = 500) -> list[Job]:
+    """The oldest queued job of each stream that needs a wake-up: never scheduled (no process published it), last
+    scheduled long ago (a lost message, a Redis restart, a wake-up dropped while the lease was held), or whose
+    back-off has just ended. One per stream: a wake-up is for the stream, whichever job it names. Two relays may
+    both wake one stream, which is harmless."""
     now = utcnow()
     cutoff = now - timedelta(seconds=republish_after_seconds)
     return list(
@@ -487,16 +492,20 @@ def jobs_to_publish(session: Session, republish_after_seconds: int, limit: int =
                 (Job.available_at.is_(None)) | (Job.available_at <= now),
                 (Job.published_at.is_(None)) | (Job.published_at < cutoff) | (Job.published_at < Job.available_at),
             )
-            .order_by(Job.created_at)
+            .order_by(Job.tenant_id, Job.stream, Job.seq)
+            .distinct(Job.tenant_id, Job.stream)
             .limit(limit)
-            .with_for_update(skip_locked=True)
         )
     )
 
 
-def heads(jobs: list[Job]) -> list[Job]:
-    """One job per stream (its oldest): a wake-up is per stream, whichever job it names."""
-    first: dict[tuple[str, str], Job] = {}
-    for job in sorted(jobs, key=lambda j: j.seq):
-        first.setdefault((job.tenant_id, job.stream), job)
-    return list(first.values())
+def mark_woken(session: Session, heads: Sequence[Job]) -> None:
+    """Every queued job of the woken streams counts as scheduled now (the next look is in
+    `relay_republish_after_seconds`)."""
+    if heads:
+        streams = [(job.tenant_id, job.stream) for job in heads]
+        session.execute(
+            update(Job)
+            .where(Job.status == JobStatus.QUEUED, tuple_(Job.tenant_id, Job.stream).in_(streams))
+            .values(published_at=utcnow())
+        )

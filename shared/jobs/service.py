@@ -47,14 +47,16 @@ class AcceptedJob:
     status: JobStatus = JobStatus.QUEUED
 
 
+# created_at is the moment of numbering (clock_timestamp), so it follows seq, unlike now() (the transaction's
+# start).
 _NUMBER_AND_RECORD = text("""
     WITH counter AS (
         UPDATE tenant_counters SET job_seq = job_seq + 1 WHERE tenant_id = :tenant_id RETURNING job_seq
     )
     INSERT INTO jobs (id, tenant_id, seq, kind, stream, status, attempts, lost_attempts, payload,
-                      actor_key_id, actor_role, published_at)
+                      actor_key_id, actor_role, published_at, created_at)
     SELECT :id, :tenant_id, counter.job_seq, :kind, :stream, 'queued', 0, 0, :payload,
-           :actor_key_id, :actor_role, :published_at
+           :actor_key_id, :actor_role, :published_at, clock_timestamp()
     FROM counter
     RETURNING seq""").bindparams(bindparam("payload", type_=JSONB))
 
