@@ -1,5 +1,6 @@
-"""An ASGI guard in front of the application: PostgreSQL text cannot hold NUL characters, so a request that
-carries one (in the path, the query or a JSON body) is refused with 422 before it reaches any handler."""
+"""An ASGI guard in front of the application: PostgreSQL text cannot hold NUL characters, so a request whose
+path or query carries one is refused with 422 before it reaches any handler. (A JSON body with one is refused
+by the body parser, `api.deps.parse_json`, without buffering every body twice.)"""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 
 def _envelope(scope: Scope) -> bytes:
@@ -34,28 +35,7 @@ class RejectNul:
         if b"\x00" in unquote_to_bytes(raw_path) or b"\x00" in unquote_to_bytes(scope.get("query_string", b"")):
             await _refuse(scope, send)
             return
-        headers = dict(scope.get("headers", []))
-        if b"json" not in headers.get(b"content-type", b""):
-            await self.app(scope, receive, send)
-            return
-        messages: list[Message] = []
-        body = bytearray()
-        while True:
-            message = await receive()
-            messages.append(message)
-            if message["type"] != "http.request":
-                break
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        if b"\\u0000" in body or b"\x00" in body:
-            await _refuse(scope, send)
-            return
-
-        async def replay() -> Message:
-            return messages.pop(0) if messages else await receive()
-
-        await self.app(scope, replay, send)
+        await self.app(scope, receive, send)
 
 
 async def _refuse(scope: Scope, send: Send) -> None:

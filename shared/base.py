@@ -9,7 +9,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, TypeVar
 
-from sqlalchemy import DateTime, Dialect, MetaData, Numeric, String, TypeDecorator, func
+from sqlalchemy import DateTime, Dialect, MetaData, Numeric, String, Table, TypeDecorator, func
 from sqlalchemy.orm import DeclarativeBase, mapped_column
 
 NAMING_CONVENTION = {
@@ -69,3 +69,10 @@ def new_id(prefix: str) -> str:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def table_of(model: type[Base]) -> Table:
+    """A model's table, for a plain INSERT on a hot path (no unit of work, no identity map)."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table

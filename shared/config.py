@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     # A transaction left idle this long (a frozen or partitioned process) is ended by PostgreSQL, which
     # releases its locks and the tenant's fence.
     db_idle_in_transaction_timeout_ms: int = 60_000
+    # Threads per API process for routes and database work (each holds at most one database connection).
+    api_threads: int = Field(default=8, ge=1, le=200)
     # API statements only (reports, intake): a query that runs longer answers 503 instead of holding a thread.
     api_statement_timeout_ms: int = 30_000
     max_upload_bytes: int = Field(default=512 * 1024 * 1024)

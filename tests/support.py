@@ -172,7 +172,7 @@ def submit_run_direct(
             sales=("json", runs.records_blob(sales)),
             lots=("json", runs.records_blob(lots)) if lots else None,
         )
-        return run.id, job.id
+        return run, job.id
 
 
 def query(sql: str, params: dict[str, Any] | None = None, tenant_id: str = "*") -> list[Any]:

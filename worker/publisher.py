@@ -22,6 +22,17 @@ def task_name(kind: JobKind) -> str:
     return f"asora.jobs.{kind}"
 
 
+def coalesce(wakeups: Iterable[Wakeup]) -> list[Wakeup]:
+    """One wake-up per stream, the first of each (the oldest job, in commit order)."""
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for wakeup in wakeups:
+        if (wakeup.tenant_id, wakeup.stream) not in seen:
+            seen.add((wakeup.tenant_id, wakeup.stream))
+            out.append(wakeup)
+    return out
+
+
 def publish(wakeups: Iterable[Wakeup]) -> list[str]:
     """Send one message per job; returns the ids sent. A message only says "this stream has work"."""
     published = []
@@ -49,7 +60,9 @@ log = logging.getLogger("asora.publisher")
 class BackgroundPublisher:
     """The API's publisher: wake-ups go to the broker from a thread of their own, in the order their
     transactions committed, so a request answers as soon as its transaction commits instead of after a
-    round trip to Redis, and a burst goes out as one batch. A wake-up still queued here when the process dies
+    round trip to Redis, and a burst goes out as one batch. A batch holds one wake-up per stream (its oldest
+    job's): a message means "this stream has work", and the drain it starts runs every pending job of the
+    stream and reports each to Flower under its own id. A wake-up still queued here when the process dies
     is not lost: its job's `published_at` ages, and the relay sends it again."""
 
     def __init__(self) -> None:
@@ -79,7 +92,7 @@ class BackgroundPublisher:
 
     def _send(self, batch: list[Wakeup]) -> None:
         try:
-            publish(batch)
+            publish(coalesce(batch))
         except Exception as exc:  # the jobs are committed: the relay sends what could not be sent now
             log.warning("publishing %d wake-up(s) failed (%s); the relay will send them", len(batch), exc)
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from typing import Literal
 
+import anyio.to_thread
+from anyio import CapacityLimiter
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -38,9 +42,26 @@ _HEALTH: dict[int | str, dict[str, object]] = {
 }
 
 
+# Health has its own lane: requests that wait on row locks may hold every thread of the shared pool, and a
+# probe must still see the dependencies. Two threads, so a probe never queues behind more than one other.
+_LANES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, CapacityLimiter] = weakref.WeakKeyDictionary()
+
+
+def _lane() -> CapacityLimiter:
+    loop = asyncio.get_running_loop()  # one lane per event loop (a test client runs its own)
+    lane = _LANES.get(loop)
+    if lane is None:
+        lane = _LANES[loop] = CapacityLimiter(2)
+    return lane
+
+
 @router.get("/health", operation_id="health", response_model=HealthOut, responses=_HEALTH)
 @router.get("/api/v1/health", operation_id="health_v1", include_in_schema=False)
-def health_check() -> JSONResponse:
+async def health_check() -> JSONResponse:
+    return await anyio.to_thread.run_sync(_check, limiter=_lane())
+
+
+def _check() -> JSONResponse:
     engine = get_engine()
     checks = [
         health.check_database(engine),

@@ -13,6 +13,7 @@ from starlette.datastructures import UploadFile
 
 from api.accept import accept
 from api.deps import (
+    INLINE_PARSE_BYTES,
     CursorQuery,
     IdempotencyKeyHeader,
     LimitQuery,
@@ -133,7 +134,10 @@ async def run_submission(request: Request, principal: RunsWriter) -> RunSubmissi
             return await run_in_threadpool(_from_form, form)
         finally:
             await form.close()
-    return await run_in_threadpool(_from_json, await read_body(request))
+    raw = await read_body(request)
+    if len(raw) <= INLINE_PARSE_BYTES:  # a small body parses at once; a large one is CPU work for the threadpool
+        return _from_json(raw)
+    return await run_in_threadpool(_from_json, raw)
 
 
 run_submission.reads_body = True  # type: ignore[attr-defined]  # read by the route-order test
@@ -155,7 +159,7 @@ def create_run(
         tenant_of(principal, other)
 
     def submit() -> dict[str, Any]:
-        run, job = runs.submit_run(
+        run_id, job = runs.submit_run(
             session,
             tenant_id=tenant_id,
             actor=principal,
@@ -164,7 +168,7 @@ def create_run(
             sales=submission.sales,
             lots=submission.lots,
         )
-        return RunAccepted(run_id=run.id, job_id=job.id, status=RunStatus.QUEUED).model_dump()
+        return RunAccepted(run_id=run_id, job_id=job.id, status=RunStatus.QUEUED).model_dump()
 
     return accept(session, tenant_id, idempotency_key, submission.fingerprint, submit)
 

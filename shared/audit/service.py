@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from shared.audit.models import AuditEvent
 from shared.auth import Principal
+from shared.base import table_of
 from shared.pagination import page
 
 SECRET_MARKERS = ("secret", "password", "token", "key", "authorization", "signature")
@@ -46,8 +47,8 @@ def record(
     job_id: str | None = None,
     details: dict[str, Any] | None = None,
 ) -> None:
-    session.execute(
-        insert(AuditEvent).values(
+    session.execute(  # the table's INSERT, not the ORM's: audit rows are written on every hot path
+        insert(table_of(AuditEvent)).values(
             tenant_id=tenant_id,
             actor_key_id=actor.key_id if actor else actor_key_id,
             actor_role=actor.role if actor else actor_role,

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.orm import Session
 
 from shared.audit import service as audit
 from shared.auth import Principal
-from shared.base import new_id
+from shared.base import new_id, table_of
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.jobs import service as jobs
 from shared.jobs.kinds import PENDING, JobKind
@@ -34,26 +34,27 @@ def submit_run(
     sales: tuple[InputFormat, bytes],
     lots: tuple[InputFormat, bytes] | None,
     sales_count_hint: int | None = None,
-) -> tuple[Run, AcceptedJob]:
-    """Record the run, its inputs and its audit event, then accept its job (numbered last: shared/jobs)."""
+) -> tuple[str, AcceptedJob]:
+    """Record the run, its inputs and its audit event, then accept its job (numbered last: shared/jobs);
+    returns the run's id and the job."""
     run_id, job_id = new_id("run"), jobs.new_job_id()
     inputs: dict[str, str] = {"sales": sales[0]}
     if lots is not None:
         inputs["lots"] = lots[0]
-    jobs.attach_blob(session, tenant_id, job_id, "sales", sales[1])
-    if lots is not None:
-        jobs.attach_blob(session, tenant_id, job_id, "lots", lots[1])
-    run = Run(
-        id=run_id,
-        job_id=job_id,
-        tenant_id=tenant_id,
-        status=RunStatus.QUEUED,
-        mode=mode,
-        dry_run=dry_run,
-        sales_count=sales_count_hint or 0,
+    jobs.attach_blobs(session, tenant_id, job_id, {"sales": sales[1], **({"lots": lots[1]} if lots else {})})
+    # Intake's hot path: plain INSERTs on the tables, not the ORM's unit of work (which was a third of a small
+    # run's intake time).
+    session.execute(
+        insert(table_of(Run)).values(
+            id=run_id,
+            job_id=job_id,
+            tenant_id=tenant_id,
+            status=RunStatus.QUEUED,
+            mode=mode,
+            dry_run=dry_run,
+            sales_count=sales_count_hint or 0,
+        )
     )
-    session.add(run)
-    session.flush()
     audit.record(
         session,
         tenant_id=tenant_id,
@@ -77,7 +78,7 @@ def submit_run(
         job_id=job_id,
         payload={"run_id": run_id, "dry_run": dry_run, "mode": mode, "inputs": inputs},
     )
-    return run, job
+    return run_id, job
 
 
 def records_blob(records: list[dict[str, Any]]) -> bytes:

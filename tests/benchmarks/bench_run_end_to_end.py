@@ -119,7 +119,7 @@ def _bench(args: argparse.Namespace, work: Path) -> dict[str, float | int | str]
                 sales=("csv", sales_path.read_bytes()),
                 lots=("csv", lots_path.read_bytes()),
             )
-            run_id = run.id
+            run_id = run
         t1 = time.perf_counter()
         runner.drain_tenant(tenant_id, worker="bench", redis_client=client, settings=settings, kinds=TABLE)
         t2 = time.perf_counter()

@@ -91,6 +91,10 @@ class FlowerHooks(runner.DrainHooks):
 
     def started(self, claim: runner.Claim) -> None:
         if claim.job_id != self.own:
+            # Its own message may never come (wake-ups are coalesced per stream), so say what it is, as the
+            # worker that receives a message would.
+            kwargs = {"job_id": claim.job_id, "tenant_id": self.tenant_id, "kind": str(claim.kind)}
+            self._send("task-received", claim.job_id, name=task_name(claim.kind), args="()", kwargs=repr(kwargs))
             self._send("task-started", claim.job_id)
 
     def finished(self, outcome: runner.Finished) -> None:
