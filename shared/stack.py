@@ -7,6 +7,7 @@ started from the virtualenv's own executables with the environment they need.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,6 +20,7 @@ import httpx
 
 from shared.embedded import ServiceUrls
 from shared.jobs.kinds import Queue
+from shared.metrics import MULTIPROC_ENV
 from shared.ports import free_port
 from shared.registry import QUEUES
 
@@ -73,15 +75,21 @@ class Stack:
     def log_path(self, name: str) -> Path:
         return self.log_dir / f"{name}.log"
 
-    def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_path(name).open("ab")
-        proc = subprocess.Popen(argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            argv, env={**self.env, **(env or {})}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         self.processes[name] = proc
         return proc
 
     def start_api(self, port: int, processes: int | None = None) -> None:
-        """The API: `processes` uvicorn workers behind one port (default: one per core, see `api_processes`)."""
+        """The API: `processes` uvicorn workers behind one port (default: one per core, see `api_processes`).
+        Their metrics meet in a directory emptied first (shared/metrics.py), so one scrape sees them all."""
+        metrics_dir = self.log_dir / "api-metrics"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
         self._spawn(
             "api",
             [
@@ -97,6 +105,7 @@ class Stack:
                 "warning",
                 "--no-access-log",
             ],
+            env={MULTIPROC_ENV: str(metrics_dir)},
         )
 
     def start_workers(self) -> None:

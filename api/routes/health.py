@@ -13,10 +13,12 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
+from api.metrics import JobsCollector
 from api.openapi import content
 from shared import health
 from shared.config import get_settings
 from shared.db import get_engine
+from shared.metrics import scrape_registry
 from worker import health as worker_health
 
 router = APIRouter(tags=["ops"])
@@ -91,4 +93,4 @@ def liveness() -> dict[str, str]:
     responses=content("text/plain", "Prometheus text exposition format"),
 )
 def metrics() -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(scrape_registry(JobsCollector())), media_type=CONTENT_TYPE_LATEST)

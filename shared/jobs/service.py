@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -27,6 +28,7 @@ from shared.errors import NotFound, ValidationFailed
 from shared.jobs import outbox
 from shared.jobs.kinds import LEDGER_STREAM, JobKind, JobStatus
 from shared.jobs.models import IdempotencyKey, Job, JobBlob
+from shared.metrics import COUNTER_HOLD
 from shared.pagination import page
 
 
@@ -69,6 +71,7 @@ class _Pending:
 
 
 _PENDING = "asora.jobs_to_number"
+_HOLDING_SINCE = "asora.counter_held_since"  # perf_counter() when the numbering statement began
 
 
 def accept_job(
@@ -113,6 +116,7 @@ def number_pending(session: Session) -> None:
     session.flush()  # the jobs' own rows first: runs, files, exports, counts, audit events
     for entry in pending:
         seq = session.execute(_NUMBER_AND_RECORD, entry.params).scalar()
+        session.info.setdefault(_HOLDING_SINCE, time.perf_counter())  # the lock is ours from here to COMMIT
         if seq is None:
             raise NotFound(f"tenant '{entry.job.tenant_id}' not found")
         entry.job.seq = int(seq)
@@ -121,6 +125,14 @@ def number_pending(session: Session) -> None:
 @event.listens_for(Session, "before_commit")
 def _number_before_commit(session: Session) -> None:
     number_pending(session)
+
+
+@event.listens_for(Session, "after_commit")
+@event.listens_for(Session, "after_rollback")
+def _counter_released(session: Session) -> None:
+    since = session.info.pop(_HOLDING_SINCE, None)
+    if since is not None:
+        COUNTER_HOLD.observe(time.perf_counter() - since)
 
 
 @event.listens_for(Session, "after_soft_rollback")

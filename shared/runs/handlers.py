@@ -12,7 +12,6 @@ import io
 import json
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from shared.base import utcnow
@@ -38,8 +37,10 @@ from shared.runs.rollback import reverse_run
 
 
 def _run_of(session: Session, job: Job) -> Run:
-    run = session.scalar(select(Run).where(Run.job_id == job.id, Run.tenant_id == job.tenant_id))
+    """The job's run, by primary key: a second call in one transaction is answered from the session."""
+    run = session.get(Run, job.payload["run_id"])
     assert run is not None, f"job {job.id} has no run"
+    assert run.job_id == job.id, f"run {run.id} belongs to job {run.job_id}, not {job.id}"
     return run
 
 
@@ -59,6 +60,8 @@ def _parse_lots(fmt: str, blob: bytes) -> ParsedLots:
 
 class CogsRun:
     def status_changed(self, session: Session, job: Job, error: DomainError | None = None) -> None:
+        if job.status == JobStatus.COMPLETED:
+            return  # `execute` has set the run's outcome
         run = _run_of(session, job)
         now = utcnow()
         if job.status == JobStatus.RUNNING:

@@ -10,6 +10,7 @@ import threading
 import time
 
 from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -250,9 +251,8 @@ def authenticate(raw_key: str | None, requested_tenant: str | None) -> Principal
 
 
 def ensure_operator_key(session: Session, raw_key: str, name: str = "bootstrap operator") -> None:
-    """Make sure an operator key with exactly this secret exists (ASORA_BOOTSTRAP_OPERATOR_KEY)."""
+    """Make sure an operator key with exactly this secret exists (ASORA_BOOTSTRAP_OPERATOR_KEY). Every API
+    process does this as it starts, at the same moment: the first insert wins and the others find it."""
     db.set_tenant(session, db.SYSTEM_SCOPE)
-    digest = hash_key(raw_key)
-    if session.scalar(select(ApiKey.id).where(ApiKey.key_hash == digest)) is None:
-        session.add(ApiKey(id=new_id("key"), tenant_id=None, role=OPERATOR, name=name, key_hash=digest))
-        session.flush()
+    row = {"id": new_id("key"), "tenant_id": None, "role": OPERATOR, "name": name, "key_hash": hash_key(raw_key)}
+    session.execute(pg_insert(ApiKey).values(row).on_conflict_do_nothing(index_elements=[ApiKey.key_hash]))

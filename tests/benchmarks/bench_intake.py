@@ -15,6 +15,7 @@ ASORA_REDIS_URL when set, embedded servers otherwise. Prints a table and writes 
 from __future__ import annotations
 
 import argparse
+import re
 import tempfile
 import threading
 import time
@@ -86,6 +87,37 @@ class JobProbe(threading.Thread):
         }
 
 
+_SAMPLE = re.compile(r"^(\w+)(\{[^}]*\})? (\S+)$", re.MULTILINE)
+
+
+def scrape(base: str) -> dict[str, float]:
+    """The counters the critical-section share is computed from, summed over the API's processes."""
+    wanted = {
+        ("asora_intake_counter_hold_seconds_sum", ""): "hold_s",
+        ("asora_intake_counter_hold_seconds_count", ""): "holds",
+        ("asora_http_request_duration_seconds_sum", '{method="POST",route="/runs"}'): "request_s",
+        ("asora_http_request_duration_seconds_count", '{method="POST",route="/runs"}'): "requests",
+    }
+    text = httpx.get(f"{base}/metrics", timeout=30).text
+    found = dict.fromkeys(wanted.values(), 0.0)
+    for match in _SAMPLE.finditer(text):
+        key = wanted.get((match.group(1), match.group(2) or ""))
+        if key:
+            found[key] = float(match.group(3))
+    return found
+
+
+def critical_section(before: dict[str, float], after: dict[str, float]) -> dict[str, Any]:
+    """The tenant's counter is held from the numbering statement to the end of COMMIT: its share of the time
+    requests spent in the API, and the mean hold per accepted job."""
+    hold, holds = after["hold_s"] - before["hold_s"], after["holds"] - before["holds"]
+    request = after["request_s"] - before["request_s"]
+    return {
+        "mean_hold_ms": round(1000 * hold / holds, 2) if holds else None,
+        "share_of_request_time": round(hold / request, 4) if request else None,
+    }
+
+
 def wait_idle(running: Running, timeout: float = 300) -> float:
     """Let the worker finish the backlog, so every row starts from an idle worker; returns the seconds waited."""
     started = time.monotonic()
@@ -145,7 +177,9 @@ def main() -> None:
                 if clients == max(args.clients):
                     probe = JobProbe(running.base, tenants[0], probe_jobs, args.probe_rate)
                     probe.start()
+                counters = scrape(running.base)
                 result = load(tag, clients, n_tenants, args.duration)
+                held = critical_section(counters, scrape(running.base))
                 probed = probe.finish() if probe else None
                 accepted = result.count(202)
                 row: dict[str, Any] = {
@@ -160,6 +194,7 @@ def main() -> None:
                     "socket_errors": result.socket_errors,
                     "idle_wait_before_s": idle_wait,
                     "get_job_probe": probed,
+                    "counter_hold": held,
                 }
                 figures["rows"].append(row)
                 print(
@@ -188,6 +223,8 @@ def main() -> None:
                         lat["max"],
                         row["errors"],
                         f"{probed['p99_ms']:.1f}" if probed else "-",
+                        held["mean_hold_ms"],
+                        f"{100 * held['share_of_request_time']:.1f}%" if held["share_of_request_time"] else "-",
                         "ok" if row["checks_ok"] else "FAILED",
                     ]
                 )
@@ -197,12 +234,25 @@ def main() -> None:
     print_table(
         f"POST /api/v1/runs (1-lot, 1-sale dry run), {args.duration:g}s per row, API x{running.api_processes}, "
         f"1 worker (concurrency {running.worker_concurrency}) + relay",
-        ["clients", "tenants", "accepted/s", "p50 ms", "p99 ms", "max ms", "errors", "GET job p99 ms", "order"],
+        [
+            "clients",
+            "tenants",
+            "accepted/s",
+            "p50 ms",
+            "p99 ms",
+            "max ms",
+            "errors",
+            "GET job p99 ms",
+            "hold ms",
+            "hold share",
+            "order",
+        ],
         table,
     )
     print(
-        f"\n(created_at, the transaction's start, runs backwards in {inverted} of {pairs} consecutive job pairs: "
-        "seq, not created_at, is the acceptance order)"
+        f"\n(hold: the tenant's job counter, from the numbering statement to the end of COMMIT, mean per job and "
+        f"as a share of the time POST /runs spent in the API; created_at, the moment of numbering, runs backwards "
+        f"in {inverted} of {pairs} consecutive job pairs)"
     )
     print(f"wrote {write_results('intake.json', figures)}")
     if not ok:

@@ -62,13 +62,8 @@ def sale(sale_id: str) -> dict[str, str]:
 
 class BenchStack(Stack):
     def start_api_processes(self, port: int, processes: int) -> None:
-        """The API as production runs it: uvicorn with `--workers` (one process when `processes` is 1)."""
-        if processes == 1:
-            self.start_api(port)
-            return
-        argv = [str(Path(sys.executable).parent / "uvicorn"), "api.main:app", "--host", "127.0.0.1"]
-        argv += ["--port", str(port), "--workers", str(processes), "--log-level", "warning", "--no-access-log"]
-        self._spawn("api", argv)
+        """The API as production runs it: uvicorn with `--workers`, metrics summed over its processes."""
+        self.start_api(port, processes)
 
     def pid(self, name: str) -> int:
         return self.processes[name].pid

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from shared import db
@@ -300,3 +301,32 @@ def test_with_no_cache_time_a_revoked_key_stops_at_the_next_instant(
     tenants.revoke_key(db_session, key_id=key_id, tenant_id=tenant_id, actor=None)
     clock.now += 0.001
     assert _refused(Unauthenticated, raw).reason == "BAD_KEY"
+
+
+def test_api_processes_starting_together_all_ensure_the_bootstrap_key(service_urls: dict[str, str]) -> None:
+    """Each API process ensures the bootstrap operator key as it starts; two at once must both succeed (the
+    loser of the race waits for the winner's row and finds it), or `uvicorn --workers` fails to start. Real
+    commits on separate connections (the key stays in this run's scratch database)."""
+    raw = tenants.KEY_PREFIX + "race-" + factories.new_tenant_id()
+    errors: list[BaseException] = []
+
+    def second_process() -> None:
+        try:
+            with db.unit_of_work() as session:
+                tenants.ensure_operator_key(session, raw)
+        except BaseException as exc:
+            errors.append(exc)
+
+    with db.unit_of_work() as first:
+        tenants.ensure_operator_key(first, raw)  # inserted, not yet committed
+        racing = threading.Thread(target=second_process)
+        racing.start()  # its insert waits on the first one's uncommitted row
+        racing.join(0.5)
+    racing.join(10)
+    assert not racing.is_alive()
+    assert errors == []
+    with db.unit_of_work() as session:
+        db.set_tenant(session, db.SYSTEM_SCOPE)
+        count = session.scalar(select(func.count()).select_from(ApiKey).where(ApiKey.key_hash == tenants.hash_key(raw)))
+    assert count == 1
+    assert tenants.authenticate(raw, None).role == "operator"
