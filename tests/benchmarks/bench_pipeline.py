@@ -6,8 +6,8 @@ Phase "drain": `--jobs` one-lot, one-sale dry runs over `--tenants` tenants, acc
 commit: what the API's `POST /runs` does behind HTTP) while the worker(s) and the relay run; throughput is jobs
 from the first `created_at` to the last `finished_at`. Phase "paced", once the broker holds no wake-ups left
 over from the drain: jobs accepted at `--rate` per second (a steady load the workers keep up with), reporting
-`started_at - created_at` at p50/p99. `created_at` is the accepting transaction's start, so that wait includes
-the accept's own few milliseconds.
+`started_at - created_at` at p50/p99. `created_at` is the moment the job was numbered, just before the
+accepting transaction's COMMIT.
 
 Checked after each phase, as correctness (a failure is printed loudly and exits 1): every job completed; each
 tenant's jobs are gapless 1..n; each started in `seq` order and only after the one before it finished.

@@ -121,7 +121,7 @@ class FlowerHooks(runner.DrainHooks):
 
 
 def run_job(task: Task[Any, Any], job_id: str, tenant_id: str, kind: str, stream: str) -> dict[str, Any]:
-    runner.drain(
+    report = runner.drain(
         runner.Stream(tenant_id, stream),
         worker=str(task.request.hostname),
         redis_client=_redis(),
@@ -130,7 +130,9 @@ def run_job(task: Task[Any, Any], job_id: str, tenant_id: str, kind: str, stream
         hooks=FlowerHooks(task, job_id, tenant_id),
         stopping=shutting_down,
     )
-    state = runner.job_state(tenant_id, job_id)
+    own = next((o for o in report.outcomes if o.job_id == job_id and o.status != JobStatus.QUEUED), None)
+    # This drain ran the task's own job: its outcome is known without asking the database again.
+    state = (own.status, own.error, own.result) if own else runner.job_state(tenant_id, job_id)
     if state is None or state[0] in PENDING:
         raise Ignore()  # a bogus message, or a job in another drain's hands (that drain reports it)
     status, error, result = state
