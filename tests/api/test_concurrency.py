@@ -152,6 +152,7 @@ def test_200_concurrent_accepts_for_one_tenant_get_seqs_1_to_200(shared_stack, t
     the order they committed: no gap, no duplicate, and `created_at` (the moment of numbering) rises with
     `seq`. Every answered job is one of them."""
     tenant_id, owner, _ = tenant
+
     def accept(n: int) -> httpx.Response:
         with _client(owner) as http:  # 200 clients, each on its own connection
             return http.post("/runs", json=_run_body(n))
@@ -159,9 +160,7 @@ def test_200_concurrent_accepts_for_one_tenant_get_seqs_1_to_200(shared_stack, t
     with HealthWatch(shared_stack):
         answers = burst([partial(accept, n) for n in range(ACCEPTS)])
     assert [a.status_code for a in answers] == [202] * ACCEPTS, [a.text for a in answers if a.status_code != 202]
-    rows = query(
-        "SELECT id, seq, created_at FROM jobs WHERE tenant_id = :t ORDER BY seq", {"t": tenant_id}, tenant_id
-    )
+    rows = query("SELECT id, seq, created_at FROM jobs WHERE tenant_id = :t ORDER BY seq", {"t": tenant_id}, tenant_id)
     assert [row.seq for row in rows] == list(range(1, ACCEPTS + 1))
     assert [row.created_at for row in rows] == sorted(row.created_at for row in rows)
     assert {a.json()["job_id"] for a in answers} == {str(row.id) for row in rows}
