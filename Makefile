@@ -44,6 +44,7 @@ bench: $(STAMP)
 	@command -v wrk >/dev/null || { echo "wrk is needed for the HTTP benchmarks: apt-get install -y wrk"; exit 1; }
 	$(BIN)/python -m tests.benchmarks.bench_intake
 	$(BIN)/python -m tests.benchmarks.bench_pipeline --jobs 3000
+	$(BIN)/python -m tests.benchmarks.bench_job_cost
 	$(BIN)/python -m tests.benchmarks.bench_large_run_ratio
 	$(BIN)/python -m tests.benchmarks.bench_api_memory --requests 30000 --every 3000 --from-request 9000
 
