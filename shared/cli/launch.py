@@ -125,7 +125,7 @@ def start(api_port: int, flower_port: int, health_timeout: float = HEALTH_TIMEOU
             stack.start_api(api_port)
             stack.start_workers()
             stack.start_relay()
-            stack.start_flower(flower_port)
+            stack.start_flower(flower_port, state_file=settings.data_dir / "flower.db")
             bar.update(task, description="waiting until every dependency answers")
             stack.wait_healthy(f"http://127.0.0.1:{api_port}/health", timeout=health_timeout)
         except StartupFailed as exc:
