@@ -98,6 +98,8 @@ def test_up_serves_until_sigterm_then_stops_its_processes(service_urls, tmp_path
         assert "stopping" in output
         assert f"user admin, password in {auth_file}" in output
         assert password not in output
+        # Flower ran in persistent mode under the data dir, and saved its task history when it stopped.
+        assert list(tmp_path.glob("flower.db*")), "Flower kept no task history in the data dir"
         _, alive = psutil.wait_procs(children, timeout=30)
         assert alive == [], f"left running: {[p.cmdline() for p in alive]}"
     finally:

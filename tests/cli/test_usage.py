@@ -60,6 +60,27 @@ def test_every_command_and_option_has_help():
     assert missing == []
 
 
+# Commands that write or run something, print nothing to read back, or print a secret once: no --json.
+WITHOUT_JSON = {
+    ("up",),
+    ("demo",),
+    ("migrate",),
+    ("down",),
+    ("rollback",),
+    ("tenants", "create"),
+    ("keys", "create"),
+    ("items", "add"),
+}
+
+
+def test_every_read_command_has_json():
+    """A command added without --json fails here unless it is listed above as one that reads nothing."""
+    commands = {path: c for path, c in walk(typer.main.get_command(app)) if path and not getattr(c, "commands", None)}
+    without = {path for path, c in commands.items() if "--json" not in {o for p in c.params for o in p.opts}}
+    assert without == WITHOUT_JSON
+    assert {("list-runs",), ("export", "list"), ("ops", "health"), ("tenants", "verify")} <= set(commands)
+
+
 def test_options_with_a_fixed_set_of_values_list_them():
     for args, choice in (
         (("list-runs", "--help"), "rolled_back"),
