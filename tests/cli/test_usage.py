@@ -93,6 +93,21 @@ def test_options_with_a_fixed_set_of_values_list_them():
         assert choice in result.stdout, args
 
 
+def test_every_option_with_choices_lists_all_of_them_in_its_help():
+    """Walks every command: an option whose values are a fixed set shows the whole set in `--help`."""
+    checked = 0
+    for path, command in walk(typer.main.get_command(app)):
+        with_choices = [p for p in command.params if getattr(p.type, "choices", None)]
+        if not path or not with_choices:
+            continue
+        shown = invoke(*path, "--help", env={"COLUMNS": "500"}).stdout
+        for param in with_choices:
+            missing = [str(c) for c in param.type.choices if str(c) not in shown]
+            assert missing == [], f"{' '.join(path)} {param.opts[0]}"
+            checked += 1
+    assert checked >= 5  # --status, --mode, --format, --group-by, --plan, --role-model, --role
+
+
 def test_choices_match_the_domain():
     """The CLI's enums are spelled out for --help; these are the definitions they must agree with."""
     from shared.auth import OPERATOR, ROLE_PERMISSIONS
