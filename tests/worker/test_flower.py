@@ -139,3 +139,49 @@ def test_a_failed_job_is_failure_with_its_code_and_reason_and_history_survives_a
     assert after["exception"] == failed["exception"]
     restored = flower.task(good)
     assert restored is not None and restored["state"] == "SUCCESS"
+
+
+def drain(connection: Any) -> None:
+    try:
+        connection.drain_events(timeout=0.5)
+    except TimeoutError:
+        pass
+
+
+def test_a_drain_reports_the_jobs_it_runs_for_other_tasks_to_flower(service_urls: dict[str, str]) -> None:
+    """A drain runs every pending job of its stream; the ones whose own message has not come yet are reported
+    by the drain under their own ids (received, started, failed or succeeded), read here from the broker's
+    event stream exactly as Flower reads it. Deterministic: no worker, no timing."""
+    from types import SimpleNamespace
+
+    from shared.jobs import runner
+    from shared.jobs.kinds import JobKind, JobStatus
+    from worker.celery_app import app
+    from worker.tasks.jobs import FlowerHooks
+
+    task = SimpleNamespace(app=app, request=SimpleNamespace(hostname="drain-test@host"))
+    hooks = FlowerHooks(task, own_job_id="job_own", tenant_id="t-events")  # type: ignore[arg-type]
+    error = {"code": "VALIDATION_FAILED", "reason": "UNKNOWN_SKU", "message": f"{MARKER} is no item", "details": []}
+    received: list[dict[str, Any]] = []
+    with app.connection_for_read() as connection:
+        receiver = app.events.Receiver(connection, handlers={"*": received.append})
+        with receiver.Consumer() as (conn, _, _):
+            # Redis delivers events by pub/sub: the receiver subscribes when it first polls, before anything is sent.
+            drain(conn)
+            hooks.started(runner.Claim("job_other", JobKind.COGS_RUN, 1))
+            hooks.finished(runner.Finished("job_other", JobKind.COGS_RUN, JobStatus.FAILED, error=error))
+            hooks.started(runner.Claim("job_own", JobKind.COGS_RUN, 1))  # its own task reports its own job
+            hooks.finished(runner.Finished("job_own", JobKind.COGS_RUN, JobStatus.FAILED, error=error))
+
+            def all_three() -> bool:
+                drain(conn)
+                return len([e for e in received if e.get("uuid") == "job_other"]) >= 3
+
+            wait_for(all_three, 30, f"the drain's events never arrived; got {received}")
+    events = [e for e in received if e.get("uuid") in ("job_other", "job_own")]
+    assert [e["type"] for e in events] == ["task-received", "task-started", "task-failed"]
+    assert {e["uuid"] for e in events} == {"job_other"}
+    assert events[0]["name"] == "asora.jobs.cogs_run"
+    assert "t-events" in events[0]["kwargs"] and "job_other" in events[0]["kwargs"]
+    assert events[2]["exception"] == "JobFailed('job job_other failed: VALIDATION_FAILED (UNKNOWN_SKU)')"
+    assert MARKER not in repr(events)
