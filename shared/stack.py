@@ -36,6 +36,11 @@ WORKER_POOLS: tuple[tuple[str, str, int], ...] = (
     ("worker-dispatch", Queue.DISPATCH, 2),
 )
 
+# Flower's task list: the kind is the task's name (`asora.jobs.cogs_run`), the job id its uuid, the tenant
+# and stream are in its kwargs; a failed job's code and reason are its exception.
+FLOWER_TASK_COLUMNS = "name,uuid,state,kwargs,exception,received,started,runtime,worker"
+FLOWER_STATE_SAVE_MS = 10_000
+
 
 def api_processes() -> int:
     """API processes for this machine: one per core (the work is PostgreSQL's and Python's, in equal parts),
@@ -139,8 +144,21 @@ class Stack:
     def start_relay(self) -> None:
         self._spawn("relay", [sys.executable, "-m", "worker.relay"])
 
-    def start_flower(self, port: int) -> None:
-        argv = [str(BIN / "celery"), "-A", "worker.celery_app", "flower", f"--port={port}", "--address=127.0.0.1"]
+    def start_flower(self, port: int, state_file: Path | None = None) -> None:
+        """Flower on 127.0.0.1 (its login comes from FLOWER_BASIC_AUTH in the environment). The task list shows
+        each task's kind (its name), job id (its uuid) and tenant (its kwargs). With `state_file`, Flower keeps
+        its task history there (saved every FLOWER_STATE_SAVE_MS and on shutdown), so a restart keeps it."""
+        argv = [
+            str(BIN / "celery"),
+            "-A",
+            "worker.celery_app",
+            "flower",
+            f"--port={port}",
+            "--address=127.0.0.1",
+            f"--tasks_columns={FLOWER_TASK_COLUMNS}",
+        ]
+        if state_file is not None:
+            argv += ["--persistent=True", f"--db={state_file}", f"--state_save_interval={FLOWER_STATE_SAVE_MS}"]
         self._spawn("flower", argv)
 
     def stop(self, name: str, sig: int = signal.SIGTERM, timeout: float = 20.0) -> None:

@@ -125,7 +125,7 @@ def start(api_port: int, flower_port: int, health_timeout: float = HEALTH_TIMEOU
             stack.start_api(api_port)
             stack.start_workers()
             stack.start_relay()
-            stack.start_flower(flower_port)
+            stack.start_flower(flower_port, state_file=settings.data_dir / "flower.db")
             bar.update(task, description="waiting until every dependency answers")
             stack.wait_healthy(f"http://127.0.0.1:{api_port}/health", timeout=health_timeout)
         except StartupFailed as exc:
@@ -174,7 +174,7 @@ def announce(running: Running) -> None:
         info("operator key: the one in ASORA_BOOTSTRAP_OPERATOR_KEY")
     else:
         info(f"operator key in {key_file}  (ASORA_API_KEY=$(cat {key_file}) for the CLI's API commands)")
-    info(f"data and logs in {running.data_dir}")
+    info(f"data, logs and Flower's task history (flower.db) in {running.data_dir}")
     embedded = {"postgresql"} if running.urls.embedded_database else set()
     left = sorted((embedded | ({"redis"} if running.urls.embedded_redis else set())) - running.urls.started)
     if left:

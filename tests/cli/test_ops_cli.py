@@ -34,7 +34,7 @@ def checks(result):
     return {c["name"]: c for c in json.loads(result.stdout)["checks"]}
 
 
-def add_runs(tenant_id, status, count):
+def add_runs(tenant_id, status, count, error=None):
     with db.unit_of_work(tenant_id) as s:
         for _ in range(count):
             accepted = jobs.accept_job(s, tenant_id=tenant_id, kind=JobKind.COGS_RUN, payload={}, actor=None)
@@ -42,7 +42,8 @@ def add_runs(tenant_id, status, count):
             job = s.get(Job, accepted.id)
             assert job is not None
             job.status = JobStatus.FAILED if status == "failed" else JobStatus.COMPLETED
-            s.add(Run(id=new_id("run"), job_id=job.id, tenant_id=tenant_id, status=status))
+            job.error = error
+            s.add(Run(id=new_id("run"), job_id=job.id, tenant_id=tenant_id, status=status, error=error))
 
 
 def test_health_reports_every_dependency_up_with_the_stack_running(base):
@@ -86,6 +87,31 @@ def test_failed_runs_are_counted_against_the_runbook_thresholds(service_urls):
     by_name = {c.name: c for c in ops.activity_checks(after)}
     assert by_name["failed_runs_1h"].status == "alert"  # more than 3 in an hour
     assert not ops.HealthReport(list(by_name.values())).healthy
+
+
+def test_runs_refused_for_their_input_are_reported_apart_and_never_make_the_system_unhealthy(service_urls):
+    """Bad input (VALIDATION_FAILED) is the system working; INTERNAL and ATTEMPTS_EXHAUSTED are its faults."""
+    refused = {"code": "VALIDATION_FAILED", "reason": "INSUFFICIENT_STOCK", "message": "not enough stock"}
+    with db.unit_of_work(db.SYSTEM_SCOPE) as s:
+        before = ops.run_activity(s)
+    tenant_id = create_tenant_direct("ops")
+    add_runs(tenant_id, "failed", 5, refused)
+    with db.unit_of_work(db.SYSTEM_SCOPE) as s:
+        after = ops.run_activity(s)
+    assert after["refused_24h"] - before["refused_24h"] == 5
+    assert (after["failed_24h"], after["failed_1h"]) == (before["failed_24h"], before["failed_1h"])
+    by_name = {c.name: c for c in ops.activity_checks(after)}
+    assert by_name["refused_runs_24h"].value == after["refused_24h"]
+    assert by_name["refused_runs_24h"].status == "ok"
+
+    add_runs(tenant_id, "failed", 2, {"code": "INTERNAL", "reason": "INTERNAL", "message": "boom"})
+    add_runs(tenant_id, "failed", 2, {"code": "INTERNAL", "reason": "ATTEMPTS_EXHAUSTED", "message": "x"})
+    with db.unit_of_work(db.SYSTEM_SCOPE) as s:
+        last = ops.run_activity(s)
+    assert last["failed_1h"] - after["failed_1h"] == 4
+    assert last["refused_24h"] == after["refused_24h"]
+    by_name = {c.name: c for c in ops.activity_checks(last)}
+    assert by_name["failed_runs_1h"].status == "alert"  # 4 internal failures in an hour: more than 3
 
 
 @pytest.mark.parametrize(

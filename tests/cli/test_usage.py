@@ -60,6 +60,27 @@ def test_every_command_and_option_has_help():
     assert missing == []
 
 
+# Commands that write or run something, print nothing to read back, or print a secret once: no --json.
+WITHOUT_JSON = {
+    ("up",),
+    ("demo",),
+    ("migrate",),
+    ("down",),
+    ("rollback",),
+    ("tenants", "create"),
+    ("keys", "create"),
+    ("items", "add"),
+}
+
+
+def test_every_read_command_has_json():
+    """A command added without --json fails here unless it is listed above as one that reads nothing."""
+    commands = {path: c for path, c in walk(typer.main.get_command(app)) if path and not getattr(c, "commands", None)}
+    without = {path for path, c in commands.items() if "--json" not in {o for p in c.params for o in p.opts}}
+    assert without == WITHOUT_JSON
+    assert {("list-runs",), ("export", "list"), ("ops", "health"), ("tenants", "verify")} <= set(commands)
+
+
 def test_options_with_a_fixed_set_of_values_list_them():
     for args, choice in (
         (("list-runs", "--help"), "rolled_back"),
@@ -70,6 +91,21 @@ def test_options_with_a_fixed_set_of_values_list_them():
     ):
         result = invoke(*args, env={"COLUMNS": "200"})
         assert choice in result.stdout, args
+
+
+def test_every_option_with_choices_lists_all_of_them_in_its_help():
+    """Walks every command: an option whose values are a fixed set shows the whole set in `--help`."""
+    checked = 0
+    for path, command in walk(typer.main.get_command(app)):
+        with_choices = [p for p in command.params if getattr(p.type, "choices", None)]
+        if not path or not with_choices:
+            continue
+        shown = invoke(*path, "--help", env={"COLUMNS": "500"}).stdout
+        for param in with_choices:
+            missing = [str(c) for c in param.type.choices if str(c) not in shown]
+            assert missing == [], f"{' '.join(path)} {param.opts[0]}"
+            checked += 1
+    assert checked >= 5  # --status, --mode, --format, --group-by, --plan, --role-model, --role
 
 
 def test_choices_match_the_domain():

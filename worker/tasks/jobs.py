@@ -2,16 +2,16 @@
 
 A task drains its job's stream (which runs every pending job of the stream, in order, whichever message
 arrived first) and then ends the way its own job ended: SUCCESS with a summary, or FAILURE with the job's
-code, reason and message (never its payload). A job executed by another task's drain is reported to Flower by
-that drain, under the job's own task id; a task whose job is still in another drain's hands ends without a
-state of its own (Ignore), so Flower keeps the state that drain reports.
+code and reason (never its message, details or payload: they may quote the input). A job executed by
+another task's drain is reported to Flower by that drain, under the job's own task id; a task whose job is
+still in another drain's hands ends without a state of its own (Ignore), so Flower keeps the state that
+drain reports.
 """
 
 from __future__ import annotations
 
 import logging
 import multiprocessing
-import os
 import time
 from functools import lru_cache
 from typing import Any
@@ -52,12 +52,26 @@ def _redis() -> redis.Redis:
 
 
 class JobFailed(Exception):
-    """The job this task is for failed; the message is its code, reason and message."""
+    """The job this task is for failed: the task ends in FAILURE and Flower shows this exception.
+
+    It carries the job's id, code and reason and nothing else. The error's message and details may quote the
+    input (a SKU, a row's values) and Flower shows exceptions to anyone who can log in to it. Tasks declare it
+    in `throws`: an expected outcome, logged in one line without a traceback. Celery never retries it (no
+    task retries; the runner alone decides a job's attempts, and a failed job is final)."""
+
+    def __init__(self, message: str, code: str = "", reason: str = "") -> None:
+        super().__init__(message)
+        self.code, self.reason = code, reason
+
+    def __reduce__(self) -> tuple[Any, ...]:  # pickles (Celery's exception handling) keep code and reason
+        return (self.__class__, (str(self), self.code, self.reason))
 
     @classmethod
-    def of(cls, error: dict[str, Any] | None) -> JobFailed:
+    def of(cls, job_id: str, error: dict[str, Any] | None) -> JobFailed:
         error = error or {}
-        return cls(f"{error.get('code')} {error.get('reason') or ''}: {error.get('message') or ''}".strip())
+        code, reason = str(error.get("code") or "INTERNAL"), str(error.get("reason") or "")
+        label = f"{code} ({reason})" if reason and reason != code else code
+        return cls(f"job {job_id} failed: {label}", code, reason)
 
 
 def _summary(job_id: str, kind: str, tenant_id: str, result: dict[str, Any] | None) -> dict[str, Any]:
@@ -84,10 +98,11 @@ class FlowerHooks(runner.DrainHooks):
 
     def _send(self, event: str, job_id: str, **fields: Any) -> None:
         try:
-            _dispatcher(self.task).send(event, uuid=job_id, pid=os.getpid(), timestamp=time.time(), **fields)
-        except Exception:  # Flower is a view: a failed event never fails a job
+            # The dispatcher adds the hostname, pid and clock itself (a `pid` here made every send fail).
+            _dispatcher(self.task).send(event, uuid=job_id, timestamp=time.time(), **fields)
+        except Exception as exc:  # Flower is a view: a failed event never fails a job
             _events.pop("dispatcher", None)
-            log.warning("could not send %s for job %s", event, job_id)
+            log.warning("could not send %s for job %s: %s: %s", event, job_id, exc.__class__.__name__, exc)
 
     def started(self, claim: runner.Claim) -> None:
         if claim.job_id != self.own:
@@ -104,7 +119,9 @@ class FlowerHooks(runner.DrainHooks):
             summary = _summary(outcome.job_id, outcome.kind, self.tenant_id, outcome.result)
             self._send("task-succeeded", outcome.job_id, result=repr(summary), runtime=outcome.runtime)
         elif outcome.status == JobStatus.FAILED:
-            self._send("task-failed", outcome.job_id, exception=repr(JobFailed.of(outcome.error)), traceback="")
+            self._send(
+                "task-failed", outcome.job_id, exception=repr(JobFailed.of(outcome.job_id, outcome.error)), traceback=""
+            )
         else:
             self._send("task-retried", outcome.job_id, exception="re-queued after a crash", traceback="")
 
@@ -137,12 +154,12 @@ def run_job(task: Task[Any, Any], job_id: str, tenant_id: str, kind: str, stream
         raise Ignore()  # a bogus message, or a job in another drain's hands (that drain reports it)
     status, error, result = state
     if status == JobStatus.FAILED:
-        raise JobFailed.of(error)
+        raise JobFailed.of(job_id, error)
     return _summary(job_id, kind, tenant_id, result)
 
 
 def _register(kind: JobKind) -> None:
-    @app.task(name=task_name(kind), bind=True)
+    @app.task(name=task_name(kind), bind=True, throws=(JobFailed,))
     def execute(
         self: Task[Any, Any], job_id: str, tenant_id: str, kind: str = str(kind), stream: str = LEDGER_STREAM
     ) -> dict[str, Any]:
@@ -153,7 +170,7 @@ for _kind in JobKind:
     _register(_kind)
 
 
-@app.task(name="asora.jobs.execute", bind=True)
+@app.task(name="asora.jobs.execute", bind=True, throws=(JobFailed,))
 def execute_legacy(self: Task[Any, Any], job_id: str, kind: str, tenant_id: str) -> dict[str, Any]:
     """Messages published before task names were per kind (kept while such messages may be queued)."""
     return run_job(self, job_id, tenant_id, kind, LEDGER_STREAM)
