@@ -15,6 +15,7 @@ from shared.config import get_settings
 from shared.jobs import runner
 from shared.jobs.outbox import Wakeup
 from shared.jobs.service import purge_idempotency_keys
+from shared.logs import configure_logging
 from worker.publisher import publish
 
 log = logging.getLogger("asora.relay")
@@ -31,7 +32,7 @@ def relay_once() -> int:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging("relay")
     settings = get_settings()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

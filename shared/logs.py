@@ -1,0 +1,166 @@
+"""Logging for every Asora process: one structlog configuration behind the standard library's `logging`, so
+both `structlog.get_logger()` and existing `logging.getLogger()` call sites write the same lines: JSON objects
+one per line (`ASORA_LOG_FORMAT=json`), or a readable console format in development.
+
+Every line passes `redact` last before it is rendered: values under secret-looking keys and any string that
+looks like an Asora API key, a webhook signing secret or a bearer credential are replaced, wherever they sit.
+Context bound with `structlog.contextvars` (a request's id, a job's id, kind, tenant and attempt) is merged
+into every line written while it is bound, whichever logger writes it."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import logging.handlers
+import queue
+import re
+import sys
+from collections.abc import Mapping
+from typing import IO, Any, Literal
+
+import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+LogFormat = Literal["json", "console"]
+REDACTED = "[redacted]"
+
+# Keys whose values are never written, at any depth: `authorization`, `x-api-key`, `secret_key`, `password`...
+_SECRET_KEY = re.compile(r"authorization|secret|passw(or)?d|token|api[_-]?key|cookie|credential|^key$", re.I)
+# Strings that are credentials whatever key they sit under. An Asora key is `asora_` + 43 URL-safe characters
+# (shared/tenants/service.py); 32 or more after the prefix keeps identifiers such as `asora_app` readable.
+_SECRET_TEXT = re.compile(
+    r"asora_[A-Za-z0-9_-]{32,}"  # an API key
+    r"|whsec_[A-Za-z0-9+/=]{8,}"  # a Standard Webhooks signing secret (shared/integrations/secrets.py)
+    r"|(?<=Bearer )[^\s'\"]+"  # whatever follows a bearer scheme
+    r"|(?<=Basic )[A-Za-z0-9+/=]{8,}",  # a basic-auth credential (Flower's login)
+    re.I,
+)
+_HANDLER_MARK = "_asora_handler"
+_listener: logging.handlers.QueueListener | None = None
+
+
+def _redact_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return _SECRET_TEXT.sub(REDACTED, value)
+    if isinstance(value, Mapping):
+        return {k: REDACTED if _SECRET_KEY.search(str(k)) else _redact_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_redact_value(v) for v in value]
+    if isinstance(value, int | float | bool) or value is None:
+        return value
+    return _SECRET_TEXT.sub(REDACTED, str(value))
+
+
+def redact(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
+    """The last processor before rendering: no key, secret or credential reaches a log line."""
+    redacted: EventDict = _redact_value(event_dict)
+    return redacted
+
+
+def _service(name: str) -> Processor:
+    def add_service(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
+        event_dict.setdefault("service", name)
+        return event_dict
+
+    return add_service
+
+
+def _shared_processors(service: str) -> list[Processor]:
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.stdlib.ExtraAdder(),
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _service(service),
+        structlog.processors.StackInfoRenderer(),
+        structlog.processors.format_exc_info,
+    ]
+
+
+def formatter(fmt: LogFormat, service: str) -> structlog.stdlib.ProcessorFormatter:
+    """The formatter every handler uses: structlog's own lines and stdlib records alike end as one line each,
+    redacted, in `fmt`."""
+    renderer: Processor = (
+        structlog.processors.JSONRenderer(sort_keys=False)
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback)
+    )
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=_shared_processors(service),
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, redact, renderer],
+    )
+
+
+class _FormattingQueueHandler(logging.handlers.QueueHandler):
+    """Formats in the caller (where the contextvars are bound) and leaves only the write to the listener's
+    thread: an event loop that logs never waits on a file or a pipe."""
+
+
+def _stop_listener() -> None:
+    """Write what is still queued, then stop the writer thread (at exit, or before reconfiguring)."""
+    global _listener  # noqa: PLW0603 - one listener per process
+    if _listener is not None:
+        _listener.stop()
+        _listener = None
+
+
+atexit.register(_stop_listener)
+
+
+def configure_logging(
+    service: str,
+    fmt: LogFormat | None = None,
+    *,
+    level: int | str = logging.INFO,
+    stream: IO[str] | None = None,
+    background: bool = False,
+) -> None:
+    """Route every log line of this process through structlog. `fmt` defaults to the settings'
+    (`ASORA_LOG_FORMAT`); `background` writes from a thread of the logging module's own (the API's event
+    loop). Safe to call again (a Celery pool child, a test): it replaces only the handler it installed."""
+    global _listener  # noqa: PLW0603 - one listener per process, replaced on reconfiguration
+    if fmt is None:
+        from shared.config import get_settings
+
+        fmt = get_settings().resolved_log_format
+    structlog.configure(
+        processors=[*_shared_processors(service), structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+    _stop_listener()
+    target = logging.StreamHandler(stream or sys.stderr)
+    handler: logging.Handler
+    if background:
+        records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+        handler = _FormattingQueueHandler(records)
+        handler.setFormatter(formatter(fmt, service))
+        target.setFormatter(logging.Formatter("%(message)s"))
+        _listener = logging.handlers.QueueListener(records, target)
+        _listener.start()
+    else:
+        handler = target
+        handler.setFormatter(formatter(fmt, service))
+    setattr(handler, _HANDLER_MARK, True)
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if getattr(h, _HANDLER_MARK, False)]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+    # Servers that install handlers of their own (uvicorn) write through ours instead.
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        server_logger = logging.getLogger(name)
+        server_logger.handlers.clear()
+        server_logger.propagate = True
+
+
+def reset_logging() -> None:
+    """Undo `configure_logging` (tests that configure logging to a buffer put the process back this way)."""
+    _stop_listener()
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if getattr(h, _HANDLER_MARK, False)]:
+        root.removeHandler(old)
+    structlog.reset_defaults()
+    structlog.contextvars.clear_contextvars()
