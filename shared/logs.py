@@ -30,9 +30,15 @@ _SECRET_KEY = re.compile(r"authorization|secret|passw(or)?d|token|api[_-]?key|co
 # (shared/tenants/service.py); 32 or more after the prefix keeps identifiers such as `asora_app` readable.
 _SECRET_TEXT = re.compile(
     r"asora_[A-Za-z0-9_-]{32,}"  # an API key
-    r"|whsec_[A-Za-z0-9+/=]{8,}"  # a Standard Webhooks signing secret (shared/integrations/secrets.py)
-    r"|(?<=Bearer )[^\s'\"]+"  # whatever follows a bearer scheme
-    r"|(?<=Basic )[A-Za-z0-9+/=]{8,}",  # a basic-auth credential (Flower's login)
+    r"|whsec_[A-Za-z0-9+/=]{8,}",  # a Standard Webhooks signing secret (shared/integrations/secrets.py)
+    re.I,
+)
+# Credentials known by what stands before them: the prefix is kept, the value replaced.
+_SECRET_AFTER = re.compile(
+    r"((?-i:Bearer|Basic) "  # an Authorization header's credential (Flower's login is Basic)
+    r"|[?&](?:token|key|secret|signature|sig|password|api_key|access_token)="  # ... in a URL's query
+    r"|://[^/\s:@]*:(?=[^/\s@]+@))"  # ... and a URL's user:password
+    r"[^\s'\"&@,;]+",
     re.I,
 )
 _HANDLER_MARK = "_asora_handler"
@@ -41,14 +47,14 @@ _listener: logging.handlers.QueueListener | None = None
 
 def _redact_value(value: Any) -> Any:
     if isinstance(value, str):
-        return _SECRET_TEXT.sub(REDACTED, value)
+        return _SECRET_AFTER.sub(rf"\1{REDACTED}", _SECRET_TEXT.sub(REDACTED, value))
     if isinstance(value, Mapping):
         return {k: REDACTED if _SECRET_KEY.search(str(k)) else _redact_value(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
         return [_redact_value(v) for v in value]
     if isinstance(value, int | float | bool) or value is None:
         return value
-    return _SECRET_TEXT.sub(REDACTED, str(value))
+    return _redact_value(str(value))
 
 
 def redact(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
@@ -149,6 +155,11 @@ def configure_logging(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    logging.captureWarnings(True)  # a library's warning is a line like any other, not raw text on stderr
+    # Chatty libraries say only what matters: alembic's start-up notes (the health check reads the revision)
+    # and httpx's line per request (a receiver's URL is the tenant's configuration) stay below INFO.
+    for name in ("alembic", "httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     # Servers that install handlers of their own (uvicorn) write through ours instead.
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         server_logger = logging.getLogger(name)
@@ -162,5 +173,6 @@ def reset_logging() -> None:
     root = logging.getLogger()
     for old in [h for h in root.handlers if getattr(h, _HANDLER_MARK, False)]:
         root.removeHandler(old)
+    logging.captureWarnings(False)
     structlog.reset_defaults()
     structlog.contextvars.clear_contextvars()

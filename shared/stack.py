@@ -122,6 +122,7 @@ class Stack:
                 str(BIN / "celery"),
                 "-A",
                 "worker.celery_app",
+                "--quiet",  # no banner: the log holds JSON lines only (the worker logs "ready" itself)
                 "worker",
                 "-Q",
                 queues,

@@ -93,6 +93,28 @@ def test_a_credential_never_reaches_a_line_whatever_carries_it(captured, secret)
     assert parsed[2]["payload"] == {"rows": [{"note": f"key={REDACTED}"}]}
 
 
+@pytest.mark.parametrize(
+    ("text", "kept"),
+    [
+        ("delivering to https://hooks.example/in?token=s3cr3t-value&v=1", "https://hooks.example/in?token="),
+        ("broker postgresql://asora:s3cr3t-value@db.internal/asora", "postgresql://asora:"),
+        ("redis://:s3cr3t-value@127.0.0.1:6379/0 is down", "@127.0.0.1:6379/0 is down"),
+        ("header Authorization: Basic s3cr3t-value", "Authorization: Basic "),
+    ],
+)
+def test_credentials_inside_urls_and_headers_are_cut_out(captured, text, kept):
+    logging.getLogger("asora.worker").info(text)
+    event = lines(captured)[0]["event"]
+    assert "s3cr3t-value" not in event
+    assert kept in event and REDACTED in event
+
+
+def test_plain_prose_stays_as_it_was(captured):
+    text = "a basic check of http://127.0.0.1:8000/health for the bearer of key_01abc"
+    logging.getLogger("asora.api").info(text)
+    assert lines(captured)[0]["event"] == text
+
+
 @pytest.mark.parametrize("key", ["authorization", "secret", "password", "token", "api_key", "X-Api-Key", "key"])
 def test_values_under_secret_looking_keys_are_redacted(captured, key):
     structlog.get_logger().info("event", **{key: "hunter2-plain-text"})
