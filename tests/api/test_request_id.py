@@ -53,7 +53,7 @@ def test_a_plain_request_id_is_echoed(in_process, owner):
 def test_anything_else_is_replaced_by_a_new_id(in_process, owner, given):
     _, api = owner
     headers = {} if given is None else {"X-Request-ID": given}
-    response = api.get("/runs", headers={k: v.encode() for k, v in headers.items()})  # type: ignore[misc]
+    response = api.get("/runs", headers={k: v.encode() for k, v in headers.items()})
     assert GENERATED.fullmatch(response.headers["x-request-id"])
 
 

@@ -99,8 +99,8 @@ def test_no_log_line_carries_a_key_a_secret_or_a_payload(shared_stack, shared_st
     tenant_id, owner = make_tenant(shared_stack, prefix="logs")
     md = seed_master_data(owner, skus=("LOG-2",))
     secret = generate_secret()  # sent in a request body, kept encrypted, used to sign every delivery
-    events = ["receipt.posted", "run.completed"]
-    integration = owner.post("/integrations", json={"name": "erp", "url": receiver.url, "events": events, "secret": secret})
+    body = {"name": "erp", "url": receiver.url, "events": ["receipt.posted", "run.completed"], "secret": secret}
+    integration = owner.post("/integrations", json=body)
     assert integration.status_code == 201, integration.text
     receiver.secrets = [secret]
 
