@@ -204,3 +204,51 @@ def test_processes_the_stack_starts_write_json_unless_told_otherwise(tmp_path):
     Stack(env={"ASORA_LOG_FORMAT": "console"}, log_dir=tmp_path)._spawn("chosen", probe).wait(30)
     assert stack.log_path("default").read_text().strip() == "json"
     assert stack.log_path("chosen").read_text().strip() == "console"
+
+
+def test_each_attempt_of_a_job_writes_its_outcome_and_its_lines_name_it(service_urls, captured):
+    """In process on real PostgreSQL and Redis: a job whose input cannot be parsed crashes on every attempt
+    (retrying, then failed past the cap); the job after it completes. Every line a job writes, the crash's
+    traceback included, names the job."""
+    import time
+
+    import redis
+    from sqlalchemy import text
+
+    from shared import db
+    from shared.config import get_settings
+    from shared.jobs import runner
+    from shared.registry import TABLE
+    from tests.support import create_tenant_direct, lot, query, sale, seed_items, submit_run_direct
+
+    tenant_id = create_tenant_direct("logjob")
+    seed_items(tenant_id, ["SKU-1"])
+    _, broken = submit_run_direct(tenant_id, [sale("S1", "SKU-1", "2024-01-02", "1")])
+    with db.unit_of_work(tenant_id) as session:
+        session.execute(text("UPDATE job_blobs SET content = 'not json' WHERE job_id = :j"), {"j": broken})
+    _, good = submit_run_direct(
+        tenant_id, [sale("S2", "SKU-1", "2024-01-03", "1")], [lot("L1", "SKU-1", "2024-01-01", "5", "2")]
+    )
+    settings = get_settings()
+    client = redis.Redis.from_url(service_urls["redis_url"])
+    for _ in range(100):
+        if query("SELECT status FROM jobs WHERE id = :j", {"j": good})[0][0] == "completed":
+            break
+        runner.drain_tenant(tenant_id, worker="test", redis_client=client, settings=settings, kinds=TABLE)
+        time.sleep(0.05)
+
+    written = lines(captured)
+    finished = [line for line in written if line["event"] == "job.finished"]
+    attempts = [line for line in finished if line["job_id"] == broken]
+    assert [(a["attempt"], a["outcome"]) for a in attempts] == [
+        *((n, "retrying") for n in range(1, settings.job_max_attempts)),
+        (settings.job_max_attempts, "failed"),
+    ]
+    assert (attempts[-1]["code"], attempts[-1]["reason"]) == ("INTERNAL", "ATTEMPTS_EXHAUSTED")
+    assert all(a["kind"] == "cogs_run" and a["tenant_id"] == tenant_id and a["stream"] == "ledger" for a in attempts)
+    (done,) = [line for line in finished if line["job_id"] == good]
+    assert (done["outcome"], done["attempt"], done["code"]) == ("completed", 1, None)
+    assert done["duration_ms"] >= 0
+
+    crashes = [line for line in written if "crashed" in line["event"]]
+    assert crashes and all(c["job_id"] == broken and "exception" in c for c in crashes)
