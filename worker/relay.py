@@ -43,7 +43,7 @@ def main() -> None:
         try:
             count = relay_once()
             if count:
-                log.info("published %d job(s)", count)
+                log.info("published %d job(s)", count, extra={"published": count})
             if time.monotonic() - last_reap > REAP_EVERY_SECONDS:
                 last_reap = time.monotonic()
                 for outcome in runner.reap_stale_jobs(settings, registry.TABLE):
@@ -53,7 +53,7 @@ def main() -> None:
                 with db.unit_of_work(db.SYSTEM_SCOPE) as session:
                     purged = purge_idempotency_keys(session, settings.idempotency_retention_days)
                 if purged:
-                    log.info("purged %d idempotency key(s) past retention", purged)
+                    log.info("purged %d idempotency key(s) past retention", purged, extra={"purged": purged})
         except Exception:
             log.exception("relay iteration failed; retrying")
         stop.wait(settings.relay_interval_seconds)
