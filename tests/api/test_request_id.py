@@ -121,3 +121,22 @@ def test_no_header_or_key_reaches_the_access_log(in_process, owner, access_log):
     assert "secret-marker-category" not in text  # bodies are never logged
     (line,) = access_lines(access_log)
     assert line["request_id"] == "req-body" and line["status"] == 201
+
+
+def test_a_line_written_inside_a_route_carries_the_request_and_its_tenant(in_process, owner, access_log, monkeypatch):
+    """Routes run in the threadpool: the bound context goes with them."""
+    import logging
+
+    from shared.runs import service as runs
+
+    tenant_id, api = owner
+    original = runs.list_runs
+
+    def list_runs(*args: Any, **kwargs: Any) -> Any:
+        logging.getLogger("asora.test").info("listing runs")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(runs, "list_runs", list_runs)
+    assert api.get("/runs", headers={"X-Request-ID": "req-inside"}).status_code == 200
+    (inside,) = [json.loads(line) for line in access_log.getvalue().splitlines() if "listing runs" in line]
+    assert (inside["request_id"], inside["tenant_id"]) == ("req-inside", tenant_id)
