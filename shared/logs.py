@@ -42,6 +42,7 @@ _SECRET_TEXT = re.compile(
 )
 _REPLACEMENT = rf"\g<pre>{REDACTED}"
 _PLAIN = (int, float, bool, type(None))
+_QUIETED = ("alembic", "httpx", "httpcore", "uvicorn.access")
 _HANDLER_MARK = "_asora_handler"
 _listener: logging.handlers.QueueListener | None = None
 _CALLER_INFO = (logging._srcfile, logging.logThreads, logging.logProcesses, logging.logMultiprocessing)
@@ -170,9 +171,10 @@ def configure_logging(
     logging._srcfile = None
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     logging.captureWarnings(True)  # a library's warning is a line like any other, not raw text on stderr
-    # Chatty libraries say only what matters: alembic's start-up notes (the health check reads the revision)
-    # and httpx's line per request (a receiver's URL is the tenant's configuration) stay below INFO.
-    for name in ("alembic", "httpx", "httpcore"):
+    # Chatty libraries say only what matters: alembic's start-up notes (the health check reads the revision),
+    # httpx's line per request (a receiver's URL is the tenant's configuration) and uvicorn's access line (the
+    # raw path and query: the API writes its own, with the route's template) stay below INFO.
+    for name in _QUIETED:
         logging.getLogger(name).setLevel(logging.WARNING)
     # Servers that install handlers of their own (uvicorn) write through ours instead.
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
@@ -188,6 +190,8 @@ def reset_logging() -> None:
     for old in [h for h in root.handlers if getattr(h, _HANDLER_MARK, False)]:
         root.removeHandler(old)
     logging.captureWarnings(False)
+    for name in _QUIETED:
+        logging.getLogger(name).setLevel(logging.NOTSET)
     logging._srcfile, logging.logThreads, logging.logProcesses, logging.logMultiprocessing = _CALLER_INFO
     structlog.reset_defaults()
     structlog.contextvars.clear_contextvars()

@@ -252,3 +252,13 @@ def test_each_attempt_of_a_job_writes_its_outcome_and_its_lines_name_it(service_
 
     crashes = [line for line in written if "crashed" in line["event"]]
     assert crashes and all(c["job_id"] == broken and "exception" in c for c in crashes)
+
+
+def test_uvicorns_own_access_line_gives_way_to_the_apis(captured):
+    """Uvicorn logs the raw path and query of every request unless told not to (the deploy manifests do not):
+    only the API's own access line, with the route's template, is written."""
+    logging.getLogger("uvicorn.access").info(
+        '%s - "%s %s HTTP/%s" %d', "127.0.0.1:5", "GET", "/api/v1/runs/run_1?x=1", "1.1", 200
+    )
+    logging.getLogger("uvicorn.error").warning("shutting down")
+    assert [line["event"] for line in lines(captured)] == ["shutting down"]
