@@ -37,13 +37,13 @@ from api.routes import (
 from shared import db
 from shared.config import get_settings
 from shared.jobs import outbox
-from shared.logs import configure_logging
+from shared.logs import configure_logging, get_logger
 from shared.tenants import service as tenant_service
 from worker import health as worker_health
 from worker.publisher import BackgroundPublisher
 
 log = logging.getLogger("asora.api")
-access = structlog.stdlib.get_logger("asora.access")
+access = get_logger("asora.access")
 PREFIX = "/api/v1"
 # A client's X-Request-ID is echoed when it is a plain token; anything else is replaced by a new id.
 _REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,64}")

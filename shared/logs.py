@@ -114,6 +114,26 @@ class _FormattingQueueHandler(logging.handlers.QueueHandler):
     thread: an event loop that logs never waits on a file or a pipe."""
 
 
+def _library_default() -> None:
+    """Until a process configures logging, structlog's lines are plain standard-library records (a CLI that
+    imports a module with a structlog logger keeps its stdout to itself; a test's caplog sees them)."""
+    structlog.configure(
+        processors=[structlog.contextvars.merge_contextvars, structlog.stdlib.render_to_log_kwargs],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+
+
+if not structlog.is_configured():
+    _library_default()
+
+
+def get_logger(name: str) -> structlog.stdlib.BoundLogger:
+    """A structlog logger over the standard library's `name` (configured or not, it never prints by itself)."""
+    return structlog.stdlib.get_logger(name)
+
+
 def _stop_listener() -> None:
     """Write what is still queued, then stop the writer thread (at exit, or before reconfiguring)."""
     global _listener  # noqa: PLW0603 - one listener per process
@@ -193,5 +213,5 @@ def reset_logging() -> None:
     for name in _QUIETED:
         logging.getLogger(name).setLevel(logging.NOTSET)
     logging._srcfile, logging.logThreads, logging.logProcesses, logging.logMultiprocessing = _CALLER_INFO
-    structlog.reset_defaults()
+    _library_default()
     structlog.contextvars.clear_contextvars()

@@ -55,9 +55,10 @@ from shared.jobs.handlers import JobKinds, SelfTransacting
 from shared.jobs.kinds import LEDGER_STREAM, PENDING, JobKind, JobStatus
 from shared.jobs.models import Job
 from shared.locks import TenantLock, fence_key
+from shared.logs import get_logger
 
 log = logging.getLogger(__name__)
-jobs_log = structlog.stdlib.get_logger("asora.jobs")
+jobs_log = get_logger("asora.jobs")
 
 LOCK_NOT_AVAILABLE = "55P03"
 MAX_ROUNDS = 3  # drains in a row while wake-ups keep arriving; then another task takes over

@@ -262,3 +262,15 @@ def test_uvicorns_own_access_line_gives_way_to_the_apis(captured):
     )
     logging.getLogger("uvicorn.error").warning("shutting down")
     assert [line["event"] for line in lines(captured)] == ["shutting down"]
+
+
+def test_before_any_configuration_a_structlog_line_is_a_plain_record_never_a_print(capsys, caplog):
+    """A process that never configures logging (the CLI, a test) must not find structlog lines on its stdout."""
+    from shared.logs import get_logger
+
+    with caplog.at_level(logging.INFO, logger="asora.jobs"):
+        get_logger("asora.jobs").info("job.finished", outcome="completed")
+    assert capsys.readouterr().out == ""
+    (record,) = [r for r in caplog.records if r.name == "asora.jobs"]
+    assert record.getMessage() == "job.finished"
+    assert record.outcome == "completed"
