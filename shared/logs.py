@@ -95,13 +95,13 @@ def _shared_processors(service: str) -> list[Processor]:
     ]
 
 
-def formatter(fmt: LogFormat, service: str) -> structlog.stdlib.ProcessorFormatter:
+def formatter(fmt: LogFormat, service: str, *, colors: bool = False) -> structlog.stdlib.ProcessorFormatter:
     """The formatter every handler uses: structlog's own lines and stdlib records alike end as one line each,
-    redacted, in `fmt`."""
+    redacted, in `fmt` (`colors`: the console format on a terminal)."""
     renderer: Processor = (
         structlog.processors.JSONRenderer(sort_keys=False)
         if fmt == "json"
-        else structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback)
+        else structlog.dev.ConsoleRenderer(colors=colors, exception_formatter=structlog.dev.plain_traceback)
     )
     return structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=_shared_processors(service),
@@ -169,17 +169,18 @@ def configure_logging(
     )
     _stop_listener()
     target = logging.StreamHandler(stream or sys.stderr)
+    colors = fmt == "console" and target.stream.isatty()
     handler: logging.Handler
     if background:
         records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
         handler = _FormattingQueueHandler(records)
-        handler.setFormatter(formatter(fmt, service))
+        handler.setFormatter(formatter(fmt, service, colors=colors))
         target.setFormatter(logging.Formatter("%(message)s"))
         _listener = logging.handlers.QueueListener(records, target)
         _listener.start()
     else:
         handler = target
-        handler.setFormatter(formatter(fmt, service))
+        handler.setFormatter(formatter(fmt, service, colors=colors))
     setattr(handler, _HANDLER_MARK, True)
     root = logging.getLogger()
     for old in [h for h in root.handlers if getattr(h, _HANDLER_MARK, False)]:
