@@ -140,3 +140,29 @@ def test_a_line_written_inside_a_route_carries_the_request_and_its_tenant(in_pro
     assert api.get("/runs", headers={"X-Request-ID": "req-inside"}).status_code == 200
     (inside,) = [json.loads(line) for line in access_log.getvalue().splitlines() if "listing runs" in line]
     assert (inside["request_id"], inside["tenant_id"]) == ("req-inside", tenant_id)
+
+
+def test_an_unexpected_error_answers_with_the_request_id_too(in_process, owner, access_log, monkeypatch):
+    """A 500 is answered from outside every middleware (Starlette's ServerErrorMiddleware): the id is still
+    in its header and its envelope, and the access line records the 500 and the exception, never the key."""
+    from shared.runs import service as runs
+
+    tenant_id, api = owner
+
+    def broken(*_args: Any, **_kwargs: Any) -> Any:
+        raise RuntimeError(f"something broke near {api.key}")
+
+    monkeypatch.setattr(runs, "list_runs", broken)
+    response = api.get("/runs", headers={"X-Request-ID": "req-500"})
+    assert response.status_code == 500
+    assert response.headers["x-request-id"] == "req-500"
+    assert response.json()["error"] == {
+        "code": "INTERNAL", "reason": None, "message": "an internal error occurred; nothing was accepted",
+        "details": [], "request_id": "req-500",
+    }  # fmt: skip
+    (line,) = access_lines(access_log)
+    assert (line["request_id"], line["status"], line["tenant_id"]) == ("req-500", 500, tenant_id)
+    logged = [json.loads(text) for text in access_log.getvalue().splitlines()]
+    (error,) = [entry for entry in logged if entry["event"] == "unhandled error"]
+    assert error["request_id"] == "req-500" and "RuntimeError" in error["exception"]
+    assert api.key not in access_log.getvalue()
