@@ -19,6 +19,7 @@ from typing import Annotated, Any, TypeVar
 
 import anyio
 import anyio.to_thread
+import structlog
 from fastapi import Depends, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ValidationError
@@ -60,6 +61,9 @@ async def authenticate(
     elif x_tenant_id is not None and x_tenant_id != principal.tenant_id:
         principal = tenants.authenticate(raw, x_tenant_id)  # raises TENANT_MISMATCH without touching the database
     request.state.principal = principal
+    # Every later line of this request (the route's, the access log's) names the tenant it acted for.
+    if principal.tenant_id is not None:
+        structlog.contextvars.bind_contextvars(tenant_id=principal.tenant_id)
     return principal
 
 

@@ -117,7 +117,17 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", exc_info=exc)
-        return envelope(request, 500, "INTERNAL", None, "an internal error occurred; nothing was accepted", [])
+        # Starlette answers this one from outside every middleware, so the request id is set here.
+        request_id = getattr(request.state, "request_id", None)
+        return envelope(
+            request,
+            500,
+            "INTERNAL",
+            None,
+            "an internal error occurred; nothing was accepted",
+            [],
+            headers={"X-Request-ID": request_id} if request_id else None,
+        )
 
 
 def _busy(request: Request, exc: DBAPIError) -> JSONResponse:

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio.to_thread
+import structlog
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -36,11 +37,13 @@ from api.routes import (
 from shared import db
 from shared.config import get_settings
 from shared.jobs import outbox
+from shared.logs import configure_logging, get_logger
 from shared.tenants import service as tenant_service
 from worker import health as worker_health
 from worker.publisher import BackgroundPublisher
 
 log = logging.getLogger("asora.api")
+access = get_logger("asora.access")
 PREFIX = "/api/v1"
 # A client's X-Request-ID is echoed when it is a plain token; anything else is replaced by a new id.
 _REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,64}")
@@ -60,6 +63,9 @@ def _bootstrap() -> BackgroundPublisher:
 
 @asynccontextmanager
 async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    # A served process writes its lines from a thread of their own (the event loop never waits on a write).
+    # The API served inside a test process (no lifespan) leaves that process's logging as it was.
+    configure_logging("api", background=True)
     anyio.to_thread.current_default_thread_limiter().total_tokens = get_settings().api_threads
     publisher = await run_in_threadpool(_bootstrap)
     register_collectors()
@@ -69,8 +75,9 @@ async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
 
 
 class RequestContext:
-    """Gives every request an id (the client's `X-Request-ID`, or a new one), echoes it on the response, and
-    counts and times the request by route."""
+    """Gives every request an id (the client's `X-Request-ID`, or a new one), echoes it on the response, binds
+    it to every log line the request writes, counts and times the request by route, and writes its one
+    access-log line (route template, never the raw path; no header, body or query)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -81,7 +88,8 @@ class RequestContext:
             return
         given = next((v for k, v in scope.get("headers", []) if k == b"x-request-id"), None)
         request_id = given.decode() if given and _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
         started = time.perf_counter()
         status = 500
 
@@ -92,12 +100,30 @@ class RequestContext:
                 message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
             await send(message)
 
+        # Each request runs in a task of its own (its own copy of the context): what a request binds, such as
+        # the tenant once its key is known (api.deps), never reaches another request's lines. Cleared first all
+        # the same, should a server ever run two requests in one context.
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            elapsed = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", "unmatched")
             REQUESTS.labels(scope["method"], route, str(status)).inc()
-            LATENCY.labels(scope["method"], route).observe(time.perf_counter() - started)
+            LATENCY.labels(scope["method"], route).observe(elapsed)
+            principal = state.get("principal")
+            access.info(
+                "request",
+                method=scope["method"],
+                route=route,
+                status=status,
+                duration_ms=round(elapsed * 1000, 3),
+                tenant_id=getattr(principal, "tenant_id", None),
+                key_id=getattr(principal, "key_id", None),
+            )
+            # The context stays bound until the request's task ends: Starlette's last-resort handler (a 500),
+            # outside this middleware, logs with it too.
 
 
 def create_app() -> FastAPI:

@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     previous_secret_keys: SecretStr = SecretStr("")
     bootstrap_operator_key: SecretStr | None = None
     flower_basic_auth: SecretStr | None = None
+    # `json` (one object per line) or `console` (readable); unset: console in development, json elsewhere.
+    # `asora up` sets json for the processes it starts (their logs under the data dir). See shared/logs.py.
+    log_format: Literal["json", "console"] | None = None
 
     # How long an API process trusts a key it has looked up: a revoked key stops working within this time.
     api_key_cache_seconds: float = Field(default=2.0, ge=0, le=5)
@@ -99,6 +102,12 @@ class Settings(BaseSettings):
         if self.environment == "production" and self.debug_job_delay_seconds:
             raise ValueError("ASORA_DEBUG_JOB_DELAY_SECONDS is a test setting and is refused in production")
         return self
+
+    @property
+    def resolved_log_format(self) -> Literal["json", "console"]:
+        if self.log_format is not None:
+            return self.log_format
+        return "console" if self.environment == "development" else "json"
 
     @property
     def allow_private_receivers(self) -> bool:

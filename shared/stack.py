@@ -83,9 +83,9 @@ class Stack:
     def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_path(name).open("ab")
-        proc = subprocess.Popen(
-            argv, env={**self.env, **(env or {})}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        # Log files are read by tools: JSON lines (shared/logs.py), unless ASORA_LOG_FORMAT says otherwise.
+        child_env = {"ASORA_LOG_FORMAT": "json", **self.env, **(env or {})}
+        proc = subprocess.Popen(argv, env=child_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.processes[name] = proc
         return proc
 
@@ -127,6 +127,7 @@ class Stack:
                 str(BIN / "celery"),
                 "-A",
                 "worker.celery_app",
+                "--quiet",  # no banner: the log holds JSON lines only (the worker logs "ready" itself)
                 "worker",
                 "-Q",
                 queues,

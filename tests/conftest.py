@@ -99,14 +99,20 @@ def database_url(service_urls: dict[str, str]) -> str:
 
 
 @pytest.fixture(scope="session")
-def shared_stack(service_urls: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def shared_stack_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the shared stack's processes write their logs (`api.log`, `worker0.log`, `relay.log`)."""
+    return tmp_path_factory.mktemp("stack-logs")
+
+
+@pytest.fixture(scope="session")
+def shared_stack(service_urls: dict[str, str], shared_stack_logs: Path) -> Iterator[str]:
     """The one shared stack for pipeline tests: API, a worker and the relay on the session's database and
     Redis, up until every dependency answers (`GET /health` 200). Yields the API's base URL. Modules that
     kill, pause or reconfigure processes start their own with `tests.support.start_stack` and are marked
     `own_stack`; they run before this stack starts (see `pytest_collection_modifyitems`)."""
     from tests.support import start_stack, wait_for
 
-    running, base = start_stack(service_urls, tmp_path_factory.mktemp("stack-logs"))
+    running, base = start_stack(service_urls, shared_stack_logs)
     try:
         wait_for(lambda: _healthy(base), 60, f"the shared stack did not become healthy at {base}")
         yield base

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_init
+from celery.signals import celeryd_init, setup_logging, worker_init
 from kombu import Queue as KombuQueue
 
 from shared.config import get_settings
@@ -53,6 +53,17 @@ def celery_config() -> dict[str, Any]:
 
 app = Celery("asora", include=["worker.tasks.jobs"])
 app.add_defaults(celery_config)
+
+
+@celeryd_init.connect
+@setup_logging.connect
+def _configure_logging(loglevel: int | str | None = None, **_: object) -> None:
+    """Celery leaves logging to us (a receiver of `setup_logging` replaces its own set-up): its lines and ours
+    are written by shared/logs.py, in the pool's children too (each runs this again after it starts).
+    `celeryd_init` comes first, so even the worker's start-up warnings are lines."""
+    from shared.logs import configure_logging
+
+    configure_logging("worker", level=loglevel or "INFO")
 
 
 @worker_init.connect

@@ -94,7 +94,12 @@ class BackgroundPublisher:
         try:
             publish(coalesce(batch))
         except Exception as exc:  # the jobs are committed: the relay sends what could not be sent now
-            log.warning("publishing %d wake-up(s) failed (%s); the relay will send them", len(batch), exc)
+            log.warning(
+                "publishing %d wake-up(s) failed (%s); the relay will send them",
+                len(batch),
+                exc,
+                extra={"wakeups": len(batch), "error": type(exc).__name__},
+            )
 
     def close(self, timeout: float = 5.0) -> None:
         """Send what is queued, then stop (at shutdown)."""

@@ -15,6 +15,7 @@ from shared.config import get_settings
 from shared.jobs import runner
 from shared.jobs.outbox import Wakeup
 from shared.jobs.service import purge_idempotency_keys
+from shared.logs import configure_logging
 from worker.publisher import publish
 
 log = logging.getLogger("asora.relay")
@@ -31,7 +32,7 @@ def relay_once() -> int:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging("relay")
     settings = get_settings()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -42,7 +43,7 @@ def main() -> None:
         try:
             count = relay_once()
             if count:
-                log.info("published %d job(s)", count)
+                log.info("published %d job(s)", count, extra={"published": count})
             if time.monotonic() - last_reap > REAP_EVERY_SECONDS:
                 last_reap = time.monotonic()
                 for outcome in runner.reap_stale_jobs(settings, registry.TABLE):
@@ -52,7 +53,7 @@ def main() -> None:
                 with db.unit_of_work(db.SYSTEM_SCOPE) as session:
                     purged = purge_idempotency_keys(session, settings.idempotency_retention_days)
                 if purged:
-                    log.info("purged %d idempotency key(s) past retention", purged)
+                    log.info("purged %d idempotency key(s) past retention", purged, extra={"purged": purged})
         except Exception:
             log.exception("relay iteration failed; retrying")
         stop.wait(settings.relay_interval_seconds)

@@ -9,6 +9,7 @@ their owner; the CLI prints where they are, never the secrets themselves.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from collections.abc import Callable
@@ -87,7 +88,20 @@ def _log_tail(path: Path) -> list[str]:
         lines = [line.rstrip() for line in path.read_text(errors="replace").splitlines() if line.strip()]
     except OSError:
         return []
-    return lines[-LOG_LINES_SHOWN:]
+    return [_readable(line) for line in lines[-LOG_LINES_SHOWN:]]
+
+
+def _readable(line: str) -> str:
+    """A JSON log line (shared/logs.py) as a person reads it: its level and event, and an exception's last
+    line rather than its traceback."""
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        return line
+    if not isinstance(entry, dict) or "event" not in entry:
+        return line
+    exception = str(entry.get("exception") or "").strip().splitlines()
+    return f"{entry.get('level', 'info')}: {entry['event']}" + (f" ({exception[-1]})" if exception else "")
 
 
 def _stop(stack: Stack | None, urls: ServiceUrls, data_dir: Path) -> list[str]:

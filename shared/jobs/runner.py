@@ -41,6 +41,7 @@ from datetime import timedelta
 from typing import Any
 
 import redis
+import structlog
 from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
@@ -54,8 +55,10 @@ from shared.jobs.handlers import JobKinds, SelfTransacting
 from shared.jobs.kinds import LEDGER_STREAM, PENDING, JobKind, JobStatus
 from shared.jobs.models import Job
 from shared.locks import TenantLock, fence_key
+from shared.logs import get_logger
 
 log = logging.getLogger(__name__)
+jobs_log = get_logger("asora.jobs")
 
 LOCK_NOT_AVAILABLE = "55P03"
 MAX_ROUNDS = 3  # drains in a row while wake-ups keep arriving; then another task takes over
@@ -375,17 +378,45 @@ class _Drain:
         try:
             following = self.first_claim()
             while isinstance(following, Claim):
-                heartbeat.claim = following
-                self.hooks.started(following)
-                outcome, following = self.execute(following)
-                heartbeat.claim = following if isinstance(following, Claim) else None
-                if outcome is not None:
-                    report.executed += 1
-                    report.outcomes.append(outcome)
-                    self.hooks.finished(outcome)
+                claim = heartbeat.claim = following
+                began = time.monotonic()
+                # Every line written while the job runs (ours, a handler's, Celery's) names the job.
+                with structlog.contextvars.bound_contextvars(
+                    job_id=claim.job_id,
+                    kind=str(claim.kind),
+                    tenant_id=self.stream.tenant_id,
+                    stream=self.stream.name,
+                    attempt=claim.attempt,
+                ):
+                    self.hooks.started(claim)
+                    outcome, following = self.execute(claim)
+                    heartbeat.claim = following if isinstance(following, Claim) else None
+                    if outcome is not None:
+                        report.executed += 1
+                        report.outcomes.append(outcome)
+                        self.hooks.finished(outcome)
+                    _log_outcome(outcome, time.monotonic() - began)
         finally:
             heartbeat.stopped.set()
             heartbeat.join()
+
+
+def _log_outcome(outcome: Finished | None, elapsed: float) -> None:
+    """The job's one line: how the attempt ended (the job's code and reason when it failed, never its payload)."""
+    if outcome is None:
+        jobs_log.warning("job.finished", outcome="superseded", duration_ms=round(elapsed * 1000, 3))
+        return
+    error = outcome.error or {}
+    name = {JobStatus.COMPLETED: "completed", JobStatus.FAILED: "failed"}.get(outcome.status, "retrying")
+    jobs_log.log(
+        logging.INFO if outcome.status == JobStatus.COMPLETED else logging.WARNING,
+        "job.finished",
+        outcome=name,
+        status=str(outcome.status),
+        code=error.get("code"),
+        reason=error.get("reason"),
+        duration_ms=round(elapsed * 1000, 3),
+    )
 
 
 def drain(
