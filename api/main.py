@@ -33,6 +33,7 @@ from api.routes import (
     runs,
     tenants,
 )
+from api.routes import settings as tenant_settings
 from shared import db
 from shared.config import get_settings
 from shared.jobs import outbox
@@ -119,6 +120,7 @@ def create_app() -> FastAPI:
         integrations,
         audit,
         ledger,
+        tenant_settings,
     ):
         app.include_router(module.router, prefix=PREFIX)
     openapi.install(app)

@@ -20,9 +20,9 @@ from sqlalchemy.orm import Session
 from shared import copytext
 from shared.copyio import copy_lines, temp_table
 from shared.decimals import COST_SCALE, QTY_SCALE, to_decimal
-from shared.errors import ValidationFailed
+from shared.errors import BACKDATED_RECEIPT, ValidationFailed
 from shared.ledger.models import Lot, LotStatus
-from shared.runs import fifo
+from shared.runs import backdating, fifo
 from shared.runs.csvio import ParsedLots, ParsedSales
 
 MAX_REPORTED_ERRORS = 10_000
@@ -52,6 +52,9 @@ class CheckedRun:
     existing: fifo.LotsBatch
     available: fifo.LotsBatch
     result: fifo.FifoResult
+    # repost mode: the SKUs this run backdates (a sale or new lot before the costing boundary), each with the
+    # earliest date it backdates them to; the run's handler queues their repost
+    repost: dict[str, datetime]
 
 
 def check_run(session: Session, tenant_id: str, sales: ParsedSales, lots: ParsedLots | None) -> CheckedRun:
@@ -64,10 +67,28 @@ def check_run(session: Session, tenant_id: str, sales: ParsedSales, lots: Parsed
             )
     sb = sales.batch
     lb = lots.batch if lots else fifo.LotsBatch.empty()
+    repost_mode = backdating.mode(session, tenant_id) == "repost"
     errors += check_skus(session, tenant_id, sb, lb)
-    errors += check_sales(session, tenant_id, sb)
+    sale_errors = check_sales(session, tenant_id, sb)
     new_lots, lot_errors = check_lots(session, tenant_id, lots)
-    errors += lot_errors
+    backdated_lots = check_backdated_lots(session, tenant_id, lb, new_lots)
+    repost: dict[str, datetime] = {}
+    if repost_mode:  # backdated sales and lots are accepted and re-costed after the run
+        backdated_sales = [e for e in sale_errors if e.reason == "BACKDATED_SALE"]
+        sale_errors = [e for e in sale_errors if e.reason != "BACKDATED_SALE"]
+        repost = backdating.earliest(
+            {},
+            [(sb.sku[i], fifo.from_datetime64(sb.sale_date[i])) for i in _rows_of(sb, backdated_sales)]
+            + [(e.sku, e.at) for e, _ in backdated_lots],
+        )
+    else:
+        lot_errors += [
+            fifo.RowError(
+                e.row, "received_date", BACKDATED_RECEIPT, backdating.detail(e, d, field="")["message"], "lots"
+            )
+            for e, d in backdated_lots
+        ]
+    errors += sale_errors + lot_errors
     existing = live_lots(session, tenant_id, sorted(set(sb.sku)))
     available = _concat_lots(existing, _select_lots(lb, new_lots))
     result = fifo.allocate(sb, available)
@@ -76,7 +97,24 @@ def check_run(session: Session, tenant_id: str, sales: ParsedSales, lots: Parsed
     if errors:
         errors.sort(key=lambda e: (e.file != "sales", e.row, e.field))
         raise RunValidationFailed(errors)
-    return CheckedRun(sb, lots, new_lots, existing, available, result)
+    return CheckedRun(sb, lots, new_lots, existing, available, result, repost)
+
+
+def _rows_of(sb: fifo.SalesBatch, errors: list[fifo.RowError]) -> list[int]:
+    """The batch positions of the sales these errors are about (errors name 1-based file rows)."""
+    wanted = {e.row for e in errors}
+    return [i for i, row in enumerate(sb.row.tolist()) if row in wanted]
+
+
+def check_backdated_lots(
+    session: Session, tenant_id: str, lb: fifo.LotsBatch, new_lots: BoolArray
+) -> list[tuple[backdating.Entry, datetime]]:
+    """The run's new lots received before the costing boundary of their SKU (a lot already live is not new)."""
+    entries = [
+        backdating.Entry(int(lb.row[i]), lb.sku[i], fifo.from_datetime64(lb.received_date[i]))
+        for i in np.flatnonzero(new_lots).tolist()
+    ]
+    return backdating.backdated(session, tenant_id, entries) if entries else []
 
 
 def _row_errors(rows: Iterator[tuple[int, str]], field: str, reason: str, file: str) -> list[fifo.RowError]:
