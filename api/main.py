@@ -30,6 +30,7 @@ from api.routes import (
     ledger,
     receipts,
     reports,
+    reposts,
     runs,
     tenants,
 )
@@ -121,6 +122,7 @@ def create_app() -> FastAPI:
         audit,
         ledger,
         tenant_settings,
+        reposts,
     ):
         app.include_router(module.router, prefix=PREFIX)
     openapi.install(app)

@@ -10,7 +10,8 @@ The ledger is the truth. Two kinds of findings:
   lot rows missing or without any event, for completed or rolled-back runs the totals and per-sale
   results against their ISSUE events (what the run itself posted), and each repost's change to a run
   (`repost_runs.amount`) against its COST_ADJUSTMENT events. Balances sum every event type, a repost's
-  COST_ADJUSTMENTs included (they move units between lots at each lot's cost, so valuations follow). `repair_derived` rewrites exactly these, in the caller's transaction.
+  COST_ADJUSTMENTs included (they move units between lots at each lot's cost, so valuations follow).
+  `repair_derived` rewrites exactly these, in the caller's transaction.
 
 A missing lot row is rebuilt from the event that created it; what the ledger does not carry (vendor, the
 split of unit cost into price and freight, the original quantity declared in a lots file) is rebuilt as

@@ -73,9 +73,11 @@ def check_run(session: Session, tenant_id: str, sales: ParsedSales, lots: Parsed
     new_lots, lot_errors = check_lots(session, tenant_id, lots)
     backdated_lots = check_backdated_lots(session, tenant_id, lb, new_lots)
     repost: dict[str, datetime] = {}
+    backdated_skus: set[str] = set()
     if repost_mode:  # backdated sales and lots are accepted and re-costed after the run
         backdated_sales = [e for e in sale_errors if e.reason == "BACKDATED_SALE"]
         sale_errors = [e for e in sale_errors if e.reason != "BACKDATED_SALE"]
+        backdated_skus = {sb.sku[i] for i in _rows_of(sb, backdated_sales)}
         repost = backdating.earliest(
             {},
             [(sb.sku[i], fifo.from_datetime64(sb.sale_date[i])) for i in _rows_of(sb, backdated_sales)]
@@ -91,13 +93,27 @@ def check_run(session: Session, tenant_id: str, sales: ParsedSales, lots: Parsed
     errors += sale_errors + lot_errors
     existing = live_lots(session, tenant_id, sorted(set(sb.sku)))
     available = _concat_lots(existing, _select_lots(lb, new_lots))
-    result = fifo.allocate(sb, available)
+    result = fifo.allocate(sb, _provisional(available, backdated_skus, sb) if backdated_skus else available)
     # Stock is checked even when other rows are bad, so one submission reports every problem.
     errors += result.errors
     if errors:
         errors.sort(key=lambda e: (e.file != "sales", e.row, e.field))
         raise RunValidationFailed(errors)
     return CheckedRun(sb, lots, new_lots, existing, available, result, repost)
+
+
+def _provisional(available: fifo.LotsBatch, skus: set[str], sb: fifo.SalesBatch) -> fifo.LotsBatch:
+    """For a run with backdated sales in repost mode: the SKUs' stock on hand as if all of it had been received
+    before the run's first sale. The run's own allocation of them is provisional (later sales already consumed
+    what was on hand at a backdated sale's date); the repost queued behind it re-costs them in date order and
+    is the one that checks stock by date."""
+    first = sb.sale_date.min()
+    dates = available.received_date.copy()
+    dates[np.array([sku in skus for sku in available.sku], dtype=bool)] = first
+    return fifo.LotsBatch(
+        row=available.row, lot_id=available.lot_id, sku=available.sku, received_date=dates,
+        quantity=available.quantity, unit_cost=available.unit_cost,
+    )  # fmt: skip
 
 
 def _rows_of(sb: fifo.SalesBatch, errors: list[fifo.RowError]) -> list[int]:

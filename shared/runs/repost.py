@@ -33,14 +33,18 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from psycopg import sql
-from sqlalchemy import select, text, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
+from shared.audit import service as audit
+from shared.auth import Principal
 from shared.base import utcnow
 from shared.decimals import AMOUNT_SCALE, COST_SCALE, QTY_SCALE, format_scaled, to_decimal
 from shared.errors import Conflict, NotFound, ValidationFailed
-from shared.jobs.kinds import JobKind
+from shared.jobs import service as jobs
+from shared.jobs.kinds import PENDING, JobKind
 from shared.jobs.models import Job
+from shared.jobs.service import AcceptedJob
 from shared.ledger import canonical, lots
 from shared.ledger.models import EventType
 from shared.ledger.service import EventBatch, chain, lock_head, prepare_batches, write_chained
@@ -368,3 +372,47 @@ def run_adjustments(session: Session, tenant_id: str, run_id: str) -> list[RunAd
         .order_by(RepostRun.posted_at, RepostRun.job_id)
     ).all()
     return [RunAdjustment(j, at, int(amount.scaleb(AMOUNT_SCALE)), by, when) for j, at, amount, by, when in rows]
+
+
+# --- intake ---------------------------------------------------------------------------------------------------
+
+
+def get_repost(session: Session, tenant_id: str, job_id: str) -> Job:
+    job = session.scalar(select(Job).where(Job.id == job_id, Job.tenant_id == tenant_id))
+    if job is None or job.kind != JobKind.REPOST or "reverse_job_id" in job.payload:
+        raise NotFound(f"repost '{job_id}' not found")
+    return job
+
+
+def request_rollback(session: Session, *, tenant_id: str, actor: Principal, job_id: str) -> AcceptedJob:
+    """Accept the rollback of a repost as a `repost` job with `reverse_job_id`, refusing now what the worker
+    would refuse (it checks again under the tenant fence)."""
+    original = get_repost(session, tenant_id, job_id)
+    pending = session.scalar(
+        select(func.count())
+        .select_from(Job)
+        .where(
+            Job.tenant_id == tenant_id,
+            Job.kind == JobKind.REPOST,
+            Job.status.in_(PENDING),
+            Job.payload["reverse_job_id"].astext == job_id,
+        )
+    )
+    if pending:
+        raise Conflict(f"a rollback of repost '{job_id}' is already queued", reason="RUN_IN_PROGRESS")
+    rows = session.scalars(select(RepostRun).where(RepostRun.tenant_id == tenant_id, RepostRun.job_id == job_id))
+    check_reversible(session, original, list(rows))
+    rollback_id = jobs.new_job_id()
+    audit.record(
+        session,
+        tenant_id=tenant_id,
+        actor=actor,
+        action="repost.rollback_requested",
+        target=job_id,
+        outcome="accepted",
+        job_id=rollback_id,
+    )
+    payload = {"reverse_job_id": job_id, "skus": original.payload["skus"]}
+    return jobs.accept_job(
+        session, tenant_id=tenant_id, kind=JobKind.REPOST, actor=actor, payload=payload, job_id=rollback_id
+    )
