@@ -21,7 +21,7 @@ from shared.config import get_settings
 from shared.jobs import runner
 from shared.ledger import verify
 from shared.registry import TABLE
-from tests.support import Api, make_tenant, query, seed_master_data
+from tests.support import make_tenant, query, seed_master_data
 
 SKU = "W-1"
 
@@ -178,7 +178,7 @@ def test_repost_mode_recosts_c1_by_a_cost_adjustment_and_journals_it(in_process,
     assert books.lots() == {"L0": Decimal("0"), "L1": Decimal("5")}
 
     journal = books.journal(books.run1)
-    assert [(e["date"], _amounts(e)) for e in journal][0] == (
+    assert (journal[0]["date"], _amounts(journal[0])) == (
         "2024-05-12",
         [("5000", "50.00", "0.00"), ("1400", "0.00", "50.00")],
     )
