@@ -57,9 +57,15 @@ def _utc(value: datetime) -> datetime:
     return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def backdated(session: Session, tenant_id: str, entries: Sequence[Entry]) -> list[tuple[Entry, datetime]]:
-    """The entries dated strictly before their SKU's latest costed sale, each with that date."""
+def backdated(
+    session: Session, tenant_id: str, entries: Sequence[Entry], *, inclusive: bool = False
+) -> list[tuple[Entry, datetime]]:
+    """The entries dated strictly before their SKU's latest costed sale (`inclusive`: or at it), each with that
+    date. Refusals use the strict rule; a repost is queued by the inclusive one, because at one instant FIFO
+    orders lots and sales by id, so an entry at the boundary may change an allocation too."""
     last = boundary(session, tenant_id, (e.sku for e in entries))
+    if inclusive:
+        return [(e, last[e.sku]) for e in entries if e.sku in last and _utc(e.at) <= _utc(last[e.sku])]
     return [(e, last[e.sku]) for e in entries if e.sku in last and _utc(e.at) < _utc(last[e.sku])]
 
 
@@ -81,18 +87,18 @@ def detail(entry: Entry, last_sale: datetime, *, field: str, file: str | None = 
 
 def check(session: Session, tenant_id: str, entries: Sequence[Entry], *, field: str, what: str) -> dict[str, datetime]:
     """Refuse backdated entries in `reject` mode (BackdatedReceipt, every one listed); in `repost` mode return
-    what to re-cost: each backdated SKU with the earliest date it was backdated to."""
+    what to re-cost: each SKU with an entry at or before its boundary, with the earliest such date."""
+    if mode(session, tenant_id) == "repost":
+        return earliest({}, ((e.sku, e.at) for e, _ in backdated(session, tenant_id, entries, inclusive=True)))
     found = backdated(session, tenant_id, entries)
-    if not found:
-        return {}
-    if mode(session, tenant_id) == "reject":
+    if found:
         first, last_sale = found[0]
         raise BackdatedReceipt(
             f"{what} dated before an already-costed sale: SKU '{first.sku}' was costed up to "
             f"{_utc(last_sale).isoformat().replace('+00:00', 'Z')}",
             [detail(e, d, field=field) for e, d in found],
         )
-    return earliest({}, ((e.sku, e.at) for e, _ in found))
+    return {}
 
 
 def earliest(start: dict[str, datetime], more: Iterable[tuple[str, datetime]]) -> dict[str, datetime]:

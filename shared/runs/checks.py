@@ -22,7 +22,7 @@ from shared.copyio import copy_lines, temp_table
 from shared.decimals import COST_SCALE, QTY_SCALE, to_decimal
 from shared.errors import BACKDATED_RECEIPT, ValidationFailed
 from shared.ledger.models import Lot, LotStatus
-from shared.runs import backdating, fifo
+from shared.runs import backdating, fifo, repost
 from shared.runs.csvio import ParsedLots, ParsedSales
 
 MAX_REPORTED_ERRORS = 10_000
@@ -71,16 +71,17 @@ def check_run(session: Session, tenant_id: str, sales: ParsedSales, lots: Parsed
     errors += check_skus(session, tenant_id, sb, lb)
     sale_errors = check_sales(session, tenant_id, sb)
     new_lots, lot_errors = check_lots(session, tenant_id, lots)
-    backdated_lots = check_backdated_lots(session, tenant_id, lb, new_lots)
-    repost: dict[str, datetime] = {}
+    backdated_lots = check_backdated_lots(session, tenant_id, lb, new_lots, inclusive=repost_mode)
+    to_repost: dict[str, datetime] = {}
     backdated_skus: set[str] = set()
     if repost_mode:  # backdated sales and lots are accepted and re-costed after the run
-        backdated_sales = [e for e in sale_errors if e.reason == "BACKDATED_SALE"]
         sale_errors = [e for e in sale_errors if e.reason != "BACKDATED_SALE"]
-        backdated_skus = {sb.sku[i] for i in _rows_of(sb, backdated_sales)}
-        repost = backdating.earliest(
+        cut = {sku: fifo.to_datetime64(d) for sku, d in backdating.boundary(session, tenant_id, sb.sku).items()}
+        at_or_before = [i for i, sku in enumerate(sb.sku) if sku in cut and sb.sale_date[i] <= cut[sku]]
+        backdated_skus = {sb.sku[i] for i in at_or_before if sb.sale_date[i] < cut[sb.sku[i]]}
+        to_repost = backdating.earliest(
             {},
-            [(sb.sku[i], fifo.from_datetime64(sb.sale_date[i])) for i in _rows_of(sb, backdated_sales)]
+            [(sb.sku[i], fifo.from_datetime64(sb.sale_date[i])) for i in at_or_before]
             + [(e.sku, e.at) for e, _ in backdated_lots],
         )
     else:
@@ -96,10 +97,12 @@ def check_run(session: Session, tenant_id: str, sales: ParsedSales, lots: Parsed
     result = fifo.allocate(sb, _provisional(available, backdated_skus, sb) if backdated_skus else available)
     # Stock is checked even when other rows are bad, so one submission reports every problem.
     errors += result.errors
+    if backdated_skus and not result.errors:
+        errors += repost.date_order_errors(session, tenant_id, sb, _select_lots(lb, new_lots), backdated_skus)
     if errors:
         errors.sort(key=lambda e: (e.file != "sales", e.row, e.field))
         raise RunValidationFailed(errors)
-    return CheckedRun(sb, lots, new_lots, existing, available, result, repost)
+    return CheckedRun(sb, lots, new_lots, existing, available, result, to_repost)
 
 
 def _provisional(available: fifo.LotsBatch, skus: set[str], sb: fifo.SalesBatch) -> fifo.LotsBatch:
@@ -116,21 +119,16 @@ def _provisional(available: fifo.LotsBatch, skus: set[str], sb: fifo.SalesBatch)
     )  # fmt: skip
 
 
-def _rows_of(sb: fifo.SalesBatch, errors: list[fifo.RowError]) -> list[int]:
-    """The batch positions of the sales these errors are about (errors name 1-based file rows)."""
-    wanted = {e.row for e in errors}
-    return [i for i, row in enumerate(sb.row.tolist()) if row in wanted]
-
-
 def check_backdated_lots(
-    session: Session, tenant_id: str, lb: fifo.LotsBatch, new_lots: BoolArray
+    session: Session, tenant_id: str, lb: fifo.LotsBatch, new_lots: BoolArray, *, inclusive: bool
 ) -> list[tuple[backdating.Entry, datetime]]:
-    """The run's new lots received before the costing boundary of their SKU (a lot already live is not new)."""
+    """The run's new lots received before (`inclusive`: or at) the costing boundary of their SKU (a lot already
+    live is not new)."""
     entries = [
         backdating.Entry(int(lb.row[i]), lb.sku[i], fifo.from_datetime64(lb.received_date[i]))
         for i in np.flatnonzero(new_lots).tolist()
     ]
-    return backdating.backdated(session, tenant_id, entries) if entries else []
+    return backdating.backdated(session, tenant_id, entries, inclusive=inclusive) if entries else []
 
 
 def _row_errors(rows: Iterator[tuple[int, str]], field: str, reason: str, file: str) -> list[fifo.RowError]:

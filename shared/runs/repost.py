@@ -138,6 +138,46 @@ def load_books(session: Session, tenant_id: str, skus: list[str]) -> Books:
     )
 
 
+def date_order_errors(
+    session: Session, tenant_id: str, sb: fifo.SalesBatch, new: fifo.LotsBatch, skus: set[str]
+) -> list[fifo.RowError]:
+    """For a run with backdated sales (repost mode), the check its repost will make: the SKUs' costed sales, the
+    run's sales and new lots costed together in date order. The run's short sales are reported on their rows;
+    an already-costed sale the run would leave short is reported on the run's sales of that SKU."""
+    books = load_books(session, tenant_id, sorted(skus))
+    picked = [i for i, sku in enumerate(sb.sku) if sku in skus]
+    lots_picked = [j for j, sku in enumerate(new.sku) if sku in skus]
+    sales = fifo.SalesBatch(
+        row=np.concatenate([-np.arange(1, len(books.sales) + 1, dtype=np.int64), sb.row[picked]]),
+        sale_id=books.sales.sale_id + [sb.sale_id[i] for i in picked],
+        sku=books.sales.sku + [sb.sku[i] for i in picked],
+        sale_date=np.concatenate([books.sales.sale_date, sb.sale_date[picked]]),
+        quantity=np.concatenate([books.sales.quantity, sb.quantity[picked]]),
+    )
+    available = fifo.LotsBatch(
+        row=np.zeros(len(books.lots) + len(lots_picked), np.int64),
+        lot_id=books.lots.lot_id + [new.lot_id[j] for j in lots_picked],
+        sku=books.lots.sku + [new.sku[j] for j in lots_picked],
+        received_date=np.concatenate([books.lots.received_date, new.received_date[lots_picked]]),
+        quantity=np.concatenate([books.lots.quantity, new.quantity[lots_picked]]),
+        unit_cost=np.concatenate([books.lots.unit_cost, new.unit_cost[lots_picked]]),
+    )
+    errors = recost(sales, available).errors
+    own = [e for e in errors if e.row > 0]
+    costed = [-e.row - 1 for e in errors if e.row < 0]  # costed sales carry row -(position + 1)
+    short = {books.sales.sku[k]: books.sales.sale_id[k] for k in costed}
+    own += [
+        fifo.RowError(
+            int(sb.row[i]), "sale_date", fifo.INSUFFICIENT_STOCK,
+            f"costed in date order, this backdated sale leaves the already-costed sale '{short[sb.sku[i]]}' of "
+            f"'{sb.sku[i]}' without stock", "sales",
+        )
+        for i in picked
+        if sb.sku[i] in short
+    ]  # fmt: skip
+    return own
+
+
 @dataclass(frozen=True, slots=True)
 class Changes:
     """Per changed (sale, lot): the change of what the sale takes from the lot (scaled, signed: + takes more)."""
