@@ -83,6 +83,7 @@ class CogsRun:
         lots = _parse_lots(*lots_input) if lots_input else None
         run.sales_count, run.lots_count = len(sales.batch), len(lots.batch) if lots else 0
         checked = checks.check_run(session, job.tenant_id, sales, lots)
+        repost_job = None
         run.total_quantity = to_decimal(checked.result.total_quantity, QTY_SCALE)
         run.total_cogs = to_decimal(checked.result.total_cogs, AMOUNT_SCALE)
         if run.dry_run:
@@ -92,7 +93,7 @@ class CogsRun:
             writes.write_run(session, job, run, checked)
             run.status = RunStatus.COMPLETED
             run.completed_seq = job.seq
-            backdating.queue_repost(session, job.tenant_id, checked.repost, cause=job.id)
+            repost_job = backdating.queue_repost(session, job.tenant_id, checked.repost, cause=job.id)
         run.finished_at = utcnow()
         run.error = None
         result = {
@@ -102,6 +103,8 @@ class CogsRun:
             "total_cogs": format(run.total_cogs, "f"),
             "total_quantity": format(run.total_quantity, "f"),
         }
+        if not run.dry_run and repost_job is not None:
+            result["repost_job_id"] = repost_job.id
         if not run.dry_run:
             summary = {
                 **result,
