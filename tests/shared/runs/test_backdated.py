@@ -253,3 +253,45 @@ def test_repost_mode_accepts_a_backdated_sale_and_recosts_the_later_ones(in_proc
         r[0] for r in query("SELECT id FROM runs WHERE id <> :r", {"r": books.run1}, books.tenant_id)
     )
     books.verify_ok()
+
+
+def test_the_setting_is_an_enum_changed_by_owners_and_audited(in_process):
+    from api.main import app
+    from tests.support import key_for
+
+    schema = app.openapi()["components"]["schemas"]["TenantSettings"]["properties"]["backdated_entries"]
+    assert schema["enum"] == ["reject", "repost"]
+    tenant_id, owner = make_tenant(in_process, prefix="bks")
+    bad = owner.patch("/settings", json={"backdated_entries": "later"})
+    assert bad.status_code == 422, bad.text
+    manager = key_for(in_process, tenant_id, "manager")
+    assert manager.get("/settings").json() == {"backdated_entries": "reject"}
+    assert manager.patch("/settings", json={"backdated_entries": "repost"}).status_code == 403
+    assert owner.patch("/settings", json={"backdated_entries": "repost"}).json() == {"backdated_entries": "repost"}
+    audited = query("SELECT details FROM audit_events WHERE action = 'tenant.settings_changed'", {}, tenant_id)
+    assert [a[0]["changed"] for a in audited] == [{"backdated_entries": {"value": "repost", "previous": "reject"}}]
+
+
+def _count(books: Books, quantity: str, at: str) -> Any:
+    line = {"sku": SKU, "counted_quantity": quantity, "unit_cost": "40.00"}
+    answer = books.owner.post("/counts", json={"bin_id": books.md.bin_id, "counted_at": at, "lines": [line]})
+    books.drain()
+    return answer
+
+
+def test_a_count_gain_dated_before_a_costed_sale_is_refused_or_reposted(in_process, drain):
+    refused = Books(in_process, drain, "reject")
+    answer = _count(refused, "8", "2024-05-11T00:00:00Z")  # 5 on hand: a gain of 3, dated before C1
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["error"]["reason"] == "BACKDATED_RECEIPT"
+    assert _count(refused, "4", "2024-05-11T00:00:00Z").status_code == 202  # shrink is not checked
+
+    reposted = Books(in_process, drain, "repost")
+    answer = _count(reposted, "8", "2024-05-09T00:00:00Z")
+    assert answer.status_code == 202, answer.text
+    job = reposted.job(answer.json()["job_id"])
+    assert job["status"] == "completed", job
+    assert reposted.job(job["result"]["repost_job_id"])["status"] == "completed"
+    # The gain lot (3 @ 40.00, dated 05-09) comes first: C1 takes it and 2 of L1.
+    assert reposted.cogs("C1") == Decimal("140")
+    reposted.verify_ok()
