@@ -295,3 +295,23 @@ def test_a_count_gain_dated_before_a_costed_sale_is_refused_or_reposted(in_proce
     # The gain lot (3 @ 40.00, dated 05-09) comes first: C1 takes it and 2 of L1.
     assert reposted.cogs("C1") == Decimal("140")
     reposted.verify_ok()
+
+
+def test_verify_checks_a_reposts_recorded_change_against_its_events_and_repairs_it(in_process, drain):
+    from sqlalchemy import text
+
+    from shared import db
+
+    books = Books(in_process, drain, "repost")
+    books.receive("L0", "5", "20.00", "2024-05-09T00:00:00Z")
+    with db.unit_of_work(books.tenant_id) as session:
+        session.execute(text("UPDATE repost_runs SET amount = amount + 1"))
+    with verify.snapshot(books.tenant_id) as session:
+        found = verify.verify_ledger(session, books.tenant_id)
+    assert [(d.check, d.expected, d.actual) for d in found.differences] == [
+        ("repost_runs.amount", "50.00000000", "51.00000000")
+    ]
+    with db.unit_of_work(books.tenant_id) as session:
+        repaired = verify.verify_ledger(session, books.tenant_id, repair=True)
+    assert repaired.ok and [d.check for d in repaired.repaired] == ["repost_runs.amount"]
+    books.verify_ok()
