@@ -315,3 +315,19 @@ def test_verify_checks_a_reposts_recorded_change_against_its_events_and_repairs_
         repaired = verify.verify_ledger(session, books.tenant_id, repair=True)
     assert repaired.ok and [d.check for d in repaired.repaired] == ["repost_runs.amount"]
     books.verify_ok()
+
+
+def test_a_cascading_rollback_reverses_the_adjustments_of_every_run_it_reverses(in_process, drain):
+    books = Books(in_process, drain, "repost")
+    books.run("C2", "2024-05-13T00:00:00Z")  # C1 and C2 both take L1 @ 10 (50.00 each)
+    books.receive("L0", "5", "20.00", "2024-05-09T00:00:00Z")  # C1 now takes L0: 100.00; C2 keeps L1: 50.00
+    assert (books.cogs("C1"), books.cogs("C2")) == (Decimal("100"), Decimal("50"))
+    assert books.lots() == {"L0": Decimal("0"), "L1": Decimal("5")}
+    rollback = books.owner.post(f"/runs/{books.run1}/rollback", params={"cascade": "true"})
+    assert rollback.status_code == 202, rollback.text
+    books.drain()
+    assert books.job(rollback.json()["job_id"])["status"] == "completed"
+    assert (books.cogs("C1"), books.cogs("C2")) == (Decimal("0"), Decimal("0"))
+    assert books.lots() == {"L0": Decimal("5"), "L1": Decimal("10")}
+    assert query("SELECT count(*) FROM repost_runs WHERE reversed_by IS NULL", {}, books.tenant_id)[0][0] == 0
+    books.verify_ok()
