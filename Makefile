@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(BIN)/python -m tests.benchmarks.bench_fifo_engine
 	$(BIN)/python -m tests.benchmarks.bench_run_end_to_end
 	$(BIN)/python -m tests.benchmarks.bench_reports
+	$(BIN)/python -m tests.benchmarks.bench_repost
 	@command -v wrk >/dev/null || { echo "wrk is needed for the HTTP benchmarks: apt-get install -y wrk"; exit 1; }
 	$(BIN)/python -m tests.benchmarks.bench_intake
 	$(BIN)/python -m tests.benchmarks.bench_pipeline --jobs 3000

@@ -94,6 +94,7 @@ RunsWriter = Annotated[Principal, Depends(require(Permission.RUNS_WRITE))]
 ExportsCreator = Annotated[Principal, Depends(require(Permission.EXPORTS_CREATE))]
 IntegrationsManager = Annotated[Principal, Depends(require(Permission.INTEGRATIONS_MANAGE))]
 IntegrationsDispatcher = Annotated[Principal, Depends(require(Permission.INTEGRATIONS_DISPATCH))]
+SettingsManager = Annotated[Principal, Depends(require(Permission.SETTINGS_MANAGE))]
 
 
 # --- 3. the session -----------------------------------------------------------------------------------------

@@ -31,9 +31,11 @@ from api.routes import (
     ledger,
     receipts,
     reports,
+    reposts,
     runs,
     tenants,
 )
+from api.routes import settings as tenant_settings
 from shared import db
 from shared.config import get_settings
 from shared.jobs import outbox
@@ -145,6 +147,8 @@ def create_app() -> FastAPI:
         integrations,
         audit,
         ledger,
+        tenant_settings,
+        reposts,
     ):
         app.include_router(module.router, prefix=PREFIX)
     openapi.install(app)

@@ -19,6 +19,7 @@ class Permission(StrEnum):
     EXPORTS_CREATE = "exports.create"
     INTEGRATIONS_MANAGE = "integrations.manage"
     INTEGRATIONS_DISPATCH = "integrations.dispatch"
+    SETTINGS_MANAGE = "settings.manage"  # the tenant's costing settings (owners)
 
 
 OPERATOR = "operator"

@@ -67,3 +67,15 @@ class TooLarge(ValidationFailed):
 
 class Unavailable(DomainError):
     code = "UNAVAILABLE"
+
+
+BACKDATED_RECEIPT = "BACKDATED_RECEIPT"
+
+
+class BackdatedReceipt(ValidationFailed):
+    """422 VALIDATION_FAILED, reason BACKDATED_RECEIPT: in `reject` mode (the tenant's `backdated_entries`), a
+    receipt, count gain or run lot dated before an already-costed sale of its SKU. Each detail names the SKU and
+    its latest costed sale date. (The contract's BACKDATED_SALE is its twin for sales.)"""
+
+    def __init__(self, message: str, details: list[dict[str, Any]]) -> None:
+        super().__init__(message, reason=BACKDATED_RECEIPT, details=details)

@@ -8,7 +8,7 @@ from shared.inventory.models import Bin, Category, Count, CountLine, Hub, Item, 
 from shared.jobs.models import IdempotencyKey, Job, JobBlob
 from shared.ledger.models import LedgerEvent, Lot
 from shared.reports import models as _report_indexes  # noqa: F401 - indexes on lots and ledger_events
-from shared.runs.models import CostedSku, Run, RunAllocation, RunSale, RunSku, RunValidationError
+from shared.runs.models import CostedSku, RepostRun, Run, RunAllocation, RunSale, RunSku, RunValidationError
 from shared.tenants.models import ApiKey, LedgerHead, Plan, PlanLimit, Tenant, TenantCounter
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "OutboxEntry",
     "Plan",
     "PlanLimit",
+    "RepostRun",
     "Run",
     "RunAllocation",
     "RunSale",

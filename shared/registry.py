@@ -18,7 +18,7 @@ from shared.integrations.dispatch import DispatchJob
 from shared.inventory.handlers import Count, Receipt
 from shared.jobs.handlers import JobHandler
 from shared.jobs.kinds import JobKind, Queue
-from shared.runs.handlers import CogsRun, Rollback
+from shared.runs.handlers import CogsRun, Repost, Rollback
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,7 @@ class KindSpec:
 KINDS: Final = MappingProxyType({
     JobKind.COGS_RUN: KindSpec(Queue.RUNS, CogsRun()),
     JobKind.ROLLBACK: KindSpec(Queue.RUNS, Rollback()),
+    JobKind.REPOST: KindSpec(Queue.RUNS, Repost()),
     JobKind.RECEIPT: KindSpec(Queue.INVENTORY, Receipt()),
     JobKind.COUNT: KindSpec(Queue.INVENTORY, Count()),
     JobKind.EXPORT: KindSpec(Queue.EXPORTS, ExportJob()),

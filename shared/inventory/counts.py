@@ -30,6 +30,7 @@ from shared.jobs.service import AcceptedJob
 from shared.ledger.lots import NewLots, apply_deltas, encode_deltas, insert_lots
 from shared.ledger.service import NewEvent, append_events
 from shared.pagination import page
+from shared.runs import backdating
 
 
 def _check_count_lines(
@@ -125,6 +126,15 @@ def _gains_without_basis(
     ]
 
 
+def _gain_entries(count: CountPayload, lots: dict[str, list[_BinLot]]) -> list[backdating.Entry]:
+    """The lines that gain stock (a new lot dated at the count), for the costing boundary."""
+    return [
+        backdating.Entry(row, line.sku, count.counted_at)
+        for row, line in enumerate(count.lines, 1)
+        if checks.scaled(line.counted_quantity, QTY_SCALE) > sum(lot.remaining for lot in lots.get(line.sku, []))
+    ]
+
+
 def _skus(lines: Sequence[CountLineIn]) -> list[str]:
     return sorted({line.sku for line in lines})
 
@@ -157,6 +167,7 @@ def submit_count(
         costs = _receipt_costs(session, tenant_id, _skus(body.lines), body.counted_at)
         if errors := _gains_without_basis(payload, lots, costs):
             raise checks.refusal(errors, "count")
+        backdating.check(session, tenant_id, _gain_entries(payload, lots), field="counted_at", what="a count's gain")
     count = Count(
         id=payload.count_id, tenant_id=tenant_id, job_id=job.id, bin_id=body.bin_id, counted_at=body.counted_at
     )
@@ -186,6 +197,9 @@ def post_count(session: Session, job: Job) -> dict[str, Any]:
     costs = _receipt_costs(session, tenant_id, _skus(count.lines), count.counted_at)
     if errors := _gains_without_basis(count, lots, costs):
         raise checks.refusal(errors, "count")
+    backdated = backdating.check(
+        session, tenant_id, _gain_entries(count, lots), field="counted_at", what="a count's gain"
+    )
 
     events: list[NewEvent] = []
     consumed: dict[str, int] = {}
@@ -277,7 +291,9 @@ def post_count(session: Session, job: Job) -> dict[str, Any]:
         ),
         line_rows,
     )
+    repost = backdating.queue_repost(session, tenant_id, backdated, cause=job.id)
     return {
+        **({"repost_job_id": repost.id} if repost else {}),
         "count_id": count.count_id,
         "lines": len(line_rows),
         "adjustments": len(events),

@@ -24,6 +24,7 @@ from shared.jobs.service import AcceptedJob
 from shared.ledger.lots import NewLots, insert_lots
 from shared.ledger.models import Lot
 from shared.ledger.service import NewEvent, append_events
+from shared.runs import backdating
 
 
 @dataclass(frozen=True)
@@ -130,12 +131,17 @@ def _check_receipt(session: Session, tenant_id: str, receipt: ReceiptPayload, *,
     return resolved
 
 
+def _entries(lines: list[_ReceiptLine], receipt: ReceiptPayload) -> list[backdating.Entry]:
+    return [backdating.Entry(line.row, line.sku, receipt.received_at) for line in lines]
+
+
 def submit_receipt(
     session: Session, *, tenant_id: str, actor: Principal, body: ReceiptCreate, request_id: str | None = None
 ) -> AcceptedJob:
     """Check the receipt against the tenant's master data and accept it as a job (the worker posts it)."""
     payload = ReceiptPayload(vendor_id=body.vendor_id, received_at=body.received_at, lines=body.lines)
-    _check_receipt(session, tenant_id, payload, share=False)
+    lines = _check_receipt(session, tenant_id, payload, share=False)
+    backdating.check(session, tenant_id, _entries(lines, payload), field="received_at", what="a receipt")
     job_id = jobs.new_job_id()
     checks.audit_ok(
         session,
@@ -163,6 +169,9 @@ def post_receipt(session: Session, job: Job) -> dict[str, Any]:
     items and bins are share-locked so a concurrent disable or delete waits for this transaction."""
     receipt = ReceiptPayload.model_validate(job.payload)
     lines = _check_receipt(session, job.tenant_id, receipt, share=True)
+    backdated = backdating.check(
+        session, job.tenant_id, _entries(lines, receipt), field="received_at", what="a receipt"
+    )
     # A generated lot id is fixed by the job and line, so a retried job writes the same lots.
     lot_ids = [line.lot_id or f"RCV-{job.id}-{line.row}" for line in lines]
     events = [
@@ -196,7 +205,9 @@ def post_receipt(session: Session, job: Job) -> dict[str, Any]:
         for n, (line, lot_id) in enumerate(zip(lines, lot_ids, strict=True))
     ]
     insert_lots(session, job.tenant_id, NewLots.from_rows(rows, source_job_id=job.id))
+    repost = backdating.queue_repost(session, job.tenant_id, backdated, cause=job.id)
     return {
+        **({"repost_job_id": repost.id} if repost else {}),
         "vendor_id": receipt.vendor_id,
         "lines": len(lines),
         "total_quantity": format_scaled(sum(line.quantity for line in lines), QTY_SCALE),

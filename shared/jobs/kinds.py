@@ -23,6 +23,7 @@ class JobKind(StrEnum):
     COUNT = "count"
     EXPORT = "export"
     DISPATCH = "dispatch"
+    REPOST = "repost"  # re-cost the sales a backdated entry changed (shared/runs/repost.py), or reverse a repost
 
 
 class JobStatus(StrEnum):

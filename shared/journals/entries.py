@@ -148,6 +148,29 @@ def build_journal(
     return entries
 
 
+def adjusting_entry(
+    run_id: str, day: date, amount: int, subject: str, *, accounts: Accounts = DEFAULT_ACCOUNTS, reversing: bool = False
+) -> JournalEntry | None:
+    """A repost's change to a run's COGS (`amount` scaled 10**8; + costs more) as one balanced entry: debit COGS /
+    credit Inventory for an increase, the other way for a decrease, swapped again when `reversing`. None when it
+    rounds to zero cents."""
+    cents = round_half_up_cents(amount, AMOUNT_SCALE) * (-1 if reversing else 1)
+    if cents == 0:
+        return None
+    cogs, inventory = (accounts.cogs_code, accounts.cogs_name), (accounts.inventory_code, accounts.inventory_name)
+    debit, credit = (cogs, inventory) if cents > 0 else (inventory, cogs)
+    memo = f"{'Reversal of ' if reversing else ''}COGS adjustment by {subject} (run {run_id})"
+    return JournalEntry(
+        date=day,
+        narration=memo,
+        lines=(
+            JournalLine(account_code=debit[0], account_name=debit[1], debit=abs(cents), credit=0, memo=memo),
+            JournalLine(account_code=credit[0], account_name=credit[1], debit=0, credit=abs(cents), memo=memo),
+        ),
+        run_id=run_id,
+    )
+
+
 def render_journal(entries: Sequence[JournalEntry], fmt: JournalFormat) -> RenderedJournal:
     if fmt == "json":
         return RenderedJournal(render_json(entries), "application/json", ".json")

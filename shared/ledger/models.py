@@ -20,6 +20,7 @@ class EventType(StrEnum):
     ISSUE = "ISSUE"
     ADJUSTMENT = "ADJUSTMENT"
     REVERSAL = "REVERSAL"
+    COST_ADJUSTMENT = "COST_ADJUSTMENT"
 
 
 class LotStatus(StrEnum):

@@ -7,8 +7,11 @@ The ledger is the truth. Two kinds of findings:
   These are reported, never repaired: the ledger is append-only and nothing here writes it.
 - derived tables, recomputed set-based from the ledger: `lots.remaining_quantity` (sum of the lot's ledger
   quantities), `lots.status` (`reversed` when the lot's latest RECEIPT was reversed), `lots.receipt_seq`,
-  lot rows missing or without any event, and for completed or rolled-back runs the totals and per-sale
-  results against their ISSUE events. `repair_derived` rewrites exactly these, in the caller's transaction.
+  lot rows missing or without any event, for completed or rolled-back runs the totals and per-sale
+  results against their ISSUE events (what the run itself posted), and each repost's change to a run
+  (`repost_runs.amount`) against its COST_ADJUSTMENT events. Balances sum every event type, a repost's
+  COST_ADJUSTMENTs included (they move units between lots at each lot's cost, so valuations follow).
+  `repair_derived` rewrites exactly these, in the caller's transaction.
 
 A missing lot row is rebuilt from the event that created it; what the ledger does not carry (vendor, the
 split of unit cost into price and freight, the original quantity declared in a lots file) is rebuilt as
@@ -181,6 +184,18 @@ _SALE_DIFFERENCES = f"""
     ORDER BY s.run_id, s.sale_id"""
 
 
+# Each repost's change to a run (repost_runs) against its COST_ADJUSTMENT events (shared/runs/repost.py).
+_REPOST_DIFFERENCES = """
+    SELECT p.job_id, p.run_id, p.amount, coalesce(-sum(e.amount), 0) AS cogs
+    FROM repost_runs p
+    LEFT JOIN ledger_events e ON e.tenant_id = :t AND e.seq BETWEEN p.first_seq AND p.last_seq
+          AND e.event_type = 'COST_ADJUSTMENT' AND e.job_id = p.job_id AND e.run_id = p.run_id
+    WHERE p.tenant_id = :t
+    GROUP BY p.job_id, p.run_id, p.amount
+    HAVING p.amount <> coalesce(-sum(e.amount), 0)
+    ORDER BY p.job_id, p.run_id"""
+
+
 def derived_differences(session: Session, tenant_id: str) -> list[Difference]:
     binds = {"t": tenant_id}
     out: list[Difference] = []
@@ -224,6 +239,9 @@ def derived_differences(session: Session, tenant_id: str) -> list[Difference]:
             )
         if row["stored_cogs"] != row["cogs"]:
             out.append(Difference("run_sales.cogs", key, _text(row["cogs"]), _text(row["stored_cogs"]), True))
+    for row in session.execute(text(_REPOST_DIFFERENCES), binds).mappings():
+        key = f"{row['job_id']}/{row['run_id']}"
+        out.append(Difference("repost_runs.amount", key, _text(row["cogs"]), _text(row["amount"]), True))
     return out
 
 
@@ -273,6 +291,12 @@ def repair_derived(session: Session, tenant_id: str) -> None:
         UPDATE run_sales SET quantity = t.quantity, cogs = t.cogs
         FROM ({_SALE_DIFFERENCES}) t
         WHERE run_sales.tenant_id = :t AND run_sales.run_id = t.run_id AND run_sales.sale_id = t.sale_id"""),
+        binds,
+    )
+    session.execute(
+        text(f"""
+        UPDATE repost_runs SET amount = t.cogs FROM ({_REPOST_DIFFERENCES}) t
+        WHERE repost_runs.tenant_id = :t AND repost_runs.job_id = t.job_id AND repost_runs.run_id = t.run_id"""),
         binds,
     )
 

@@ -17,6 +17,8 @@ Conventions every report shares:
   stock-on-hand by (sku, lot_id); inventory-movement and valuation by sku; receiving-summary by
   (vendor_id, sku) with rows without a vendor (lots received by COGS runs) last; shrink-summary by
   (sku, bin_id) with rows without a bin last.
+- A repost's COST_ADJUSTMENT events (units a costed sale takes from another lot of its SKU) count as `issued`:
+  per SKU they net to zero, per hub they move issues between the bins of the lots concerned.
 - Rows whose figures are all zero are left out.
 """
 
@@ -159,8 +161,9 @@ def _movement(tenant_id: str, params: ReportParams) -> Query:
     in_window = "e.occurred_at < :to" if upper else "true"
     after_to = "e.occurred_at >= :to" if upper else "false"
 
-    def moved(event_type: str) -> str:
-        return f"coalesce(sum(e.quantity) FILTER (WHERE e.event_type = '{event_type}' AND {in_window}), 0)"
+    def moved(*event_types: str) -> str:
+        kinds = ", ".join(f"'{t}'" for t in event_types)
+        return f"coalesce(sum(e.quantity) FILTER (WHERE e.event_type IN ({kinds}) AND {in_window}), 0)"
 
     return (
         f"""WITH cur AS (
@@ -173,7 +176,7 @@ def _movement(tenant_id: str, params: ReportParams) -> Query:
                        sum(e.quantity) AS since_from,
                        coalesce(sum(e.quantity) FILTER (WHERE {after_to}), 0) AS since_to,
                        coalesce(sum(e.amount) FILTER (WHERE {after_to}), 0) AS since_to_value,
-                       {moved("RECEIPT")} AS received, {moved("ISSUE")} AS issued,
+                       {moved("RECEIPT")} AS received, {moved("ISSUE", "COST_ADJUSTMENT")} AS issued,
                        {moved("ADJUSTMENT")} AS adjusted, {moved("REVERSAL")} AS reversed
                 FROM ledger_events e {event_hub_join}
                 WHERE e.tenant_id = :t {lower} {sku_e} {hub_cond}

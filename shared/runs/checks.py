@@ -20,9 +20,9 @@ from sqlalchemy.orm import Session
 from shared import copytext
 from shared.copyio import copy_lines, temp_table
 from shared.decimals import COST_SCALE, QTY_SCALE, to_decimal
-from shared.errors import ValidationFailed
+from shared.errors import BACKDATED_RECEIPT, ValidationFailed
 from shared.ledger.models import Lot, LotStatus
-from shared.runs import fifo
+from shared.runs import backdating, fifo, repost
 from shared.runs.csvio import ParsedLots, ParsedSales
 
 MAX_REPORTED_ERRORS = 10_000
@@ -52,6 +52,9 @@ class CheckedRun:
     existing: fifo.LotsBatch
     available: fifo.LotsBatch
     result: fifo.FifoResult
+    # repost mode: the SKUs this run backdates (a sale or new lot before the costing boundary), each with the
+    # earliest date it backdates them to; the run's handler queues their repost
+    repost: dict[str, datetime]
 
 
 def check_run(session: Session, tenant_id: str, sales: ParsedSales, lots: ParsedLots | None) -> CheckedRun:
@@ -64,19 +67,68 @@ def check_run(session: Session, tenant_id: str, sales: ParsedSales, lots: Parsed
             )
     sb = sales.batch
     lb = lots.batch if lots else fifo.LotsBatch.empty()
+    repost_mode = backdating.mode(session, tenant_id) == "repost"
     errors += check_skus(session, tenant_id, sb, lb)
-    errors += check_sales(session, tenant_id, sb)
+    sale_errors = check_sales(session, tenant_id, sb)
     new_lots, lot_errors = check_lots(session, tenant_id, lots)
-    errors += lot_errors
+    backdated_lots = check_backdated_lots(session, tenant_id, lb, new_lots, inclusive=repost_mode)
+    to_repost: dict[str, datetime] = {}
+    backdated_skus: set[str] = set()
+    if repost_mode:  # backdated sales and lots are accepted and re-costed after the run
+        sale_errors = [e for e in sale_errors if e.reason != "BACKDATED_SALE"]
+        cut = {sku: fifo.to_datetime64(d) for sku, d in backdating.boundary(session, tenant_id, sb.sku).items()}
+        at_or_before = [i for i, sku in enumerate(sb.sku) if sku in cut and sb.sale_date[i] <= cut[sku]]
+        backdated_skus = {sb.sku[i] for i in at_or_before if sb.sale_date[i] < cut[sb.sku[i]]}
+        to_repost = backdating.earliest(
+            {},
+            [(sb.sku[i], fifo.from_datetime64(sb.sale_date[i])) for i in at_or_before]
+            + [(e.sku, e.at) for e, _ in backdated_lots],
+        )
+    else:
+        lot_errors += [
+            fifo.RowError(
+                e.row, "received_date", BACKDATED_RECEIPT, backdating.detail(e, d, field="")["message"], "lots"
+            )
+            for e, d in backdated_lots
+        ]
+    errors += sale_errors + lot_errors
     existing = live_lots(session, tenant_id, sorted(set(sb.sku)))
     available = _concat_lots(existing, _select_lots(lb, new_lots))
-    result = fifo.allocate(sb, available)
+    result = fifo.allocate(sb, _provisional(available, backdated_skus, sb) if backdated_skus else available)
     # Stock is checked even when other rows are bad, so one submission reports every problem.
     errors += result.errors
+    if backdated_skus and not result.errors:
+        errors += repost.date_order_errors(session, tenant_id, sb, _select_lots(lb, new_lots), backdated_skus)
     if errors:
         errors.sort(key=lambda e: (e.file != "sales", e.row, e.field))
         raise RunValidationFailed(errors)
-    return CheckedRun(sb, lots, new_lots, existing, available, result)
+    return CheckedRun(sb, lots, new_lots, existing, available, result, to_repost)
+
+
+def _provisional(available: fifo.LotsBatch, skus: set[str], sb: fifo.SalesBatch) -> fifo.LotsBatch:
+    """For a run with backdated sales in repost mode: the SKUs' stock on hand as if all of it had been received
+    before the run's first sale. The run's own allocation of them is provisional (later sales already consumed
+    what was on hand at a backdated sale's date); the repost queued behind it re-costs them in date order and
+    is the one that checks stock by date."""
+    first = sb.sale_date.min()
+    dates = available.received_date.copy()
+    dates[np.array([sku in skus for sku in available.sku], dtype=bool)] = first
+    return fifo.LotsBatch(
+        row=available.row, lot_id=available.lot_id, sku=available.sku, received_date=dates,
+        quantity=available.quantity, unit_cost=available.unit_cost,
+    )  # fmt: skip
+
+
+def check_backdated_lots(
+    session: Session, tenant_id: str, lb: fifo.LotsBatch, new_lots: BoolArray, *, inclusive: bool
+) -> list[tuple[backdating.Entry, datetime]]:
+    """The run's new lots received before (`inclusive`: or at) the costing boundary of their SKU (a lot already
+    live is not new)."""
+    entries = [
+        backdating.Entry(int(lb.row[i]), lb.sku[i], fifo.from_datetime64(lb.received_date[i]))
+        for i in np.flatnonzero(new_lots).tolist()
+    ]
+    return backdating.backdated(session, tenant_id, entries, inclusive=inclusive) if entries else []
 
 
 def _row_errors(rows: Iterator[tuple[int, str]], field: str, reason: str, file: str) -> list[fifo.RowError]:

@@ -22,7 +22,7 @@ from shared.integrations.models import EventName
 from shared.jobs import service as jobs
 from shared.jobs.kinds import JobStatus
 from shared.jobs.models import Job
-from shared.runs import checks, writes
+from shared.runs import backdating, checks, repost, writes
 from shared.runs import service as runs
 from shared.runs.csvio import (
     ParsedLots,
@@ -83,6 +83,7 @@ class CogsRun:
         lots = _parse_lots(*lots_input) if lots_input else None
         run.sales_count, run.lots_count = len(sales.batch), len(lots.batch) if lots else 0
         checked = checks.check_run(session, job.tenant_id, sales, lots)
+        repost_job = None
         run.total_quantity = to_decimal(checked.result.total_quantity, QTY_SCALE)
         run.total_cogs = to_decimal(checked.result.total_cogs, AMOUNT_SCALE)
         if run.dry_run:
@@ -92,6 +93,7 @@ class CogsRun:
             writes.write_run(session, job, run, checked)
             run.status = RunStatus.COMPLETED
             run.completed_seq = job.seq
+            repost_job = backdating.queue_repost(session, job.tenant_id, checked.repost, cause=job.id)
         run.finished_at = utcnow()
         run.error = None
         result = {
@@ -101,6 +103,8 @@ class CogsRun:
             "total_cogs": format(run.total_cogs, "f"),
             "total_quantity": format(run.total_quantity, "f"),
         }
+        if not run.dry_run and repost_job is not None:
+            result["repost_job_id"] = repost_job.id
         if not run.dry_run:
             summary = {
                 **result,
@@ -131,3 +135,16 @@ class Rollback:
             }
             events.emit(session, job.tenant_id, EventName.RUN_ROLLED_BACK, reversed_run)
         return {"run_id": run.id, "rolled_back": [r.id for r in chosen]}
+
+
+class Repost:
+    """Re-cost the sales of SKUs a backdated entry changed (`shared/runs/repost.py`), or, with `reverse_job_id`
+    in the payload, reverse an earlier repost. Its outcome is the job's result."""
+
+    def status_changed(self, session: Session, job: Job, error: DomainError | None = None) -> None:
+        """Nothing to mirror: a repost is its job, its ledger events and its repost_runs rows."""
+
+    def execute(self, session: Session, job: Job) -> dict[str, Any]:
+        if "reverse_job_id" in job.payload:
+            return repost.reverse_repost(session, job)
+        return repost.execute_repost(session, job)

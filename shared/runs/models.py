@@ -108,6 +108,23 @@ class RunAllocation(Base):
     amount: Mapped[Money]
 
 
+class RepostRun(Base):
+    """What one repost changed on one run: the COGS change of its sales (`amount`, signed: + costs more) and the
+    seq range of the COST_ADJUSTMENT events carrying it. `reversed_by` is the job that reversed those events (the
+    repost's rollback, or the run's own rollback). The run's adjusting journal entry is read from here."""
+
+    __tablename__ = "repost_runs"
+
+    job_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(63))
+    first_seq: Mapped[int] = mapped_column(BigInteger)
+    last_seq: Mapped[int] = mapped_column(BigInteger)
+    amount: Mapped[Money]
+    posted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    reversed_by: Mapped[str | None] = mapped_column(String(40))
+
+
 class RunValidationError(Base):
     __tablename__ = "run_validation_errors"
 

@@ -26,15 +26,16 @@ from shared.errors import Conflict
 from shared.jobs.models import Job
 from shared.ledger import canonical, lots, queries
 from shared.ledger.service import Chained, Head, chain, lock_head, write_streamed
+from shared.runs import repost
 from shared.runs.models import Run, RunStatus
 
 
 def reverse_run(session: Session, job: Job, run: Run) -> None:
     """Append the reversal of every ISSUE and RECEIPT of the run (in the run's own order, which is business
-    time: the reversals then extend the time index in one forward sweep), restore lot balances and
-    recompute the costing boundary of the run's SKUs."""
+    time: the reversals then extend the time index in one forward sweep) and of the live COST_ADJUSTMENTs
+    reposts made to its sales, restore lot balances and recompute the costing boundary of the run's SKUs."""
     blocks: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
-    events = _run_events(session, run)
+    events = _run_events(session, run, repost.adjustment_ranges(session, run.tenant_id, run.id))
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="asora-reversal") as pool:
         head = lock_head(session, run.tenant_id)
         # plain values only: the ORM objects belong to this thread's session
@@ -53,6 +54,7 @@ def reverse_run(session: Session, job: Job, run: Run) -> None:
         ) from exc
     run.status = RunStatus.ROLLED_BACK
     run.rolled_back_by = job.id
+    repost.mark_reversed(session, run.tenant_id, run_id=run.id, job_id=None, by=job.id)
     session.flush()
     _recompute_costed_skus(session, run)
 
@@ -78,14 +80,18 @@ def _recompute_costed_skus(session: Session, run: Run) -> None:
     )
 
 
-def _run_events(session: Session, run: Run) -> sql.Composed:
+def _run_events(session: Session, run: Run, adjustments: list[tuple[int, int]]) -> sql.Composed:
     """The condition selecting the run's ISSUE and RECEIPT events, within its seq range so PostgreSQL reads
-    them along the primary key."""
+    them along the primary key, and the COST_ADJUSTMENTs in the seq ranges of its live reposts."""
     seqs = queries.seq_between(run.first_seq, run.last_seq).compile(
         dialect=session.get_bind().dialect, compile_kwargs={"literal_binds": True}
     )
-    return sql.SQL("tenant_id = {t} AND run_id = {run} AND event_type IN ('ISSUE', 'RECEIPT') AND {seqs}").format(
-        t=run.tenant_id, run=run.id, seqs=sql.SQL(str(seqs))
+    own = sql.SQL("(event_type IN ('ISSUE', 'RECEIPT') AND {seqs})").format(seqs=sql.SQL(str(seqs)))
+    parts = [own] + [
+        sql.SQL("(event_type = 'COST_ADJUSTMENT' AND seq BETWEEN {a} AND {b})").format(a=a, b=b) for a, b in adjustments
+    ]
+    return sql.SQL("tenant_id = {t} AND run_id = {run} AND ({parts})").format(
+        t=run.tenant_id, run=run.id, parts=sql.SQL(" OR ").join(parts)
     )
 
 

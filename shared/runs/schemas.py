@@ -148,3 +148,9 @@ class RollbackAccepted(BaseModel):
     job_id: str
     status: JobStatus
     cascade: bool
+
+
+class RepostRollbackAccepted(BaseModel):
+    repost_job_id: str = Field(description="the repost being rolled back")
+    job_id: str = Field(description="the rollback's own job (kind `repost`), visible in GET /jobs")
+    status: JobStatus

@@ -37,6 +37,8 @@ class Tenant(Base):
     cogs_account_name: Mapped[str] = mapped_column(String(100), server_default="Cost of Goods Sold")
     inventory_account_code: Mapped[str] = mapped_column(String(32), server_default="1400")
     inventory_account_name: Mapped[str] = mapped_column(String(100), server_default="Inventory Asset")
+    # reject | repost: what a receipt, count gain or run lot dated before a costed sale does (shared/runs/repost.py)
+    backdated_entries: Mapped[str] = mapped_column(String(8), server_default="reject")
     created_at: Mapped[CreatedAt]
 
 

@@ -65,3 +65,21 @@ class KeyCreated(BaseModel):
     role: str = Field(json_schema_extra={"enum": list(TENANT_ROLES)})
     name: str
     tenant_id: str | None
+
+
+BackdatedEntries = Literal["reject", "repost"]
+
+
+class TenantSettings(Schema):
+    """The tenant's costing settings; one line per setting (each one column of `tenants`)."""
+
+    backdated_entries: BackdatedEntries = Field(
+        description="a receipt, count gain or run lot dated before a costed sale of its SKU: `reject` refuses it "
+        "(422 BACKDATED_RECEIPT), `repost` accepts it and re-costs the sales it changes (a `repost` job)"
+    )
+
+
+class TenantSettingsUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    backdated_entries: BackdatedEntries | None = None
