@@ -23,6 +23,8 @@ class JobKind(StrEnum):
     COUNT = "count"
     EXPORT = "export"
     DISPATCH = "dispatch"
+    RETURN = "return"
+    LANDED_COST = "landed_cost"
 
 
 class JobStatus(StrEnum):
