@@ -3,7 +3,6 @@ the rollback guard they bring, with `asora ledger verify` passing after each."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
@@ -155,6 +154,10 @@ def test_a_landed_cost_on_a_half_consumed_lot(tenant):
     assert landed["sku"] == SKU
     assert lots_of(tenant_id)["L1"] == ("5.0000", "11.0000")
     assert valuation(owner) == ([("5.0000", "55.00000000")], "55.00000000")
+    before = owner.get("/reports/valuation", params={"as_of": "2024-07-06"}).json()  # the landed cost came later
+    assert [(r["quantity"], r["value"], r["average_unit_cost"]) for r in before["items"]] == [
+        ("5.0000", "50.00000000", "10.0000")
+    ]
     events = owner.get("/ledger", params={"job_id": landed["job_id"]}).json()["items"]
     assert [(e["event_type"], e["quantity"], e["amount"], e["run_id"], e["reference"]) for e in events] == [
         ("LANDED_COST", "0.0000", "10.00000000", None, landed["id"]),
@@ -281,9 +284,12 @@ def test_returns_and_landed_costs_queue_their_integration_events(tenant):
     returned = post(owner, "/returns", sale_return("S1", "1", "2024-07-06T00:00:00Z"))
     landed = post(owner, "/landed-costs", {"lot_id": "L1", "amount": "0.5", "allocated_at": "2024-07-06T00:00:00Z"})
     outbox = owner.get(f"/integrations/{hook.json()['id']}/outbox").json()["items"]
-    assert [item["event_type"] for item in outbox] == ["return.posted", "landed_cost.posted"]
-    payloads = [json.loads(json.dumps(item.get("payload", {}))) for item in outbox]
-    if payloads[0]:
-        assert payloads[0]["data"]["return_id"] == returned["id"] if "data" in payloads[0] else True
-    assert landed["status"] == "completed"
+    assert [item["type"] for item in outbox] == ["return.posted", "landed_cost.posted"]
+    posted_return, posted_cost = (item["payload"]["data"] for item in outbox)
+    assert (posted_return["return_id"], posted_return["sale_id"], posted_return["amount"]) == (
+        returned["id"], "S1", "1.00000000"
+    )
+    assert (posted_cost["landed_cost_id"], posted_cost["amount"], posted_cost["on_hand_amount"]) == (
+        landed["id"], "0.50000000", "0.37500000"  # 0.5 over 3 on hand and 1 issued (S1 less its return): 0.1250
+    )
     assert_verified(tenant_id)
