@@ -256,7 +256,9 @@ JOURNAL_RESPONSES: dict[int | str, Any] = {
 }
 
 
-@router.get("/{run_id}/journal-entry", operation_id="runs_journal_entry", response_class=Response, responses=JOURNAL_RESPONSES)
+@router.get(
+    "/{run_id}/journal-entry", operation_id="runs_journal_entry", response_class=Response, responses=JOURNAL_RESPONSES
+)
 def journal_entry(
     run_id: str,
     principal: Reader,

@@ -111,7 +111,7 @@ def _plan_sale_return(session: Session, tenant_id: str, ret: ReturnPayload, *, l
         GROUP BY e.lot_id ORDER BY max(e.seq) DESC"""),
         binds,
     ).all()
-    returned = dict(
+    returned: dict[str, Decimal] = dict(
         session.execute(
             text("""
             SELECT rl.source_lot_id, sum(rl.quantity) FROM returns r JOIN return_lines rl ON rl.return_id = r.id

@@ -116,7 +116,12 @@ ENDPOINTS: list[Endpoint] = [
         "POST",
         "/returns",
         P.RECEIPTS_WRITE,
-        body=lambda _: {"kind": "purchase", "lot_id": "LOT-MISSING", "quantity": 1, "returned_at": "2024-08-01T00:00:00Z"},
+        body=lambda _: {
+            "kind": "purchase",
+            "lot_id": "LOT-MISSING",
+            "quantity": 1,
+            "returned_at": "2024-08-01T00:00:00Z",
+        },
     ),
     Endpoint("GET", "/returns/{return_id}", P.READ, {"return_id": "return"}),
     Endpoint("GET", "/returns/{return_id}/journal-entry", P.READ, {"return_id": "return"}),

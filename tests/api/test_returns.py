@@ -141,9 +141,8 @@ def test_a_landed_cost_on_a_half_consumed_lot(tenant):
         [sale("S1", SKU, "2024-07-05", "3"), sale("S2", SKU, "2024-07-06", "2")],
         [lot("L1", SKU, "2024-07-01", "10", "10")],
     )
-    landed = post(
-        owner, "/landed-costs", {"lot_id": "L1", "amount": "10.00", "allocated_at": "2024-07-07T00:00:00Z", "memo": "duty"}
-    )
+    body = {"lot_id": "L1", "amount": "10.00", "allocated_at": "2024-07-07T00:00:00Z", "memo": "duty"}
+    landed = post(owner, "/landed-costs", body)
     # 10.00 over 5 units on hand and 5 issued: 1.0000 a unit; the on-hand half revalues the lot, the issued half
     # adjusts the COGS of the sales that consumed it, pro rata.
     assert [(x["target"], x["run_id"], x["sale_id"], x["quantity"], x["amount"]) for x in landed["lines"]] == [
@@ -219,9 +218,7 @@ def test_a_purchase_return_larger_than_what_is_left_is_refused_and_writes_nothin
     assert lots_of(tenant_id)["P1"] == ("4.0000", "5.0000")
 
     returned = post(owner, "/returns", purchase_return("P1", "4", "2024-07-06T00:00:00Z"))
-    assert [(x["lot_id"], x["quantity"], x["amount"]) for x in returned["lines"]] == [
-        ("P1", "-4.0000", "-20.00000000")
-    ]
+    assert [(x["lot_id"], x["quantity"], x["amount"]) for x in returned["lines"]] == [("P1", "-4.0000", "-20.00000000")]
     assert lots_of(tenant_id)["P1"] == ("0.0000", "5.0000")
     assert journal(owner, f"/returns/{returned['id']}") == [("2000", "20.00", "0.00"), ("1400", "0.00", "20.00")]
     events = owner.get("/ledger", params={"event_type": "RETURN_OUT"}).json()["items"]
@@ -287,9 +284,13 @@ def test_returns_and_landed_costs_queue_their_integration_events(tenant):
     assert [item["type"] for item in outbox] == ["return.posted", "landed_cost.posted"]
     posted_return, posted_cost = (item["payload"]["data"] for item in outbox)
     assert (posted_return["return_id"], posted_return["sale_id"], posted_return["amount"]) == (
-        returned["id"], "S1", "1.00000000"
+        returned["id"],
+        "S1",
+        "1.00000000",
     )
     assert (posted_cost["landed_cost_id"], posted_cost["amount"], posted_cost["on_hand_amount"]) == (
-        landed["id"], "0.50000000", "0.37500000"  # 0.5 over 3 on hand and 1 issued (S1 less its return): 0.1250
+        landed["id"],
+        "0.50000000",
+        "0.37500000",  # 0.5 over 3 on hand and 1 issued (S1 less its return): 0.1250
     )
     assert_verified(tenant_id)

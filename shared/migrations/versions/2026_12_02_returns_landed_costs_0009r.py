@@ -7,6 +7,7 @@ Create Date: 2026-12-02
 """
 
 from collections.abc import Sequence
+from datetime import datetime
 
 import sqlalchemy as sa
 from alembic import op
@@ -20,7 +21,7 @@ TABLES = ("returns", "return_lines", "landed_costs", "landed_cost_lines")
 SCOPE = "(SELECT current_setting('asora.tenant_id', true))"
 
 
-def _created_at() -> sa.Column[sa.DateTime]:
+def _created_at() -> sa.Column[datetime]:
     return sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False)
 
 
