@@ -13,6 +13,7 @@ from shared.jobs import service as jobs
 from shared.jobs.models import Job
 from shared.landed_costs import service as landed_costs
 from shared.landed_costs.schemas import LandedCostCreate
+from shared.ledger import verify
 from shared.returns import service as returns
 from shared.returns.schemas import ReturnCreate
 from tests import factories
@@ -79,3 +80,35 @@ def test_the_worker_refuses_a_landed_cost_on_a_lot_with_nothing_to_carry_it(
     assert refused.value.reason == "NOTHING_TO_ALLOCATE"
     assert _count(db_session, "SELECT count(*) FROM landed_cost_lines WHERE tenant_id = :t", db_tenant) == 0
     assert landed_costs.get_landed_cost(db_session, db_tenant, cost.id)["lines"] == []
+
+
+def test_verify_rebuilds_a_landed_lots_unit_cost_and_value(db_session: Session, db_tenant: str) -> None:
+    factories.master_data(db_session, db_tenant, skus=("RT-C",))
+    ledger_receive(db_session, db_tenant, lot_id="P3", sku="RT-C", quantity="4", unit_cost="2.5", at=AT)
+    body = LandedCostCreate.model_validate({"lot_id": "P3", "amount": "1", "allocated_at": AT})
+    _, accepted = landed_costs.submit_landed_cost(db_session, tenant_id=db_tenant, actor=CLERK, body=body)
+    job = db_session.get(Job, accepted.id)
+    assert job is not None
+    assert landed_costs.post_landed_cost(db_session, job)["unit_cost_increment"] == "0.2500"
+    assert verify.derived_differences(db_session, db_tenant) == []
+
+    def lot() -> tuple[str, str, str]:
+        row = db_session.execute(
+            text(
+                "SELECT unit_price, freight_cost_per_unit, unit_cost FROM lots WHERE tenant_id = :t AND lot_id = 'P3'"
+            ),
+            {"t": db_tenant},
+        ).one()
+        return (format(row[0], "f"), format(row[1], "f"), format(row[2], "f"))
+
+    assert lot() == ("2.5000", "0.2500", "2.7500")
+    db_session.execute(text("UPDATE lots SET unit_cost = 2.5 WHERE tenant_id = :t AND lot_id = 'P3'"), {"t": db_tenant})
+    found = verify.derived_differences(db_session, db_tenant)
+    assert [(d.check, d.key, d.expected, d.actual) for d in found] == [("lots.unit_cost", "P3", "2.7500", "2.5000")]
+    verify.repair_derived(db_session, db_tenant)
+    assert verify.derived_differences(db_session, db_tenant) == []
+    assert lot() == ("2.5000", "0.2500", "2.7500")
+    db_session.execute(text("DELETE FROM lots WHERE tenant_id = :t AND lot_id = 'P3'"), {"t": db_tenant})
+    verify.repair_derived(db_session, db_tenant)  # rebuilt from the ledger: receipt cost plus the landed cost
+    assert verify.derived_differences(db_session, db_tenant) == []
+    assert lot() == ("2.5000", "0.2500", "2.7500")
