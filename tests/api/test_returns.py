@@ -294,3 +294,22 @@ def test_returns_and_landed_costs_queue_their_integration_events(tenant):
         "0.37500000",  # 0.5 over 3 on hand and 1 issued (S1 less its return): 0.1250
     )
     assert_verified(tenant_id)
+
+
+def test_a_run_whose_lots_were_sent_back_or_revalued_cannot_be_rolled_back(tenant):
+    tenant_id, owner = tenant
+    sent = run(owner, [], [lot("LA", SKU, "2024-07-01", "5", "2")])
+    revalued = run(owner, [], [lot("LB", SKU, "2024-07-02", "5", "2")])
+    untouched = run(owner, [], [lot("LC", SKU, "2024-07-03", "5", "2")])
+    post(owner, "/returns", purchase_return("LA", "1", "2024-07-04T00:00:00Z"))
+    post(owner, "/landed-costs", {"lot_id": "LB", "amount": "1", "allocated_at": "2024-07-04T00:00:00Z"})
+    for blocked, why in (
+        (sent, "units of a lot it received went back to the vendor"),
+        (revalued, "a landed cost revalued a lot it received"),
+    ):
+        response = owner.post(f"/runs/{blocked['run_id']}/rollback")
+        assert response.status_code == 409, response.text
+        assert response.json()["error"]["details"] == [{"run_id": blocked["run_id"], "message": why}]
+    rollback(owner, untouched["run_id"])
+    assert lots_of(tenant_id)["LB"] == ("5.0000", "2.2000")
+    assert_verified(tenant_id)
