@@ -44,7 +44,6 @@ from shared.landed_costs.models import LandedCost, LandedCostLine, Target
 from shared.landed_costs.schemas import LandedCostCreate, LandedCostPayload
 from shared.ledger.models import EventType
 from shared.ledger.service import NewEvent, append_events
-from shared.returns.service import earlier_pending
 
 LINE_COLUMNS = (
     "landed_cost_id", "line", "tenant_id", "target", "run_id", "sale_id", "quantity", "unit_cost", "amount",
@@ -176,7 +175,7 @@ def submit_landed_cost(
         number_now=True,
     )
     assert job.seq is not None
-    if not earlier_pending(session, tenant_id, job.seq):
+    if not jobs.earlier_pending(session, tenant_id, job.seq):
         _allocate(session, tenant_id, payload, lock=False)
     row = LandedCost(
         id=payload.landed_cost_id, tenant_id=tenant_id, job_id=job.id, lot_id=body.lot_id, amount=body.amount,

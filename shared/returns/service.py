@@ -31,7 +31,7 @@ from shared.decimals import AMOUNT_SCALE, COST_SCALE, QTY_SCALE, format_scaled
 from shared.errors import NotFound, ValidationFailed
 from shared.inventory import checks, master
 from shared.jobs import service as jobs
-from shared.jobs.kinds import PENDING, JobKind
+from shared.jobs.kinds import JobKind
 from shared.jobs.models import Job
 from shared.jobs.service import AcceptedJob
 from shared.ledger.lots import NegativeBalance, NewLots, apply_deltas, encode_deltas, insert_lots
@@ -210,14 +210,6 @@ def _plan(session: Session, tenant_id: str, ret: ReturnPayload, *, lock: bool) -
     return _plan_purchase_return(session, tenant_id, ret, lock=lock)
 
 
-def earlier_pending(session: Session, tenant_id: str, seq: int) -> bool:
-    """Whether a job numbered before `seq` is still pending (so the state the job will meet is not yet known)."""
-    found = session.scalar(
-        select(Job.id).where(Job.tenant_id == tenant_id, Job.seq < seq, Job.status.in_(PENDING)).limit(1)
-    )
-    return found is not None
-
-
 def submit_return(
     session: Session, *, tenant_id: str, actor: Principal, body: ReturnCreate, request_id: str | None = None
 ) -> tuple[Return, AcceptedJob]:
@@ -237,7 +229,7 @@ def submit_return(
     # Numbered first, as a count is: every job numbered before this one has committed, and with none of them
     # pending, the sale or lot this return will meet is the one we see now.
     assert job.seq is not None
-    if not earlier_pending(session, tenant_id, job.seq):
+    if not jobs.earlier_pending(session, tenant_id, job.seq):
         _plan(session, tenant_id, payload, lock=False)
     row = Return(
         id=payload.return_id, tenant_id=tenant_id, job_id=job.id, kind=payload.kind, sale_id=payload.sale_id,
