@@ -15,7 +15,7 @@ from shared.base import Base, CreatedAt, EnumText, Money, Quantity, UnitCost
 
 class Target(StrEnum):
     ON_HAND = "on_hand"  # the lot's units still in stock: the lot is revalued (LANDED_COST)
-    SALE = "sale"  # units a live sale issued: a COGS adjustment on that sale (COST_ADJUSTMENT)
+    SALES = "sales"  # units a live run's sales issued: COGS adjustments on those sales (COST_ADJUSTMENT)
     ROUNDING = "rounding"  # nothing was issued: the sub-cent remainder of the per-unit rate goes to COGS
 
 
@@ -37,9 +37,9 @@ class LandedCost(Base):
 
 
 class LandedCostLine(Base):
-    """Where part of a landed cost went: the lot's units on hand (`unit_cost` is the per-unit increment),
-    one live sale (`run_id`, `sale_id`), or the rounding remainder. The lines' amounts sum to the landed
-    cost exactly."""
+    """Where part of a landed cost went: the lot's units on hand, the sales of one live run (`run_id`; the
+    per-sale shares are that run's COST_ADJUSTMENT events), or the rounding remainder. `unit_cost` is the
+    per-unit rate. The lines' amounts sum to the landed cost exactly."""
 
     __tablename__ = "landed_cost_lines"
     __table_args__ = (
@@ -52,7 +52,6 @@ class LandedCostLine(Base):
     tenant_id: Mapped[str] = mapped_column(String(63))
     target: Mapped[Target] = mapped_column(EnumText(Target, 16))
     run_id: Mapped[str | None] = mapped_column(String(40))
-    sale_id: Mapped[str | None] = mapped_column(String(200))
     quantity: Mapped[Quantity]
     unit_cost: Mapped[UnitCost]
     amount: Mapped[Money]

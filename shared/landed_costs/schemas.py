@@ -37,7 +37,6 @@ class LandedCostLineOut(BaseModel):
     line: int
     target: Target
     run_id: str | None
-    sale_id: str | None
     quantity: DecimalStr
     unit_cost: DecimalStr
     amount: DecimalStr

@@ -24,9 +24,11 @@ How an amount A on lot L is spread (exact integers at the ledger's scales; nothi
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
@@ -43,10 +45,10 @@ from shared.jobs.service import AcceptedJob
 from shared.landed_costs.models import LandedCost, LandedCostLine, Target
 from shared.landed_costs.schemas import LandedCostCreate, LandedCostPayload
 from shared.ledger.models import EventType
-from shared.ledger.service import NewEvent, append_events
+from shared.ledger.service import EventBatch, NewEvent, append_batches, append_events
 
 LINE_COLUMNS = (
-    "landed_cost_id", "line", "tenant_id", "target", "run_id", "sale_id", "quantity", "unit_cost", "amount",
+    "landed_cost_id", "line", "tenant_id", "target", "run_id", "quantity", "unit_cost", "amount",
 )  # fmt: skip
 _TO_AMOUNT = 10 ** (AMOUNT_SCALE - COST_SCALE)
 
@@ -103,28 +105,33 @@ def spread(amount: int, on_hand: int, sales: list[tuple[str, str, int]]) -> tupl
     given = 0
     for n, (run_id, sale_id, quantity) in enumerate(sales):
         part = rest - given if n == len(sales) - 1 else rest * quantity // issued_units
-        shares.append(Share(Target.SALE, run_id, sale_id, quantity, part))
+        shares.append(Share(Target.SALES, run_id, sale_id, quantity, part))
         given += part
     return rate, shares
 
 
-def _allocate(session: Session, tenant_id: str, lc: LandedCostPayload, *, lock: bool) -> Allocation:
-    binds: dict[str, Any] = {"t": tenant_id, "lot": lc.lot_id}
+def _live_lot(session: Session, tenant_id: str, lc: LandedCostPayload, *, lock: bool) -> Any:
+    """The lot (sku, bin_id, received_at, remaining_quantity), live and received at or before `allocated_at`."""
     lot = session.execute(
         text(f"""
         SELECT sku, bin_id, received_at, remaining_quantity FROM lots
         WHERE tenant_id = :t AND lot_id = :lot AND status = 'live' {"FOR UPDATE" if lock else ""}"""),
-        binds,
+        {"t": tenant_id, "lot": lc.lot_id},
     ).first()
     if lot is None:
         raise _refused(f"lot '{lc.lot_id}' does not exist (or its receipt was reversed)", "MISSING_PARENT", "lot_id")
-    sku, bin_id, received_at, remaining = lot
-    if lc.allocated_at < received_at:
+    if lc.allocated_at < lot.received_at:
         raise _refused(
-            f"allocated_at is before the lot was received ({received_at.isoformat()})", "ALLOCATED_BEFORE_RECEIPT",
+            f"allocated_at is before the lot was received ({lot.received_at.isoformat()})",
+            "ALLOCATED_BEFORE_RECEIPT",
             "allocated_at",
-        )  # fmt: skip
-    binds["received"] = received_at
+        )
+    return lot
+
+
+def _allocate(session: Session, tenant_id: str, lc: LandedCostPayload, *, lock: bool) -> Allocation:
+    sku, bin_id, received_at, remaining = _live_lot(session, tenant_id, lc, lock=lock)
+    binds: dict[str, Any] = {"t": tenant_id, "lot": lc.lot_id, "received": received_at}
     # A sale consumes only lots received at or before its date, so the time index bounds the search.
     issued = session.execute(
         text("""
@@ -175,7 +182,12 @@ def submit_landed_cost(
         number_now=True,
     )
     assert job.seq is not None
-    if not jobs.earlier_pending(session, tenant_id, job.seq):
+    # Certain now when nothing is pending. Stock on hand is enough to carry it; only a lot with none left needs
+    # the sales that issued it looked up (the worker always does).
+    if (
+        not jobs.earlier_pending(session, tenant_id, job.seq)
+        and not _live_lot(session, tenant_id, payload, lock=False).remaining_quantity
+    ):
         _allocate(session, tenant_id, payload, lock=False)
     row = LandedCost(
         id=payload.landed_cost_id, tenant_id=tenant_id, job_id=job.id, lot_id=body.lot_id, amount=body.amount,
@@ -203,37 +215,27 @@ def post_landed_cost(session: Session, job: Job) -> dict[str, Any]:
     own = [event(amount, reference=lc.landed_cost_id, kind=EventType.LANDED_COST, rate=alloc.rate)]
     own += [event(-s.amount, reference=lc.landed_cost_id) for s in alloc.shares if s.target == Target.ROUNDING]
     first_seq, last_seq = append_events(session, tenant_id, own, job_id=job.id, run_id=None)
-    by_run: dict[str, list[NewEvent]] = {}
+    by_run: dict[str, list[Share]] = {}
     for share in alloc.shares:
-        if share.target == Target.SALE and share.amount and share.run_id is not None and share.sale_id is not None:
-            by_run.setdefault(share.run_id, []).append(event(-share.amount, reference=share.sale_id))
-    for run_id, events in by_run.items():  # an event's run_id is its batch's: one append per run
-        _, last_seq = append_events(session, tenant_id, events, job_id=job.id, run_id=run_id)
+        if share.target == Target.SALES and share.amount and share.run_id is not None:
+            by_run.setdefault(share.run_id, []).append(share)
+    when = np.datetime64(lc.allocated_at.astimezone(UTC).replace(tzinfo=None), "us")
+    for run_id, shares in by_run.items():  # an event's run_id is its batch's: one append per run, set-based
+        n = len(shares)
+        batch = EventBatch(
+            EventType.COST_ADJUSTMENT, sku=[alloc.sku] * n, lot_id=[lc.lot_id] * n,
+            quantity=np.zeros(n, dtype=np.int64), unit_cost=np.zeros(n, dtype=np.int64),
+            amount=np.array([-share.amount for share in shares], dtype=object), occurred_at=np.full(n, when),
+            reference=[share.sale_id for share in shares], bin_id=[alloc.bin_id] * n,
+        )  # fmt: skip
+        last_seq = append_batches(session, tenant_id, [batch], job_id=job.id, run_id=run_id).last
     session.execute(
         text("""
         UPDATE lots SET unit_cost = unit_cost + :u, freight_cost_per_unit = freight_cost_per_unit + :u
         WHERE tenant_id = :t AND lot_id = :lot"""),
         {"t": tenant_id, "lot": lc.lot_id, "u": Decimal(alloc.rate).scaleb(-COST_SCALE)},
     )
-    copy_rows(
-        session,
-        "landed_cost_lines",
-        LINE_COLUMNS,
-        [
-            (
-                lc.landed_cost_id,
-                n,
-                tenant_id,
-                s.target.value,
-                s.run_id,
-                s.sale_id,
-                format_scaled(s.quantity, QTY_SCALE),
-                format_scaled(alloc.rate, COST_SCALE),
-                format_scaled(s.amount, AMOUNT_SCALE),
-            )
-            for n, s in enumerate(alloc.shares, 1)
-        ],
-    )
+    _write_lines(session, tenant_id, lc.landed_cost_id, alloc)
     return {
         "landed_cost_id": lc.landed_cost_id,
         "lot_id": lc.lot_id,
@@ -242,10 +244,46 @@ def post_landed_cost(session: Session, job: Job) -> dict[str, Any]:
         "unit_cost_increment": format_scaled(alloc.rate, COST_SCALE),
         "on_hand_amount": format_scaled(alloc.on_hand, AMOUNT_SCALE),
         "issued_amount": format_scaled(alloc.issued, AMOUNT_SCALE),
-        "sales_adjusted": sum(1 for s in alloc.shares if s.target == Target.SALE),
+        "sales_adjusted": sum(1 for s in alloc.shares if s.target == Target.SALES),
+        "runs_adjusted": len(by_run),
         "first_seq": first_seq,
         "last_seq": last_seq,
     }
+
+
+def _lines(alloc: Allocation) -> list[Share]:
+    """The shares as recorded: the units on hand, one line per run for its sales' shares, the rounding."""
+    lines: list[Share] = []
+    by_run: dict[str, int] = {}
+    for share in alloc.shares:
+        if share.target != Target.SALES or share.run_id is None:
+            lines.append(share)
+        elif share.run_id in by_run:
+            line = lines[by_run[share.run_id]]
+            lines[by_run[share.run_id]] = Share(
+                Target.SALES, share.run_id, None, line.quantity + share.quantity, line.amount + share.amount
+            )
+        else:
+            by_run[share.run_id] = len(lines)
+            lines.append(Share(Target.SALES, share.run_id, None, share.quantity, share.amount))
+    return lines
+
+
+def _write_lines(session: Session, tenant_id: str, cost_id: str, alloc: Allocation) -> None:
+    rows = [
+        (
+            cost_id,
+            n,
+            tenant_id,
+            s.target.value,
+            s.run_id,
+            format_scaled(s.quantity, QTY_SCALE),
+            format_scaled(alloc.rate, COST_SCALE),
+            format_scaled(s.amount, AMOUNT_SCALE),
+        )
+        for n, s in enumerate(_lines(alloc), 1)
+    ]
+    copy_rows(session, "landed_cost_lines", LINE_COLUMNS, rows)
 
 
 def find_landed_cost(session: Session, tenant_id: str, cost_id: str) -> tuple[LandedCost, Job, list[LandedCostLine]]:
@@ -289,7 +327,6 @@ def get_landed_cost(session: Session, tenant_id: str, cost_id: str) -> dict[str,
                 "line": line.line,
                 "target": line.target,
                 "run_id": line.run_id,
-                "sale_id": line.sale_id,
                 "quantity": line.quantity,
                 "unit_cost": line.unit_cost,
                 "amount": line.amount,

@@ -145,10 +145,9 @@ def test_a_landed_cost_on_a_half_consumed_lot(tenant):
     landed = post(owner, "/landed-costs", body)
     # 10.00 over 5 units on hand and 5 issued: 1.0000 a unit; the on-hand half revalues the lot, the issued half
     # adjusts the COGS of the sales that consumed it, pro rata.
-    assert [(x["target"], x["run_id"], x["sale_id"], x["quantity"], x["amount"]) for x in landed["lines"]] == [
-        ("on_hand", None, None, "5.0000", "5.00000000"),
-        ("sale", first["run_id"], "S1", "3.0000", "3.00000000"),
-        ("sale", first["run_id"], "S2", "2.0000", "2.00000000"),
+    assert [(x["target"], x["run_id"], x["quantity"], x["unit_cost"], x["amount"]) for x in landed["lines"]] == [
+        ("on_hand", None, "5.0000", "1.0000", "5.00000000"),
+        ("sales", first["run_id"], "5.0000", "1.0000", "5.00000000"),  # per sale: the run's COST_ADJUSTMENTs
     ]
     assert landed["sku"] == SKU
     assert lots_of(tenant_id)["L1"] == ("5.0000", "11.0000")
@@ -178,8 +177,17 @@ def test_a_landed_cost_on_a_half_consumed_lot(tenant):
     assert blocked.status_code == 409 and blocked.json()["error"]["reason"] == "ROLLBACK_BLOCKED"
     # Everything is issued now: a second landed cost all goes to COGS, the remainder on the last sale.
     second = post(owner, "/landed-costs", {"lot_id": "L1", "amount": "1", "allocated_at": "2024-07-09T00:00:00Z"})
-    shares = [(x["sale_id"], x["amount"]) for x in second["lines"]]
-    assert shares == [("S1", "0.30000000"), ("S2", "0.20000000"), ("S3", "0.50000000")]
+    resale_run = owner.get("/runs", params={"limit": 1}).json()["items"][0]["run_id"]
+    assert [(x["target"], x["run_id"], x["amount"]) for x in second["lines"]] == [
+        ("sales", first["run_id"], "0.50000000"),
+        ("sales", resale_run, "0.50000000"),
+    ]
+    adjusted = owner.get("/ledger", params={"job_id": second["job_id"]}).json()["items"]
+    assert [(e["reference"], e["amount"]) for e in adjusted[1:]] == [
+        ("S1", "-0.30000000"),
+        ("S2", "-0.20000000"),
+        ("S3", "-0.50000000"),
+    ]
     assert_verified(tenant_id)
 
 

@@ -89,7 +89,6 @@ def upgrade() -> None:
         sa.Column("tenant_id", sa.String(length=63), nullable=False),
         sa.Column("target", sa.String(length=16), nullable=False),
         sa.Column("run_id", sa.String(length=40), nullable=True),
-        sa.Column("sale_id", sa.String(length=200), nullable=True),
         sa.Column("quantity", sa.Numeric(precision=20, scale=4), nullable=False),
         sa.Column("unit_cost", sa.Numeric(precision=20, scale=4), nullable=False),
         sa.Column("amount", sa.Numeric(precision=28, scale=8), nullable=False),

@@ -16,8 +16,8 @@ def test_half_on_hand_half_issued():
     assert rate == 1 * UNIT
     assert [(s.target, s.sale_id, s.amount) for s in shares] == [
         (Target.ON_HAND, None, 5 * 10**8),
-        (Target.SALE, "S1", 3 * 10**8),
-        (Target.SALE, "S2", 2 * 10**8),
+        (Target.SALES, "S1", 3 * 10**8),
+        (Target.SALES, "S2", 2 * 10**8),
     ]
 
 
@@ -59,6 +59,6 @@ def test_shares_sum_exactly_and_none_is_negative(amount, on_hand, sold):
     assert sum(s.amount for s in on_hand_share) == on_hand * rate  # the lot is revalued by exactly R x u
     # each sale's share is its pro-rata part, rounded down, but for the last which takes the remainder
     issued = amount * 10**4 - on_hand * rate
-    sale_shares = [s for s in shares if s.target == Target.SALE]
+    sale_shares = [s for s in shares if s.target == Target.SALES]
     for share, (_, _, quantity) in zip(sale_shares[:-1], sales[:-1], strict=True):
         assert share.amount == issued * quantity // sum(sold)
