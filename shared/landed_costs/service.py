@@ -10,7 +10,7 @@ How an amount A on lot L is spread (exact integers at the ledger's scales; nothi
   from it use the new cost; the units on hand are revalued by R x u.
 - The rest, A - R x u (never negative), is the part already issued plus the rate's rounding: it goes to the
   sales that consumed the lot, pro rata by their quantity, each share rounded down at 8 decimals and the
-  remainder on the last sale (in run then sale id order), so the shares sum exactly. With no such sale it is
+  remainder on the last sale (in ledger order of their issues), so the shares sum exactly. With no such sale it is
   only the rounding remainder (under 0.0001 per unit on hand), and goes to COGS as one adjustment without a
   sale.
 - Ledger: one LANDED_COST event on L (quantity 0, unit cost u, amount A) and, per sale, a COST_ADJUSTMENT on L
@@ -133,16 +133,17 @@ def _allocate(session: Session, tenant_id: str, lc: LandedCostPayload, *, lock: 
     sku, bin_id, received_at, remaining = _live_lot(session, tenant_id, lc, lock=lock)
     binds: dict[str, Any] = {"t": tenant_id, "lot": lc.lot_id, "received": received_at}
     # A sale consumes only lots received at or before its date, so the time index bounds the search.
-    issued = session.execute(
+    # One ISSUE per sale and lot, in ledger order (a run's sales in the order it costed them).
+    issued: dict[tuple[str, str], Decimal] = {}
+    for run_id, sale_id, quantity in session.execute(
         text("""
-        SELECT e.run_id, e.reference, -sum(e.quantity) FROM ledger_events e
-        JOIN runs r ON r.tenant_id = e.tenant_id AND r.id = e.run_id
+        SELECT e.run_id, e.reference, -e.quantity FROM ledger_events e
         WHERE e.tenant_id = :t AND e.occurred_at >= :received AND e.lot_id = :lot AND e.event_type = 'ISSUE'
-          AND r.status = 'completed' AND NOT r.dry_run
-        GROUP BY e.run_id, e.reference, r.completed_seq
-        ORDER BY r.completed_seq, e.reference COLLATE "C\""""),
+          AND e.run_id IN (SELECT id FROM runs WHERE tenant_id = :t AND status = 'completed' AND NOT dry_run)
+        ORDER BY e.seq"""),
         binds,
-    ).all()
+    ):
+        issued[(run_id, sale_id)] = issued.get((run_id, sale_id), Decimal(0)) + quantity
     returned = {
         (run_id, sale_id): quantity
         for run_id, sale_id, quantity in session.execute(
@@ -154,7 +155,7 @@ def _allocate(session: Session, tenant_id: str, lc: LandedCostPayload, *, lock: 
     }
     sales = [
         (run_id, sale_id, checks.scaled(quantity - returned.get((run_id, sale_id), 0), QTY_SCALE))
-        for run_id, sale_id, quantity in issued
+        for (run_id, sale_id), quantity in issued.items()
     ]
     sales = [s for s in sales if s[2] > 0]
     on_hand = checks.scaled(remaining, QTY_SCALE)
