@@ -6,8 +6,10 @@ from shared.exports.models import Export
 from shared.integrations.models import Dispatch, Integration, OutboxEntry
 from shared.inventory.models import Bin, Category, Count, CountLine, Hub, Item, Vendor
 from shared.jobs.models import IdempotencyKey, Job, JobBlob
+from shared.landed_costs.models import LandedCost, LandedCostLine
 from shared.ledger.models import LedgerEvent, Lot
 from shared.reports import models as _report_indexes  # noqa: F401 - indexes on lots and ledger_events
+from shared.returns.models import Return, ReturnLine
 from shared.runs.models import CostedSku, RepostRun, Run, RunAllocation, RunSale, RunSku, RunValidationError
 from shared.tenants.models import ApiKey, LedgerHead, Plan, PlanLimit, Tenant, TenantCounter
 
@@ -28,6 +30,8 @@ __all__ = [
     "Item",
     "Job",
     "JobBlob",
+    "LandedCost",
+    "LandedCostLine",
     "LedgerEvent",
     "LedgerHead",
     "Lot",
@@ -35,6 +39,8 @@ __all__ = [
     "Plan",
     "PlanLimit",
     "RepostRun",
+    "Return",
+    "ReturnLine",
     "Run",
     "RunAllocation",
     "RunSale",

@@ -18,6 +18,8 @@ from shared.integrations.dispatch import DispatchJob
 from shared.inventory.handlers import Count, Receipt
 from shared.jobs.handlers import JobHandler
 from shared.jobs.kinds import JobKind, Queue
+from shared.landed_costs.handlers import LandedCostJob
+from shared.returns.handlers import ReturnJob
 from shared.runs.handlers import CogsRun, Repost, Rollback
 
 
@@ -36,6 +38,8 @@ KINDS: Final = MappingProxyType({
     JobKind.REPOST: KindSpec(Queue.RUNS, Repost()),
     JobKind.RECEIPT: KindSpec(Queue.INVENTORY, Receipt()),
     JobKind.COUNT: KindSpec(Queue.INVENTORY, Count()),
+    JobKind.RETURN: KindSpec(Queue.INVENTORY, ReturnJob()),
+    JobKind.LANDED_COST: KindSpec(Queue.INVENTORY, LandedCostJob()),
     JobKind.EXPORT: KindSpec(Queue.EXPORTS, ExportJob()),
     JobKind.DISPATCH: KindSpec(Queue.DISPATCH, DispatchJob(), retries=False),
 })  # fmt: skip

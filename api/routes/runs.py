@@ -242,7 +242,7 @@ def rollback(
     return accept(session, tenant_id, idempotency_key, jobs.request_fingerprint("rollback", run_id, cascade), submit)
 
 
-_JOURNAL: dict[int | str, Any] = {
+JOURNAL_RESPONSES: dict[int | str, Any] = {
     200: {
         "description": "the journal entry in the requested format (a rolled-back run's is the reversing entry)",
         "model": list[JournalEntryOut],
@@ -256,7 +256,9 @@ _JOURNAL: dict[int | str, Any] = {
 }
 
 
-@router.get("/{run_id}/journal-entry", operation_id="runs_journal_entry", response_class=Response, responses=_JOURNAL)
+@router.get(
+    "/{run_id}/journal-entry", operation_id="runs_journal_entry", response_class=Response, responses=JOURNAL_RESPONSES
+)
 def journal_entry(
     run_id: str,
     principal: Reader,

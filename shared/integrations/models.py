@@ -23,6 +23,8 @@ class EventName(StrEnum):
     RUN_COMPLETED = "run.completed"
     RUN_ROLLED_BACK = "run.rolled_back"
     EXPORT_COMPLETED = "export.completed"
+    RETURN_POSTED = "return.posted"
+    LANDED_COST_POSTED = "landed_cost.posted"
 
 
 class DeliveryStatus(StrEnum):

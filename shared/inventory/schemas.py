@@ -105,6 +105,12 @@ UnitCostIn = Annotated[
     Field(ge=0, le=MAX_UNIT_COST),
     _decimal_schema(COST_SCALE, MAX_UNIT_COST, positive=False),
 ]
+PositiveCost = Annotated[
+    Decimal,
+    _decimal(COST_SCALE),
+    Field(gt=0, le=MAX_UNIT_COST),
+    _decimal_schema(COST_SCALE, MAX_UNIT_COST, positive=True),
+]
 
 
 class _Input(BaseModel):
@@ -112,6 +118,9 @@ class _Input(BaseModel):
 
     # The tenant comes from the key; a body may repeat it, and a differing one is refused (403).
     tenant_id: TenantRef | None = None
+
+
+TenantInput = _Input  # the base of every request body, for other domains' bodies
 
 
 # --- master data --------------------------------------------------------------------------------------

@@ -24,6 +24,8 @@ class JobKind(StrEnum):
     EXPORT = "export"
     DISPATCH = "dispatch"
     REPOST = "repost"  # re-cost the sales a backdated entry changed (shared/runs/repost.py), or reverse a repost
+    RETURN = "return"
+    LANDED_COST = "landed_cost"
 
 
 class JobStatus(StrEnum):

@@ -26,7 +26,7 @@ from shared.auth import Principal
 from shared.base import new_id, table_of, utcnow
 from shared.errors import NotFound, ValidationFailed
 from shared.jobs import outbox
-from shared.jobs.kinds import LEDGER_STREAM, JobKind, JobStatus
+from shared.jobs.kinds import LEDGER_STREAM, PENDING, JobKind, JobStatus
 from shared.jobs.models import IdempotencyKey, Job, JobBlob
 from shared.metrics import COUNTER_HOLD
 from shared.pagination import page
@@ -106,6 +106,15 @@ def accept_job(
     if number_now:
         number_pending(session)
     return job
+
+
+def earlier_pending(session: Session, tenant_id: str, seq: int) -> bool:
+    """Whether a job of the tenant numbered before `seq` is still pending: an intake that numbered its job at
+    once (`number_now`) knows, when none is, that the state its job will meet is the state it sees."""
+    found = session.scalar(
+        select(Job.id).where(Job.tenant_id == tenant_id, Job.seq < seq, Job.status.in_(PENDING)).limit(1)
+    )
+    return found is not None
 
 
 def number_pending(session: Session) -> None:

@@ -50,6 +50,10 @@ class Accounts:
     cogs_name: str = "Cost of Goods Sold"
     inventory_code: str = "1400"
     inventory_name: str = "Inventory Asset"
+    # The other side of purchase returns and landed costs (the vendor owes us / we owe the carrier). Not yet
+    # a tenant setting: every tenant has the default.
+    payable_code: str = "2000"
+    payable_name: str = "Accounts Payable"
 
 
 DEFAULT_ACCOUNTS: Final = Accounts()
@@ -169,6 +173,28 @@ def adjusting_entry(
         ),
         run_id=run_id,
     )
+
+
+Posting = tuple[str, str, int]  # account code, account name, cents (>= 0)
+
+
+def document_entry(
+    document_id: str, day: date, memo: str, debits: Sequence[Posting], credits: Sequence[Posting]
+) -> list[JournalEntry]:
+    """One balanced entry for a document other than a run (a return, a landed cost); lines of zero cents are
+    left out, and an entry of zero is no entry. `run_id` carries the document's id (the renderings' DOCNUM)."""
+    if sum(p[2] for p in debits) != sum(p[2] for p in credits):
+        raise ValueError("an entry must balance")
+    lines = tuple(
+        JournalLine(account_code=code, account_name=name, debit=cents, credit=0, memo=memo)
+        for code, name, cents in debits
+        if cents
+    ) + tuple(
+        JournalLine(account_code=code, account_name=name, debit=0, credit=cents, memo=memo)
+        for code, name, cents in credits
+        if cents
+    )
+    return [JournalEntry(date=day, narration=memo, lines=lines, run_id=document_id)] if lines else []
 
 
 def render_journal(entries: Sequence[JournalEntry], fmt: JournalFormat) -> RenderedJournal:

@@ -21,6 +21,13 @@ class EventType(StrEnum):
     ADJUSTMENT = "ADJUSTMENT"
     REVERSAL = "REVERSAL"
     COST_ADJUSTMENT = "COST_ADJUSTMENT"
+    # Returns and landed cost (shared/returns, shared/landed_costs): a sale's units coming back as a new lot
+    # (+), units going back to the vendor out of their lot (-), and cost added to a lot after its receipt
+    # (quantity 0, `unit_cost` the per-unit increment, `amount` the whole landed cost; the part already issued
+    # leaves the lot again as COST_ADJUSTMENT events, amount negative, on the sales that consumed it).
+    RETURN_IN = "RETURN_IN"
+    RETURN_OUT = "RETURN_OUT"
+    LANDED_COST = "LANDED_COST"
 
 
 class LotStatus(StrEnum):

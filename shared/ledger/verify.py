@@ -6,11 +6,12 @@ The ledger is the truth. Two kinds of findings:
   and the `ledger_heads` row must name the last event.
   These are reported, never repaired: the ledger is append-only and nothing here writes it.
 - derived tables, recomputed set-based from the ledger: `lots.remaining_quantity` (sum of the lot's ledger
-  quantities), `lots.status` (`reversed` when the lot's latest RECEIPT was reversed), `lots.receipt_seq`,
-  lot rows missing or without any event, for completed or rolled-back runs the totals and per-sale
-  results against their ISSUE events (what the run itself posted), and each repost's change to a run
-  (`repost_runs.amount`) against its COST_ADJUSTMENT events. Balances sum every event type, a repost's
-  COST_ADJUSTMENTs included (they move units between lots at each lot's cost, so valuations follow).
+  quantities, through every event type: returns move units, a repost's COST_ADJUSTMENTs move units between
+  lots at each lot's cost, landed cost and its COST_ADJUSTMENTs move value only), `lots.unit_cost` of a lot
+  with landed cost (its creating event's cost plus the LANDED_COST increments), `lots.status` (`reversed`
+  when the lot's latest RECEIPT was reversed), `lots.receipt_seq`, lot rows missing or without any event, for
+  completed or rolled-back runs the totals and per-sale results against their ISSUE events (what the run
+  itself posted), and each repost's change to a run (`repost_runs.amount`) against its COST_ADJUSTMENT events.
   `repair_derived` rewrites exactly these, in the caller's transaction.
 
 A missing lot row is rebuilt from the event that created it; what the ledger does not carry (vendor, the
@@ -137,28 +138,37 @@ def verify_chain(session: Session, tenant_id: str, result: VerifyResult) -> None
 # --- derived tables -----------------------------------------------------------------------------------
 
 # Per lot id in the ledger: the balance, the latest RECEIPT and whether it was reversed, and the event that
-# created the lot's current incarnation (its latest RECEIPT, else its first event, e.g. a count's gain).
+# created the lot's current incarnation (its latest RECEIPT, else its first event, e.g. a count's gain or a
+# sale return). A lot that received landed cost (LANDED_COST events, each carrying its per-unit increment)
+# has the unit cost of that event plus the increments; the creating event is looked up (by primary key) only
+# for those few lots. Landed cost is only ever posted on a live incarnation, and the one lot kind that can be
+# reversed (a run's) cannot be once it has landed cost (shared/runs/service.py), so every increment counts.
 _EXPECTED_LOTS = """
     WITH ev AS (
         SELECT lot_id, sum(quantity) AS quantity, max(seq) FILTER (WHERE event_type = 'RECEIPT') AS receipt_seq,
-               min(seq) AS first_seq
+               min(seq) AS first_seq, sum(unit_cost) FILTER (WHERE event_type = 'LANDED_COST') AS landed
         FROM ledger_events WHERE tenant_id = :t GROUP BY lot_id
     ), reversed AS (
         SELECT DISTINCT reverses_seq FROM ledger_events WHERE tenant_id = :t AND event_type = 'REVERSAL'
     )
     SELECT ev.lot_id, ev.quantity, ev.receipt_seq, coalesce(ev.receipt_seq, ev.first_seq) AS origin_seq,
-           CASE WHEN reversed.reverses_seq IS NULL THEN 'live' ELSE 'reversed' END AS status
+           CASE WHEN reversed.reverses_seq IS NULL THEN 'live' ELSE 'reversed' END AS status, ev.landed,
+           CASE WHEN ev.landed IS NOT NULL THEN ev.landed + (
+               SELECT o.unit_cost FROM ledger_events o
+               WHERE o.tenant_id = :t AND o.seq = coalesce(ev.receipt_seq, ev.first_seq)) END AS unit_cost
     FROM ev LEFT JOIN reversed ON reversed.reverses_seq = ev.receipt_seq"""
 
 _LOT_DIFFERENCES = f"""
     WITH x AS ({_EXPECTED_LOTS})
     SELECT coalesce(l.lot_id, x.lot_id) AS lot_id, l.lot_id IS NULL AS missing, x.lot_id IS NULL AS orphan,
            l.remaining_quantity, x.quantity, l.status, x.status AS expected_status,
-           l.receipt_seq, x.receipt_seq AS expected_receipt_seq, x.origin_seq
-    FROM (SELECT lot_id, remaining_quantity, status, receipt_seq FROM lots WHERE tenant_id = :t) l
+           l.receipt_seq, x.receipt_seq AS expected_receipt_seq, x.origin_seq,
+           l.unit_cost, x.unit_cost AS expected_unit_cost
+    FROM (SELECT lot_id, remaining_quantity, status, receipt_seq, unit_cost FROM lots WHERE tenant_id = :t) l
     FULL JOIN x ON x.lot_id = l.lot_id
     WHERE l.lot_id IS NULL OR x.lot_id IS NULL OR l.remaining_quantity <> x.quantity OR l.status <> x.status
        OR (x.receipt_seq IS NOT NULL AND l.receipt_seq <> x.receipt_seq)
+       OR (x.unit_cost IS NOT NULL AND l.unit_cost <> x.unit_cost)
     ORDER BY 1"""
 
 _RUN_DIFFERENCES = f"""
@@ -220,6 +230,10 @@ def derived_differences(session: Session, tenant_id: str) -> list[Difference]:
             )
         if row["status"] != row["expected_status"]:
             out.append(Difference("lots.status", lot, row["expected_status"], row["status"], repairable=True))
+        if row["expected_unit_cost"] is not None and row["unit_cost"] != row["expected_unit_cost"]:
+            out.append(
+                Difference("lots.unit_cost", lot, _text(row["expected_unit_cost"]), _text(row["unit_cost"]), True)
+            )
         if row["expected_receipt_seq"] is not None and row["receipt_seq"] != row["expected_receipt_seq"]:
             out.append(
                 Difference("lots.receipt_seq", lot, _text(row["expected_receipt_seq"]), _text(row["receipt_seq"]), True)
@@ -253,11 +267,14 @@ def repair_derived(session: Session, tenant_id: str) -> None:
         text(f"""
         WITH x AS ({_EXPECTED_LOTS})
         UPDATE lots SET remaining_quantity = x.quantity, status = x.status,
-                        receipt_seq = coalesce(x.receipt_seq, lots.receipt_seq)
+                        receipt_seq = coalesce(x.receipt_seq, lots.receipt_seq),
+                        unit_cost = coalesce(x.unit_cost, lots.unit_cost),
+                        freight_cost_per_unit = coalesce(x.unit_cost - lots.unit_price, lots.freight_cost_per_unit)
         FROM x
         WHERE lots.tenant_id = :t AND lots.lot_id = x.lot_id
           AND (lots.remaining_quantity <> x.quantity OR lots.status <> x.status
-               OR (x.receipt_seq IS NOT NULL AND lots.receipt_seq <> x.receipt_seq))"""),
+               OR (x.receipt_seq IS NOT NULL AND lots.receipt_seq <> x.receipt_seq)
+               OR (x.unit_cost IS NOT NULL AND lots.unit_cost <> x.unit_cost))"""),
         binds,
     )
     session.execute(
@@ -273,8 +290,9 @@ def repair_derived(session: Session, tenant_id: str) -> None:
         INSERT INTO lots (tenant_id, lot_id, sku, bin_id, vendor_id, received_at, original_quantity,
                           received_quantity, unit_price, freight_cost_per_unit, unit_cost, remaining_quantity,
                           status, source_job_id, source_run_id, receipt_seq)
-        SELECT :t, x.lot_id, e.sku, e.bin_id, NULL, e.occurred_at, e.quantity, e.quantity, e.unit_cost, 0,
-               e.unit_cost, x.quantity, x.status, e.job_id, e.run_id, e.seq
+        SELECT :t, x.lot_id, e.sku, e.bin_id, NULL, e.occurred_at, e.quantity, e.quantity, e.unit_cost,
+               coalesce(x.landed, 0), coalesce(x.unit_cost, e.unit_cost), x.quantity, x.status, e.job_id, e.run_id,
+               e.seq
         FROM x JOIN ledger_events e ON e.tenant_id = :t AND e.seq = x.origin_seq
         WHERE NOT EXISTS (SELECT 1 FROM lots l WHERE l.tenant_id = :t AND l.lot_id = x.lot_id)"""),
         binds,

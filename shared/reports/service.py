@@ -11,6 +11,9 @@ Conventions every report shares:
   closing`, and `net = shrink + gain`.
 - A reversal keeps the business time of the event it reverses, so a rolled-back run nets to zero in every
   window that contains it.
+- Returns count against what they undo: a sale return (RETURN_IN) in `issued` (it is negative issue), a
+  purchase return (RETURN_OUT) in `received`. Landed cost and cost adjustments move value, not units: they
+  appear in values (`closing_value`, valuation), never in quantities.
 - An event's bin is its lot's bin (lots do not move); an event whose lot has no bin uses its own `bin_id`.
   `hub_id` filters on that bin's hub.
 - Rows are sorted by byte order of their text keys (`COLLATE "C"`), independent of the server's locale:
@@ -50,7 +53,9 @@ class ReportResult:
 
 
 def _lot_balances(tenant_id: str, params: ReportParams) -> Query:
-    """Per lot: sku, lot_id, bin_id, unit_cost and the quantity held as of `as_of` (non-zero lots only)."""
+    """Per lot: sku, lot_id, bin_id, unit_cost, and the quantity and value held as of `as_of` (non-zero lots
+    only). The value then is the value now less the amounts of the events after the cutoff, so a landed cost
+    posted after it is not in it; the unit cost then is that value over that quantity."""
     binds: dict[str, Any] = {"t": tenant_id}
     sku_lots = sku_events = ""
     if params.sku is not None:
@@ -59,7 +64,8 @@ def _lot_balances(tenant_id: str, params: ReportParams) -> Query:
     as_of = params.moment("as_of")
     if as_of is None:
         return (
-            f"""SELECT l.sku, l.lot_id, l.bin_id, l.unit_cost, l.remaining_quantity AS quantity
+            f"""SELECT l.sku, l.lot_id, l.bin_id, l.unit_cost, l.remaining_quantity AS quantity,
+                       l.remaining_quantity * l.unit_cost AS value
             FROM lots l WHERE l.tenant_id = :t AND l.remaining_quantity <> 0 {sku_lots}""",
             binds,
         )
@@ -68,18 +74,24 @@ def _lot_balances(tenant_id: str, params: ReportParams) -> Query:
     # (looked up by primary key: only lots moved after the cutoff and not in the first set).
     return (
         f"""WITH later AS (
-                SELECT e.lot_id, sum(e.quantity) AS quantity FROM ledger_events e
+                SELECT e.lot_id, sum(e.quantity) AS quantity, sum(e.amount) AS amount FROM ledger_events e
                 WHERE e.tenant_id = :t AND e.occurred_at >= :cutoff {sku_events}
                 GROUP BY e.lot_id
             ), live AS (
                 SELECT l.sku, l.lot_id, l.bin_id, l.unit_cost, l.remaining_quantity FROM lots l
                 WHERE l.tenant_id = :t AND l.remaining_quantity <> 0 {sku_lots}
             )
-            SELECT live.sku, live.lot_id, live.bin_id, live.unit_cost,
-                   live.remaining_quantity - coalesce(later.quantity, 0) AS quantity
+            SELECT live.sku, live.lot_id, live.bin_id,
+                   CASE WHEN later.lot_id IS NULL THEN live.unit_cost
+                        WHEN live.remaining_quantity - later.quantity <> 0
+                        THEN (live.remaining_quantity * live.unit_cost - later.amount)
+                             / (live.remaining_quantity - later.quantity)
+                        ELSE live.unit_cost END AS unit_cost,
+                   live.remaining_quantity - coalesce(later.quantity, 0) AS quantity,
+                   live.remaining_quantity * live.unit_cost - coalesce(later.amount, 0) AS value
             FROM live LEFT JOIN later ON later.lot_id = live.lot_id
             UNION ALL
-            SELECT l.sku, l.lot_id, l.bin_id, l.unit_cost, -later.quantity
+            SELECT l.sku, l.lot_id, l.bin_id, -later.amount / -later.quantity, -later.quantity, -later.amount
             FROM later CROSS JOIN LATERAL (
                 -- LIMIT keeps this a primary-key lookup per lot rather than a scan of every lot
                 SELECT sku, lot_id, bin_id, unit_cost FROM lots WHERE tenant_id = :t AND lot_id = later.lot_id LIMIT 1
@@ -106,7 +118,7 @@ def _stock_on_hand(tenant_id: str, params: ReportParams) -> Query:
     return (
         f"""SELECT h.sku, i.name AS item_name, b.hub_id, h.bin_id, h.lot_id,
                    round(h.quantity, 4)::text AS quantity, round(h.unit_cost, 4)::text AS unit_cost,
-                   round(h.quantity * h.unit_cost, 8)::text AS value
+                   round(h.value, 8)::text AS value
             FROM ({held}) h
             LEFT JOIN bins b ON b.tenant_id = :t AND b.id = h.bin_id
             LEFT JOIN items i ON i.tenant_id = :t AND i.sku = h.sku AND i.deleted_at IS NULL
@@ -121,14 +133,14 @@ def _valuation(tenant_id: str, params: ReportParams) -> Query:
     hub_join, hub_cond = _hub(params, binds, "h.bin_id")
     return (
         f"""SELECT h.sku, round(sum(h.quantity), 4)::text AS quantity,
-                   round(sum(h.quantity * h.unit_cost), 8)::text AS value,
-                   round(CASE WHEN sum(h.quantity) <> 0 THEN sum(h.quantity * h.unit_cost) / sum(h.quantity)
+                   round(sum(h.value), 8)::text AS value,
+                   round(CASE WHEN sum(h.quantity) <> 0 THEN sum(h.value) / sum(h.quantity)
                               ELSE 0 END, 4)::text AS average_unit_cost,
-                   round(sum(sum(h.quantity * h.unit_cost)) OVER (), 8)::text AS total_value
+                   round(sum(sum(h.value)) OVER (), 8)::text AS total_value
             FROM ({held}) h {hub_join}
             WHERE h.quantity <> 0 {hub_cond}
             GROUP BY h.sku
-            HAVING sum(h.quantity) <> 0 OR sum(h.quantity * h.unit_cost) <> 0
+            HAVING sum(h.quantity) <> 0 OR sum(h.value) <> 0
             ORDER BY h.sku COLLATE "C\"""",
         binds,
     )
@@ -176,7 +188,8 @@ def _movement(tenant_id: str, params: ReportParams) -> Query:
                        sum(e.quantity) AS since_from,
                        coalesce(sum(e.quantity) FILTER (WHERE {after_to}), 0) AS since_to,
                        coalesce(sum(e.amount) FILTER (WHERE {after_to}), 0) AS since_to_value,
-                       {moved("RECEIPT")} AS received, {moved("ISSUE", "COST_ADJUSTMENT")} AS issued,
+                       {moved("RECEIPT", "RETURN_OUT")} AS received,
+                       {moved("ISSUE", "COST_ADJUSTMENT", "RETURN_IN")} AS issued,
                        {moved("ADJUSTMENT")} AS adjusted, {moved("REVERSAL")} AS reversed
                 FROM ledger_events e {event_hub_join}
                 WHERE e.tenant_id = :t {lower} {sku_e} {hub_cond}

@@ -181,6 +181,33 @@ def later_runs_sharing_skus(session: Session, tenant_id: str, run_ids: list[str]
     return [row[0] for row in rows]
 
 
+def _held_by_later_costs(session: Session, tenant_id: str, run_ids: list[str]) -> dict[str, str]:
+    """Runs whose ledger effects later returns or landed costs (shared/returns, shared/landed_costs) built on:
+    a returned sale, a COGS adjustment on a sale, or a lot it received that was revalued or sent back."""
+    rows = session.execute(
+        text("""
+        SELECT rl.run_id, 'a sale of the run was returned' FROM return_lines rl
+        WHERE rl.tenant_id = :t AND rl.run_id = ANY(:runs)
+        UNION ALL
+        SELECT lcl.run_id, 'a landed cost adjusted the COGS of its sales' FROM landed_cost_lines lcl
+        WHERE lcl.tenant_id = :t AND lcl.run_id = ANY(:runs)
+        UNION ALL
+        SELECT l.source_run_id, 'a landed cost revalued a lot it received' FROM landed_costs c
+        JOIN lots l ON l.tenant_id = c.tenant_id AND l.lot_id = c.lot_id
+        WHERE c.tenant_id = :t AND l.source_run_id = ANY(:runs)
+          AND EXISTS (SELECT FROM landed_cost_lines x WHERE x.tenant_id = :t AND x.landed_cost_id = c.id)
+        UNION ALL
+        SELECT l.source_run_id, 'units of a lot it received went back to the vendor' FROM return_lines rl
+        JOIN lots l ON l.tenant_id = rl.tenant_id AND l.lot_id = rl.source_lot_id
+        WHERE rl.tenant_id = :t AND rl.run_id IS NULL AND l.source_run_id = ANY(:runs)"""),
+        {"t": tenant_id, "runs": run_ids},
+    ).all()
+    held: dict[str, str] = {}
+    for run_id, why in rows:
+        held.setdefault(run_id, why)
+    return held
+
+
 def rollback_set(session: Session, run: Run, *, cascade: bool) -> list[Run]:
     """The runs a rollback reverses, newest first. Without cascade, any later live run that consumed the
     same SKUs blocks it (409 ROLLBACK_BLOCKED naming them)."""
@@ -206,6 +233,13 @@ def rollback_set(session: Session, run: Run, *, cascade: bool) -> list[Run]:
                 details=[{"run_id": rid, "message": "consumed stock of the same SKUs later"} for rid in later],
             )
         chosen.extend(later)
+    if held := _held_by_later_costs(session, run.tenant_id, chosen):
+        raise Conflict(
+            f"later returns or landed costs depend on run(s) {', '.join(sorted(held))}; a rollback would return "
+            "units at a cost their lots no longer carry",
+            reason="ROLLBACK_BLOCKED",
+            details=[{"run_id": rid, "message": why} for rid, why in sorted(held.items())],
+        )
     runs = list(session.scalars(select(Run).where(Run.id.in_(chosen), Run.tenant_id == run.tenant_id)))
     return sorted(runs, key=lambda r: r.completed_seq or 0, reverse=True)
 

@@ -42,6 +42,10 @@ def tenant_b(base, service_urls):
     assert receipt.status_code == 202, receipt.text
     _drain(service_urls, tenant_id)
     assert owner.get(f"/jobs/{receipt.json()['job_id']}").json()["status"] == "completed"
+    returned = owner.post(
+        "/returns", json={"kind": "purchase", "lot_id": "B-LOT", "quantity": 1, "returned_at": "2024-07-02T00:00:00Z"}
+    )
+    landed = owner.post("/landed-costs", json={"lot_id": "B-LOT", "amount": 3, "allocated_at": "2024-07-03T00:00:00Z"})
     count = owner.post(
         "/counts",
         json={
@@ -61,7 +65,7 @@ def tenant_b(base, service_urls):
     key = operator(base, tenant_id).post("/keys", json={"role": "viewer", "name": "b viewer"})
     outbox = owner.get(f"/integrations/{integration.json()['id']}/outbox").json()["items"]
     assert outbox, "B's integration queued the receipt"
-    for response in (count, run, export):
+    for response in (returned, landed, count, run, export):
         assert response.status_code == 202, response.text
     assert key.status_code == 201, key.text
     ids = {
@@ -74,6 +78,8 @@ def tenant_b(base, service_urls):
         "job": receipt.json()["job_id"],
         "run": run.json()["run_id"],
         "export": export.json()["export_id"],
+        "return": returned.json()["return_id"],
+        "landed_cost": landed.json()["landed_cost_id"],
         "key": key.json()["id"],
         "integration": integration.json()["id"],
         "event": outbox[0]["event_id"],
@@ -112,6 +118,10 @@ def _probes(ids: dict[str, str]) -> list[Probe]:
         ("GET", f"/runs/{ids['run']}/allocations", None),
         ("GET", f"/runs/{ids['run']}/journal-entry", None),
         ("POST", f"/runs/{ids['run']}/rollback", None),
+        ("GET", f"/returns/{ids['return']}", None),
+        ("GET", f"/returns/{ids['return']}/journal-entry", None),
+        ("GET", f"/landed-costs/{ids['landed_cost']}", None),
+        ("GET", f"/landed-costs/{ids['landed_cost']}/journal-entry", None),
         ("GET", f"/exports/{ids['export']}", None),
         ("GET", f"/exports/{ids['export']}/download", None),
         ("DELETE", f"/keys/{ids['key']}", None),
@@ -250,6 +260,17 @@ def test_another_tenants_ids_in_a_body_are_missing_parents(tenant_a, tenant_b):
             },
             "MISSING_PARENT",
         ),
+        (
+            "/returns",
+            {"kind": "purchase", "lot_id": "B-LOT", "quantity": 1, "returned_at": "2024-08-01T00:00:00Z"},
+            "MISSING_PARENT",
+        ),
+        (
+            "/returns",
+            {"kind": "sale", "sale_id": "B-S1", "quantity": 1, "returned_at": "2024-08-01T00:00:00Z"},
+            "MISSING_PARENT",
+        ),
+        ("/landed-costs", {"lot_id": "B-LOT", "amount": 1, "allocated_at": "2024-08-01T00:00:00Z"}, "MISSING_PARENT"),
     ]
     for path, body, reason in cases:
         response = owner.post(path, json=body)

@@ -112,6 +112,27 @@ ENDPOINTS: list[Endpoint] = [
     ),
     Endpoint("GET", "/counts", P.READ),
     Endpoint("GET", "/counts/{count_id}", P.READ, {"count_id": "count"}),
+    Endpoint(
+        "POST",
+        "/returns",
+        P.RECEIPTS_WRITE,
+        body=lambda _: {
+            "kind": "purchase",
+            "lot_id": "LOT-MISSING",
+            "quantity": 1,
+            "returned_at": "2024-08-01T00:00:00Z",
+        },
+    ),
+    Endpoint("GET", "/returns/{return_id}", P.READ, {"return_id": "return"}),
+    Endpoint("GET", "/returns/{return_id}/journal-entry", P.READ, {"return_id": "return"}),
+    Endpoint(
+        "POST",
+        "/landed-costs",
+        P.RUNS_WRITE,
+        body=lambda _: {"lot_id": "LOT-MISSING", "amount": 10, "allocated_at": "2024-08-01T00:00:00Z"},
+    ),
+    Endpoint("GET", "/landed-costs/{landed_cost_id}", P.READ, {"landed_cost_id": "landed_cost"}),
+    Endpoint("GET", "/landed-costs/{landed_cost_id}/journal-entry", P.READ, {"landed_cost_id": "landed_cost"}),
     Endpoint("POST", "/runs", P.RUNS_WRITE, body=_run_body),
     Endpoint("GET", "/runs", P.READ),
     Endpoint("GET", "/runs/{run_id}", P.READ, {"run_id": "run"}),
@@ -233,6 +254,7 @@ def _context(base: str, role_model: str) -> tuple[dict[str, str], Api]:
     run = owner.post("/runs", json=_run_body(ctx))
     assert run.status_code == 202, run.text
     ctx["run"], ctx["job"] = run.json()["run_id"], run.json()["job_id"]
+    ctx["return"], ctx["landed_cost"] = "ret_missing", "lc_missing"  # no worker runs here: 404 is not 403
     ctx["export"] = "exp_missing"  # an export needs ledger data, and no worker runs here: 404 is not 403
     integration = owner.post(
         "/integrations", json={"name": "perm", "url": "http://127.0.0.1:9/hook", "events": ["receipt.posted"]}

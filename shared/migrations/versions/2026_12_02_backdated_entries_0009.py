@@ -2,7 +2,7 @@
 repost changed on each run (its COST_ADJUSTMENT events' seq range and COGS change), tenant-scoped under forced
 row-level security; the application may not DELETE from it.
 
-Revision ID: 0009b
+Revision ID: 0009
 Revises: 0008
 Create Date: 2026-12-02
 """
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0009b"
+revision: str = "0009"
 down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

@@ -1,0 +1,1 @@
+"""Returns: a sale's units coming back into stock, and units going back to their vendor."""
