@@ -197,8 +197,9 @@ def test_a_landed_cost_that_does_not_divide_evenly_sums_exactly(tenant):
     landed = post(owner, "/landed-costs", {"lot_id": "L1", "amount": "1", "allocated_at": "2024-07-06T00:00:00Z"})
     # 1 / 4 units = 0.2500 exactly; 1 / 3 on hand would not be: take a lot with 3 on hand and none issued.
     assert [x["amount"] for x in landed["lines"]] == ["0.75000000", "0.25000000"]
-    run(owner, [], [lot("L2", SKU, "2024-07-02", "3", "1")])
-    odd = post(owner, "/landed-costs", {"lot_id": "L2", "amount": "1", "allocated_at": "2024-07-06T00:00:00Z"})
+    # Received after S1 was costed (an earlier date would be a backdated receipt, refused by default).
+    run(owner, [], [lot("L2", SKU, "2024-07-06", "3", "1")])
+    odd = post(owner, "/landed-costs", {"lot_id": "L2", "amount": "1", "allocated_at": "2024-07-07T00:00:00Z"})
     assert [(x["target"], x["unit_cost"], x["amount"]) for x in odd["lines"]] == [
         ("on_hand", "0.3333", "0.99990000"),
         ("rounding", "0.3333", "0.00010000"),
