@@ -28,8 +28,10 @@ from starlette.datastructures import FormData
 
 from shared import db
 from shared.auth import Permission, Principal
+from shared.base import text_limit
 from shared.config import get_settings
 from shared.errors import Forbidden, TooLarge, ValidationFailed
+from shared.jobs.models import IdempotencyKey
 from shared.tenants import service as tenants
 
 B = TypeVar("B", bound=BaseModel)
@@ -283,4 +285,6 @@ From = Annotated[datetime | None, Query(alias="from", description="inclusive; IS
 To = Annotated[datetime | None, Query(alias="to", description="exclusive; ISO 8601 (UTC if no zone)")]
 SafeQuery = Annotated[str | None, Query(max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")]
 CursorQuery = Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page")]
-IdempotencyKeyHeader = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
+IdempotencyKeyHeader = Annotated[
+    str | None, Header(alias="Idempotency-Key", max_length=text_limit(IdempotencyKey, "key"))
+]

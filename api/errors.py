@@ -84,8 +84,11 @@ def install(app: FastAPI) -> None:
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 404:
             return envelope(request, 404, "NOT_FOUND", None, "no such resource", [])
-        if exc.status_code == 405:
-            return envelope(request, 405, "METHOD_NOT_ALLOWED", None, "method not allowed", [])
+        if exc.status_code == 405:  # the path exists, the operation does not: the contract's NOT_FOUND code
+            allow = dict(exc.headers or {})
+            return envelope(
+                request, 405, "NOT_FOUND", "METHOD_NOT_ALLOWED", "the path has no such method", [], headers=allow
+            )
         if exc.status_code == 413:
             return envelope(request, 413, "VALIDATION_FAILED", "BODY_TOO_LARGE", str(exc.detail), [])
         # Anything else Starlette refuses before a route runs is a malformed request.

@@ -1,6 +1,8 @@
-"""An ASGI guard in front of the application: PostgreSQL text cannot hold NUL characters, so a request whose
-path or query carries one is refused with 422 before it reaches any handler. (A JSON body with one is refused
-by the body parser, `api.deps.parse_json`, without buffering every body twice.)"""
+"""An ASGI guard in front of the application: a request whose path or query, percent-decoded, is not UTF-8 or
+carries a NUL character (PostgreSQL text cannot hold one) is refused with 422 before it reaches any handler.
+Starlette would decode invalid UTF-8 with replacement characters, so a mangled id or cursor would be looked up
+as if it had been sent. (A JSON body is checked by its parser, `api.deps.parse_json`, without buffering every
+body twice.)"""
 
 from __future__ import annotations
 
@@ -11,19 +13,30 @@ from urllib.parse import unquote_to_bytes
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 
-def _envelope(scope: Scope) -> bytes:
+def _envelope(scope: Scope, message: str) -> bytes:
     return json.dumps({
         "error": {
             "code": "VALIDATION_FAILED",
             "reason": "BAD_REQUEST",
-            "message": "the request contains a NUL character, which no field may hold",
+            "message": message,
             "details": [],
             "request_id": scope.get("state", {}).get("request_id"),
         }
     }).encode()  # fmt: skip
 
 
-class RejectNul:
+def _problem(raw: bytes) -> str | None:
+    decoded = unquote_to_bytes(raw)
+    if b"\x00" in decoded:
+        return "the request contains a NUL character, which no field may hold"
+    try:
+        decoded.decode("utf-8")
+    except UnicodeDecodeError:
+        return "the request's path or query is not valid UTF-8 once percent-decoded"
+    return None
+
+
+class RejectBadText:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
@@ -32,14 +45,15 @@ class RejectNul:
             await self.app(scope, receive, send)
             return
         raw_path = scope.get("raw_path") or scope["path"].encode()
-        if b"\x00" in unquote_to_bytes(raw_path) or b"\x00" in unquote_to_bytes(scope.get("query_string", b"")):
-            await _refuse(scope, send)
+        problem = _problem(raw_path) or _problem(scope.get("query_string", b""))
+        if problem is not None:
+            await _refuse(scope, send, problem)
             return
         await self.app(scope, receive, send)
 
 
-async def _refuse(scope: Scope, send: Send) -> None:
-    body = _envelope(scope)
+async def _refuse(scope: Scope, send: Send, message: str) -> None:
+    body = _envelope(scope, message)
     start: dict[str, Any] = {
         "type": "http.response.start",
         "status": 422,

@@ -17,7 +17,7 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import errors, openapi
-from api.guards import RejectNul
+from api.guards import RejectBadText
 from api.metrics import LATENCY, REQUESTS, register_collectors
 from api.routes import (
     audit,
@@ -133,7 +133,7 @@ class RequestContext:
 def create_app() -> FastAPI:
     app = FastAPI(title="Asora", version="1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
     errors.install(app)
-    app.add_middleware(RejectNul)
+    app.add_middleware(RejectBadText)
     app.add_middleware(RequestContext)
     app.include_router(health.router)
     for module in (

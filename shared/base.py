@@ -71,6 +71,16 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def text_limit(model: type[Base], column: str) -> int:
+    """The length of a model's VARCHAR column: the one source of the documented maximum of the text field that
+    fills it. Schemas and checks read it here, so a validation limit cannot drift from its column (and a value
+    past it is a validation error, never a failed write). `tests/hostile/test_text_limits.py` holds the map of
+    fields to columns."""
+    length = getattr(table_of(model).c[column].type, "length", None)
+    assert isinstance(length, int), f"{model.__name__}.{column} is not a VARCHAR(n) column"
+    return length
+
+
 def table_of(model: type[Base]) -> Table:
     """A model's table, for a plain INSERT on a hot path (no unit of work, no identity map)."""
     table = model.__table__

@@ -7,14 +7,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import BigInteger, Integer, Select
+from sqlalchemy import BigInteger, Integer, Select, SmallInteger
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import InstrumentedAttribute
 
 from shared.errors import ValidationFailed
 
 T = TypeVar("T")
-MAX_INT_KEY = 2**63 - 1
+MAX_INT_KEY = 2**63 - 1  # bigint
+MAX_KEY_OF = ((BigInteger, MAX_INT_KEY), (SmallInteger, 2**15 - 1), (Integer, 2**31 - 1))  # subclasses first
 MAX_TEXT_CURSOR = 200
 
 
@@ -27,9 +28,10 @@ def bad_cursor(message: str) -> ValidationFailed:
 
 
 def parse_cursor(cursor: str, key: InstrumentedAttribute[Any]) -> Any:
-    if isinstance(key.type, Integer | BigInteger):
-        if not (cursor.isascii() and cursor.isdigit()) or int(cursor) > MAX_INT_KEY:
-            raise bad_cursor(f"must be a whole number from 0 to {MAX_INT_KEY}")
+    if isinstance(key.type, Integer):
+        largest = next(bound for kind, bound in MAX_KEY_OF if isinstance(key.type, kind))
+        if not (cursor.isascii() and cursor.isdigit()) or int(cursor) > largest:
+            raise bad_cursor(f"must be a whole number from 0 to {largest}")
         return int(cursor)
     if len(cursor) > MAX_TEXT_CURSOR or not cursor.isprintable():
         raise bad_cursor("is not a cursor this list gave out")

@@ -100,6 +100,8 @@ class Stack:
             [
                 str(BIN / "uvicorn"),
                 "api.main:app",
+                "--http",
+                "api.server:HttpTools",  # parser refusals in the envelope too
                 "--host",
                 "127.0.0.1",
                 "--port",

@@ -10,7 +10,9 @@ from fastapi import APIRouter, Depends, Query, Response
 from api.deps import Reader, TenantSession, tenant_of
 from shared.reports import service as reports
 from shared.reports.schemas import (
+    ID_MAX,
     MAX_TEXT,
+    SKU_MAX,
     MovementReport,
     ReceivingReport,
     ReportParams,
@@ -25,8 +27,8 @@ router = APIRouter(prefix="/reports", tags=["reports"])
 AsOf = Annotated[str | None, Query(max_length=MAX_TEXT, description="ISO date or date-time (business time)")]
 From = Annotated[str | None, Query(alias="from", max_length=MAX_TEXT, description="window start, inclusive")]
 To = Annotated[str | None, Query(max_length=MAX_TEXT, description="window end, exclusive")]
-HubId = Annotated[str | None, Query(max_length=40)]
-Sku = Annotated[str | None, Query(max_length=100)]
+HubId = Annotated[str | None, Query(max_length=ID_MAX)]
+Sku = Annotated[str | None, Query(max_length=SKU_MAX)]
 
 
 def _json(body: dict[str, Any]) -> Response:

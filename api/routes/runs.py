@@ -60,6 +60,7 @@ class RunSubmission:
     sales: tuple[runs.InputFormat, bytes]
     lots: tuple[runs.InputFormat, bytes] | None
     fingerprint: str
+    rows: int | None = None  # known for a JSON body; a CSV file's are counted by the run job
 
 
 def _missing_file(name: str) -> ValidationFailed:
@@ -121,6 +122,7 @@ def _from_json(raw: bytes) -> RunSubmission:
         sales=("json", runs.records_blob(body.sales_data)),
         lots=("json", runs.records_blob(body.lots_data)) if body.lots_data else None,
         fingerprint=jobs.request_fingerprint("json", hashlib.sha256(raw).digest()),
+        rows=len(body.sales_data) + len(body.lots_data),
     )
 
 
@@ -147,7 +149,7 @@ run_submission.body_models = {  # type: ignore[attr-defined]  # the OpenAPI requ
 }
 
 
-@router.post("", status_code=202, response_model=RunAccepted, operation_id="runs_create")
+@router.post("", status_code=202, response_model=RunAccepted, operation_id="runs_create", responses=errors(402))
 def create_run(
     principal: RunsWriter,
     session: TenantSession,
@@ -167,6 +169,7 @@ def create_run(
             mode=submission.mode,
             sales=submission.sales,
             lots=submission.lots,
+            rows=submission.rows,
         )
         return RunAccepted(run_id=run_id, job_id=job.id, status=RunStatus.QUEUED).model_dump()
 

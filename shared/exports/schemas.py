@@ -6,9 +6,11 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
+from shared.base import text_limit
 from shared.exports.models import ExportStatus
 from shared.reports.schemas import ReportName, ReportParams
 from shared.schemas import Schema, UtcDatetime
+from shared.tenants.models import Tenant
 
 
 def _params_schema() -> dict[str, Any]:
@@ -27,7 +29,7 @@ StoredParams = Annotated[dict[str, Any], WithJsonSchema(_params_schema(), mode="
 class ExportCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    tenant_id: str | None = Field(default=None, max_length=63)
+    tenant_id: str | None = Field(default=None, max_length=text_limit(Tenant, "id"))
     report: ReportName
     params: Params = Field(default_factory=dict)
 

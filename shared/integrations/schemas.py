@@ -8,8 +8,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-from shared.integrations.models import DeliveryStatus, DispatchStatus, EventName
+from shared.base import text_limit
+from shared.integrations.models import DeliveryStatus, DispatchStatus, EventName, Integration
+from shared.integrations.urls import MAX_URL_LENGTH
 from shared.schemas import Schema, UtcDatetime
+from shared.tenants.models import Tenant
 
 _PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
 
@@ -21,14 +24,14 @@ def _distinct(events: list[EventName]) -> list[EventName]:
 
 
 Events = Annotated[list[EventName], Field(min_length=1, max_length=len(EventName)), AfterValidator(_distinct)]
-Name = Annotated[str, Field(min_length=1, max_length=200, pattern=_PRINTABLE)]
-Url = Annotated[str, Field(min_length=1, max_length=2048)]
+Name = Annotated[str, Field(min_length=1, max_length=text_limit(Integration, "name"), pattern=_PRINTABLE)]
+Url = Annotated[str, Field(min_length=1, max_length=MAX_URL_LENGTH)]
 
 
 class IntegrationCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    tenant_id: str | None = Field(default=None, max_length=63)
+    tenant_id: str | None = Field(default=None, max_length=text_limit(Tenant, "id"))
     name: Name
     kind: Literal["webhook"] = "webhook"
     url: Url
@@ -40,7 +43,7 @@ class IntegrationCreate(BaseModel):
 class IntegrationUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    tenant_id: str | None = Field(default=None, max_length=63)
+    tenant_id: str | None = Field(default=None, max_length=text_limit(Tenant, "id"))
     name: Name | None = None
     url: Url | None = None
     events: Events | None = None

@@ -17,10 +17,12 @@ import socket
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from shared.base import text_limit
 from shared.config import get_settings
 from shared.errors import ValidationFailed
+from shared.integrations.models import Integration
 
-MAX_URL_LENGTH = 2048
+MAX_URL_LENGTH = text_limit(Integration, "url_redacted")  # the redacted URL is never longer than the URL
 HIDDEN = "***"
 
 

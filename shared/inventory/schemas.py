@@ -13,9 +13,13 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
+from shared.base import text_limit
 from shared.decimals import COST_SCALE, QTY_SCALE, parse_scaled, to_decimal
+from shared.inventory.models import Category, Item
 from shared.jobs.kinds import JobKind, JobStatus
+from shared.ledger.models import Lot
 from shared.schemas import DecimalStr, ErrorRecord, Schema, UtcDatetime
+from shared.tenants.models import Tenant
 
 # No control characters (PostgreSQL text cannot hold NUL; the others are never meaningful in these fields).
 _PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
@@ -31,11 +35,14 @@ def _not_blank(value: str) -> str:
     return value
 
 
-Name = Annotated[str, Field(min_length=1, max_length=200, pattern=_PRINTABLE), AfterValidator(_not_blank)]
-Sku = Annotated[str, Field(min_length=1, max_length=100, pattern=_PRINTABLE), AfterValidator(_not_blank)]
-LotId = Annotated[str, Field(min_length=1, max_length=200, pattern=_PRINTABLE), AfterValidator(_not_blank)]
-RefId = Annotated[str, Field(min_length=1, max_length=40, pattern=_PRINTABLE)]
-TenantRef = Annotated[str, Field(min_length=1, max_length=63, pattern=_PRINTABLE)]
+# Each text field's maximum is its column's length (shared.base.text_limit).
+NAME_MAX, SKU_MAX, LOT_ID_MAX = text_limit(Category, "name"), text_limit(Item, "sku"), text_limit(Lot, "lot_id")
+ID_MAX, TENANT_ID_MAX = text_limit(Category, "id"), text_limit(Tenant, "id")
+Name = Annotated[str, Field(min_length=1, max_length=NAME_MAX, pattern=_PRINTABLE), AfterValidator(_not_blank)]
+Sku = Annotated[str, Field(min_length=1, max_length=SKU_MAX, pattern=_PRINTABLE), AfterValidator(_not_blank)]
+LotId = Annotated[str, Field(min_length=1, max_length=LOT_ID_MAX, pattern=_PRINTABLE), AfterValidator(_not_blank)]
+RefId = Annotated[str, Field(min_length=1, max_length=ID_MAX, pattern=_PRINTABLE)]
+TenantRef = Annotated[str, Field(min_length=1, max_length=TENANT_ID_MAX, pattern=_PRINTABLE)]
 
 
 def _decimal(scale: int) -> Any:

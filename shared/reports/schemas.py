@@ -17,7 +17,9 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from shared.base import text_limit
 from shared.errors import ValidationFailed
+from shared.ledger.models import Lot
 
 ReportName = Literal["stock-on-hand", "inventory-movement", "receiving-summary", "shrink-summary", "valuation"]
 REPORTS: tuple[str, ...] = get_args(ReportName)
@@ -26,6 +28,8 @@ TIME_PARAMS: dict[str, tuple[str, ...]] = {
     name: ("as_of",) if name in POINT_IN_TIME else ("from", "to") for name in REPORTS
 }
 MAX_TEXT = 64
+# Filters hold ids and SKUs: their columns' lengths (every id column is as long as a lot's bin_id).
+ID_MAX, SKU_MAX = text_limit(Lot, "bin_id"), text_limit(Lot, "sku")
 
 
 def _utc(value: datetime) -> datetime:
@@ -96,8 +100,8 @@ class ReportParams(BaseModel):
     as_of: str | None = Field(default=None, max_length=MAX_TEXT)
     from_: str | None = Field(default=None, alias="from", max_length=MAX_TEXT)
     to: str | None = Field(default=None, max_length=MAX_TEXT)
-    hub_id: str | None = Field(default=None, min_length=1, max_length=40)
-    sku: str | None = Field(default=None, min_length=1, max_length=100)
+    hub_id: str | None = Field(default=None, min_length=1, max_length=ID_MAX)
+    sku: str | None = Field(default=None, min_length=1, max_length=SKU_MAX)
 
     @field_validator("as_of", "from_", "to")
     @classmethod

@@ -1,6 +1,7 @@
 """Reading a CSV stream into chunks of stripped string columns, which it hands to a builder.
 
-The header names the columns, in any order and any case. Blocks of whole lines with no quotes and
+The header names the columns, in any order and any case, each column it reads once (a repeated name is
+refused: which of the two is meant cannot be known). Blocks of whole lines with no quotes and
 no bare CR (nearly every real file) are split with ``str`` methods in one go; anything else goes
 through the ``csv`` module a chunk of records at a time. A problem with the file itself (not UTF-8,
 malformed, no header, a required column missing) is reported as an error and ends the reading.
@@ -19,7 +20,15 @@ from typing import BinaryIO, Final
 import numpy as np
 
 from shared.runs.fifo import Int64Array
-from shared.runs.validation import BAD_CSV, CHUNK_ROWS, MISSING_COLUMN, BlankCheck, Builder, Chunk
+from shared.runs.validation import (
+    BAD_CSV,
+    CHUNK_ROWS,
+    DUPLICATE_COLUMN,
+    MISSING_COLUMN,
+    BlankCheck,
+    Builder,
+    Chunk,
+)
 
 _BLOCK_CHARS: Final = 1 << 22
 # ASCII characters str.strip() removes, besides the line breaks a plain block is split on.
@@ -65,12 +74,20 @@ def _read_header(source: _Source, builder: Builder) -> _Layout | None:
         return None
 
     position: dict[str, int] = {}
+    repeated: dict[str, list[int]] = {}  # a column the builder reads, named more than once: which one is meant?
     for index, name in enumerate(header):
-        position.setdefault(name.strip().lower(), index)
+        key = name.strip().lower()
+        if key in position and key in builder.columns:
+            repeated.setdefault(key, [position[key] + 1]).append(index + 1)
+        position.setdefault(key, index)
     missing = [column for column in builder.required if column not in position]
     for column in missing:
         builder.add_error(0, column, MISSING_COLUMN, f"the header has no {column!r} column")
-    if missing:
+    for column, places in repeated.items():
+        where = ", ".join(map(str, places[:10]))
+        message = f"the header names {column!r} more than once (columns {where}); name each column once"
+        builder.add_error(0, column, DUPLICATE_COLUMN, message)
+    if missing or repeated:
         return None
     wanted = [(column, position.get(column)) for column in builder.columns]
     width = max(index for _, index in wanted if index is not None) + 1

@@ -81,6 +81,7 @@ class CogsRun:
         assert sales_input is not None, f"job {job.id} has no sales"
         sales = _parse_sales(*sales_input)
         lots = _parse_lots(*lots_input) if lots_input else None
+        runs.check_rows(session, job.tenant_id, sales.row_count + (lots.row_count if lots else 0))
         run.sales_count, run.lots_count = len(sales.batch), len(lots.batch) if lots else 0
         checked = checks.check_run(session, job.tenant_id, sales, lots)
         repost_job = None

@@ -20,6 +20,7 @@ from shared.ledger import queries
 from shared.ledger.models import EventType, LedgerEvent
 from shared.pagination import page
 from shared.runs.models import IN_PROGRESS, Run, RunAllocation, RunSale, RunStatus, RunValidationError
+from shared.tenants import plans
 
 InputFormat = Literal["csv", "json"]
 
@@ -34,9 +35,13 @@ def submit_run(
     sales: tuple[InputFormat, bytes],
     lots: tuple[InputFormat, bytes] | None,
     sales_count_hint: int | None = None,
+    rows: int | None = None,
 ) -> tuple[str, AcceptedJob]:
     """Record the run, its inputs and its audit event, then accept its job (numbered last: shared/jobs);
-    returns the run's id and the job."""
+    returns the run's id and the job. `rows` (sales and lots together), when the caller knows them (a JSON
+    body), is held to the plan's `rows_per_run` here; CSV rows are counted and held to it by the run job."""
+    if rows is not None:
+        check_rows(session, tenant_id, rows)
     run_id, job_id = new_id("run"), jobs.new_job_id()
     inputs: dict[str, str] = {"sales": sales[0]}
     if lots is not None:
@@ -79,6 +84,11 @@ def submit_run(
         payload={"run_id": run_id, "dry_run": dry_run, "mode": mode, "inputs": inputs},
     )
     return run_id, job
+
+
+def check_rows(session: Session, tenant_id: str, rows: int) -> None:
+    """A run may carry at most the plan's `rows_per_run` data rows, sales and lots together (402)."""
+    plans.check_size(session, tenant_id, "rows_per_run", rows, what="rows per run (sales and lots together)")
 
 
 def records_blob(records: list[dict[str, Any]]) -> bytes:

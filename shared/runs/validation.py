@@ -15,9 +15,12 @@ from typing import ClassVar, Final
 
 import numpy as np
 
+from shared.base import text_limit
 from shared.decimals import COST_SCALE, QTY_SCALE, format_scaled
+from shared.ledger.models import Lot
 from shared.runs.columns import BoolArray, lengths_of, parse_dates, parse_decimals
 from shared.runs.fifo import Int64Array, LotsBatch, RowError, SalesBatch
+from shared.runs.models import RunSale
 
 SALES_COLUMNS: Final = ("sale_id", "sku", "sale_date", "quantity_sold")
 LOTS_COLUMNS: Final = (
@@ -38,6 +41,7 @@ TOO_LONG: Final = "TOO_LONG"
 CHUNK_ROWS: Final = 65_536
 
 MISSING_COLUMN: Final = "MISSING_COLUMN"
+DUPLICATE_COLUMN: Final = "DUPLICATE_COLUMN"
 MISSING_VALUE: Final = "MISSING_VALUE"
 BAD_NUMBER: Final = "BAD_NUMBER"
 BAD_DATE: Final = "BAD_DATE"
@@ -411,7 +415,11 @@ class LotsBuilder(Builder):
 
 # The longest value each text field may hold (the ledger's and the per-sale rows' columns); longer is a
 # TOO_LONG validation error with its row, never a failed write.
-MAX_TEXT: Final = {"sale_id": 200, "lot_id": 200, "sku": 100}
+MAX_TEXT: Final = {
+    "sale_id": text_limit(RunSale, "sale_id"),
+    "lot_id": text_limit(Lot, "lot_id"),
+    "sku": text_limit(RunSale, "sku"),
+}
 
 
 def _check_text(

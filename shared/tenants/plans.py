@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from shared.errors import NotFound, PlanLimitExceeded
 from shared.tenants.models import PlanLimit, Tenant
 
-LIMIT_NAMES = ("items", "categories", "hubs", "bins", "vendors", "exports_per_month", "integrations")
+LIMIT_NAMES = ("items", "categories", "hubs", "bins", "vendors", "exports_per_month", "integrations", "rows_per_run")
 
 
 def lock_tenant(session: Session, tenant_id: str) -> str:
@@ -62,6 +62,26 @@ def check_limit(
                 "used": used,
                 "max": maximum,
                 "message": f"the plan's ceiling for {limit_name} is reached; upgrade the plan to add more",
+            }
+        ],
+    )
+
+
+def check_size(session: Session, tenant_id: str, limit_name: str, size: int, *, what: str) -> None:
+    """Refuse with 402 PLAN_LIMIT_EXCEEDED one request larger than the plan's ceiling for `limit_name` (a
+    per-request ceiling, such as a run's rows: nothing is counted or locked). `what` names the thing measured."""
+    maximum = limit_for(session, tenant_id, limit_name)
+    if maximum is None or size <= maximum:
+        return
+    raise PlanLimitExceeded(
+        f"the plan allows {maximum} {what}; this one has {size}",
+        reason="PLAN_LIMIT_EXCEEDED",
+        details=[
+            {
+                "limit": limit_name,
+                "used": size,
+                "max": maximum,
+                "message": f"at most {maximum} {what} on this plan; split the input or upgrade the plan",
             }
         ],
     )

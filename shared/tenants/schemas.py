@@ -8,7 +8,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.auth import ROLE_PERMISSIONS
+from shared.base import text_limit
 from shared.schemas import Schema, UtcDatetime
+from shared.tenants.models import ApiKey, Tenant
 
 PlanName = Literal["free", "pro", "enterprise"]
 RoleModel = Literal["standard", "simple"]
@@ -25,9 +27,9 @@ class TenantCreate(BaseModel):
     tenant_id: str = Field(
         min_length=1,
         max_length=200,
-        json_schema_extra={"pattern": TENANT_ID_PATTERN, "minLength": 3, "maxLength": 63},
+        json_schema_extra={"pattern": TENANT_ID_PATTERN, "minLength": 3, "maxLength": text_limit(Tenant, "id")},
     )
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=text_limit(Tenant, "name"))
     plan: PlanName
     role_model: RoleModel
 
@@ -56,7 +58,7 @@ class KeyCreate(BaseModel):
         "owner and member",
         json_schema_extra={"enum": list(TENANT_ROLES)},
     )
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=text_limit(ApiKey, "name"))
 
 
 class KeyCreated(BaseModel):

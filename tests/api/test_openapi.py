@@ -140,6 +140,7 @@ def test_errors_are_the_envelope_where_they_can_happen():
         ("items_create", 402),
         ("items_create", 409),
         ("exports_create", 402),
+        ("runs_create", 402),
         ("tenants_create", 409),
         ("runs_rollback", 409),
         ("runs_journal_entry", 409),

@@ -25,6 +25,7 @@ CONTRACT: dict[str, dict[str, int | None]] = {
         "vendors": 5,
         "exports_per_month": 5,
         "integrations": 0,
+        "rows_per_run": 10_000,
     },
     "pro": {
         "items": 10000,
@@ -34,6 +35,7 @@ CONTRACT: dict[str, dict[str, int | None]] = {
         "vendors": 500,
         "exports_per_month": 500,
         "integrations": 5,
+        "rows_per_run": 1_000_000,
     },
     "enterprise": dict.fromkeys(plans.LIMIT_NAMES),
 }
