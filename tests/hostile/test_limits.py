@@ -50,6 +50,11 @@ USER_FILLED: dict[tuple[str, str], int] = {
     ("run_allocations", "sale_id"): MAX_TEXT["sale_id"],
     ("run_allocations", "lot_id"): MAX_TEXT["lot_id"],
     **{(t, "sku"): MAX_TEXT["sku"] for t in ("run_sales", "run_allocations", "run_skus", "costed_skus")},
+    # returns and landed costs name the sale or lot they act on
+    ("returns", "sale_id"): inventory.LOT_ID_MAX,
+    ("returns", "lot_id"): inventory.LOT_ID_MAX,
+    ("landed_costs", "lot_id"): inventory.LOT_ID_MAX,
+    ("landed_costs", "memo"): 500,
     # report filters read these columns
     ("lots", "source_run_id"): ID_MAX,
     ("ledger_events", "run_id"): ID_MAX,
@@ -81,7 +86,11 @@ GENERATED = {
     "run_validation_errors": {"run_id", "tenant_id", "field", "reason", "message", "file"},
     "runs": {"id", "job_id", "tenant_id", "mode", "rolled_back_by"},
     "tenant_counters": {"tenant_id"},
-    "tenants": {"plan", "role_model", "cogs_account_code", "cogs_account_name", "inventory_account_code",
+    "returns": {"id", "tenant_id", "job_id"},
+    "return_lines": {"return_id", "tenant_id", "run_id", "sku", "source_lot_id", "lot_id"},
+    "landed_costs": {"id", "tenant_id", "job_id"}, "landed_cost_lines": {"landed_cost_id", "tenant_id", "run_id"},
+    "repost_runs": {"job_id", "tenant_id", "run_id", "reversed_by"},
+    "tenants": {"plan", "role_model", "backdated_entries", "cogs_account_code", "cogs_account_name", "inventory_account_code",
                 "inventory_account_name"},
 }  # fmt: skip
 

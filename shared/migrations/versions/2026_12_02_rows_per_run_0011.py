@@ -1,8 +1,8 @@
 """The plan ceiling on a run's size: `rows_per_run`, the data rows (sales and lots together) one COGS run may
 carry. Free 10,000, pro 1,000,000, enterprise unlimited (bounded by the upload and body size limits).
 
-Revision ID: 0009h
-Revises: 0008
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-12-02
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0009h"
-down_revision: str | None = "0008"
+revision: str = "0011"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
