@@ -90,8 +90,8 @@ GENERATED = {
     "return_lines": {"return_id", "tenant_id", "run_id", "sku", "source_lot_id", "lot_id"},
     "landed_costs": {"id", "tenant_id", "job_id"}, "landed_cost_lines": {"landed_cost_id", "tenant_id", "run_id"},
     "repost_runs": {"job_id", "tenant_id", "run_id", "reversed_by"},
-    "tenants": {"plan", "role_model", "backdated_entries", "cogs_account_code", "cogs_account_name", "inventory_account_code",
-                "inventory_account_name"},
+    "tenants": {"plan", "role_model", "backdated_entries", "cogs_account_code", "cogs_account_name",
+                "inventory_account_code", "inventory_account_name"},
 }  # fmt: skip
 
 
