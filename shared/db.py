@@ -26,7 +26,9 @@ SYSTEM_SCOPE = "*"
 
 
 def _process_name() -> str:
-    return f"asora:{os.path.basename(sys.argv[0]) if sys.argv else 'python'}"[:63]
+    """`asora:<program>:<pid>` (pg_stat_activity's application_name): which process holds a connection."""
+    program = os.path.basename(sys.argv[0]) if sys.argv else "python"
+    return f"asora:{program[:40]}:{os.getpid()}"
 
 
 def connection_options(*, statement_timeout_ms: int = 0) -> dict[str, Any]:

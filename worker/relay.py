@@ -18,7 +18,6 @@ from shared.jobs.service import purge_idempotency_keys
 from worker.publisher import publish
 
 log = logging.getLogger("asora.relay")
-REAP_EVERY_SECONDS = 15
 PURGE_EVERY_SECONDS = 3600
 
 
@@ -43,7 +42,7 @@ def main() -> None:
             count = relay_once()
             if count:
                 log.info("published %d job(s)", count)
-            if time.monotonic() - last_reap > REAP_EVERY_SECONDS:
+            if time.monotonic() - last_reap > settings.relay_reap_interval_seconds:
                 last_reap = time.monotonic()
                 for outcome in runner.reap_stale_jobs(settings, registry.TABLE):
                     log.warning("reaped %s", outcome)
@@ -55,6 +54,8 @@ def main() -> None:
                     log.info("purged %d idempotency key(s) past retention", purged)
         except Exception:
             log.exception("relay iteration failed; retrying")
+        if settings.relay_alive_file is not None:
+            settings.relay_alive_file.touch()  # the liveness probe's evidence that this loop still turns
         stop.wait(settings.relay_interval_seconds)
     log.info("relay stopped")
 
