@@ -74,7 +74,7 @@ class Faults:
     def process(self, name: str) -> subprocess.Popen[bytes]:
         return self.stacks[name].processes[name]
 
-    def signal(self, name: str, sig: int, *, group: bool = True) -> None:
+    def send(self, name: str, sig: int, *, group: bool = True) -> None:
         proc = self.stacks[name].processes[name]
         if group:
             os.killpg(proc.pid, sig)

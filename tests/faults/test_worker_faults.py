@@ -62,7 +62,7 @@ def test_s01c_sigterm_during_a_run_drains_no_further(faults: Faults, holds) -> N
     wait_running(jobs)
     done_before = completed(jobs)
     proc = faults.process("w1")
-    faults.signal("w1", signal.SIGTERM, group=False)  # to the main process only, as a container runtime does
+    faults.send("w1", signal.SIGTERM, group=False)  # to the main process only, as a container runtime does
     proc.wait(120)  # the grace period: a drain that kept going would outlast it
     done_after = completed(jobs)
     # One job per child may have been in hand when the signal came; none was started after it.
@@ -82,7 +82,7 @@ def test_s05_sigstop_the_lock_holder_past_its_lease(faults: Faults, holds) -> No
     faults.start_worker("w1", {"ASORA_DEBUG_JOB_DELAY_SECONDS": "2"})
     held = wait_running(jobs, worker="w1")
     wait_for(lambda: fence_holders(faults.service_urls), 30, "w1 never held the fence")
-    faults.signal("w1", signal.SIGSTOP)
+    faults.send("w1", signal.SIGSTOP)
     try:
         faults.start_worker("w2")
         others = backlog(other, 3)
@@ -90,7 +90,7 @@ def test_s05_sigstop_the_lock_holder_past_its_lease(faults: Faults, holds) -> No
         wait_for(lambda: completed(others) == len(others), 120, "another tenant was blocked by the paused worker")
         wait_for(lambda: completed(jobs) == len(jobs), 120, "the paused worker's tenant stalled for the pause")
     finally:
-        faults.signal("w1", signal.SIGCONT)
+        faults.send("w1", signal.SIGCONT)
     holds([paused, other])
     _, attempts, lost, _ = status(held)
     assert attempts >= 2 and lost >= 1, "the paused attempt was superseded and counted as lost"
