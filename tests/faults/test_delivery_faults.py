@@ -90,6 +90,7 @@ def test_s04_two_workers_race_one_tenant_behind_a_barrier(faults: Faults, holds,
         _race(split_lease, [main, redis.Redis.from_url(own.url)])
     finally:
         own.kill()
+    faults.start_worker("w1")  # for the probe of `not-stalled`
     holds([shared_lease, split_lease])
     assert all(status(j)[:2] == ("completed", 1) for j in first + second)
 
@@ -159,7 +160,10 @@ def test_s08_api_killed_between_commit_and_publish(faults: Faults, holds, tmp_pa
         api.stop_all()
     holds([t])
     assert all(status(j)[:2] == ("completed", 1) for j in unpublished)
-    assert all(status(j)[0] == "completed" for j in answered), "an answered job was lost"
+    # Answered jobs raced each other, so a later-dated sale may have been costed first: such a run fails
+    # BACKDATED_SALE (a domain outcome, which `holds` tells apart from a lost job). None may be missing.
+    found = query("SELECT count(*) FROM jobs WHERE id = ANY(:j) AND status IN ('completed', 'failed')", {"j": answered})
+    assert found[0][0] == len(answered), "an answered job was lost"
 
 
 def _lot(lot_id: str, day: str) -> dict[str, str]:
