@@ -3,6 +3,7 @@ stopped, terminated at will), tenants with a backlog, and a Redis server of the 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -47,15 +48,23 @@ class Faults:
     base: str = ""
 
     def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
-        urls = ServiceUrls(self.service_urls["database_url"], self.redis_url or self.service_urls["redis_url"], False, False)
+        urls = ServiceUrls(
+            self.service_urls["database_url"], self.redis_url or self.service_urls["redis_url"], False, False
+        )
         own = {k: v for k, v in os.environ.items() if k.startswith("ASORA_")}
         return service_env(urls, own | FAULT_ENV | (extra or {}))
 
+    def env_stack(self, extra: dict[str, str] | None = None) -> Stack:
+        return Stack(env=self.env(extra), log_dir=self.log_dir)
+
     def _stack(self, name: str, extra: dict[str, str] | None = None) -> Stack:
         self.stop(name)
-        stack = Stack(env=self.env(extra), log_dir=self.log_dir)
+        stack = self.env_stack(extra)
         self.stacks[name] = stack
         return stack
+
+    def start_relay(self, extra: dict[str, str] | None = None) -> None:
+        self._stack("relay", extra).start_relay()
 
     def start_api(self) -> str:
         port = free_port()
@@ -64,9 +73,6 @@ class Faults:
         if not wait_http(f"{self.base}/api/v1/health", timeout=90, ok_statuses=(200, 503)):
             raise RuntimeError(f"the API did not start; logs in {self.log_dir}")
         return self.base
-
-    def start_relay(self) -> None:
-        self._stack("relay").start_relay()
 
     def start_worker(self, name: str, extra: dict[str, str] | None = None, concurrency: int = 2) -> None:
         self._stack(name, extra).start_worker(name=name, concurrency=concurrency)
@@ -92,10 +98,8 @@ class Faults:
         if stack is not None:
             proc = stack.processes.get(name)
             if proc is not None and proc.poll() is None:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGCONT)  # a paused process cannot act on SIGTERM
-                except ProcessLookupError:
-                    pass
             stack.stop_all() if sig == signal.SIGTERM else stack.stop(name, sig=sig)
 
     def stop_workers(self) -> None:
@@ -176,7 +180,7 @@ def terminate_backend(service_urls: dict[str, str], pid: int) -> bool:
     from tests.support import owner_connection
 
     with owner_connection(service_urls) as conn:
-        return bool(conn.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone()[0])  # type: ignore[index]
+        return bool(conn.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone()[0])
 
 
 def kill_fence_holder(faults: Faults, name: str, timeout: float = 30) -> int:
@@ -249,5 +253,7 @@ def ledger_books(tenant_id: str) -> list[Any]:
            WHERE tenant_id = :t ORDER BY seq""",
         {"t": tenant_id},
     )
-    jobs = query("SELECT seq, kind, status, error->>'reason' FROM jobs WHERE tenant_id = :t ORDER BY seq", {"t": tenant_id})
+    jobs = query(
+        "SELECT seq, kind, status, error->>'reason' FROM jobs WHERE tenant_id = :t ORDER BY seq", {"t": tenant_id}
+    )
     return [tuple(e) for e in events] + [tuple(j) for j in jobs]

@@ -169,7 +169,9 @@ def probe(tenants: Sequence[str], timeout: float = 120) -> list[str]:
         jobs[tenant_id] = submit_run_direct(tenant_id, sales, lots, dry_run=True)[1]
 
     def done() -> bool:
-        rows = query("SELECT count(*) FROM jobs WHERE id = ANY(:j) AND status = 'completed'", {"j": list(jobs.values())})
+        rows = query(
+            "SELECT count(*) FROM jobs WHERE id = ANY(:j) AND status = 'completed'", {"j": list(jobs.values())}
+        )
         return int(rows[0][0]) == len(jobs)
 
     try:

@@ -50,7 +50,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     line = {
         "scenario": report.nodeid.split("::")[-1].removeprefix("test_"),
         "invariant": str(props.get("invariant", "")),
-        "violations": int(props.get("violations", 0)),
+        "violations": int(str(props.get("violations", 0))),
         "failed": report.failed,
         "seconds": report.duration,
         "message": str(report.longrepr).splitlines()[-1][:300] if report.failed and report.longrepr else "",

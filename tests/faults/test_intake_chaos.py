@@ -8,6 +8,7 @@ import random
 import signal
 import threading
 import time
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -15,7 +16,7 @@ import httpx
 import pytest
 
 from tests.api.test_concurrency import HealthWatch, burst
-from tests.faults.harness import Faults, ledger_books, size, tenant
+from tests.faults.harness import Faults, ledger_books, size
 from tests.faults.invariants import PROBE_SKU, settle
 from tests.support import Api, MasterData, make_tenant, query, sale, seed_master_data
 
@@ -41,8 +42,8 @@ def _tenant(base: str) -> tuple[str, Api, MasterData]:
 def test_s09a_one_idempotency_key_from_20_clients(faults: Faults, holds) -> None:
     """The same Idempotency-Key and body from 20 clients at once while a worker runs: one job, executed
     once; /health answers throughout."""
-    t, owner, _ = _tenant(faults.base)
     faults.start_worker("w1")
+    t, owner, _ = _tenant(faults.base)
     with HealthWatch(faults.base), _http(owner) as http:
         headers = {"Idempotency-Key": "storm"}
         answers = burst([lambda: http.post("/runs", json=_run(1), headers=headers) for _ in range(CLIENTS)])
@@ -54,8 +55,8 @@ def test_s09a_one_idempotency_key_from_20_clients(faults: Faults, holds) -> None
 def test_s09b_one_idempotency_key_with_20_different_bodies(faults: Faults, holds) -> None:
     """One Idempotency-Key with 20 different bodies at once: one job, 422 IDEMPOTENCY_KEY_REUSED for the
     others; /health answers throughout."""
-    t, owner, _ = _tenant(faults.base)
     faults.start_worker("w1")
+    t, owner, _ = _tenant(faults.base)
     with HealthWatch(faults.base), _http(owner) as http:
         headers = {"Idempotency-Key": "reused"}
         answers = burst([partial(http.post, "/runs", json=_run(n), headers=headers) for n in range(CLIENTS)])
@@ -67,9 +68,9 @@ def test_s09b_one_idempotency_key_with_20_different_bodies(faults: Faults, holds
 def test_s09c_runs_exports_and_receipts_for_one_tenant_at_once(faults: Faults, holds) -> None:
     """Runs, exports and receipts for one tenant submitted at the same instant, and another tenant's
     receipt meanwhile: every request is answered, /health answers throughout, every job completes once."""
+    faults.start_worker("w1")
     t, owner, md = _tenant(faults.base)
     other, other_owner, other_md = _tenant(faults.base)
-    faults.start_worker("w1")
     receipt = {"vendor_id": md.vendor_id, "received_at": "2024-07-02T00:00:00Z",
                "lines": [{"sku": "F-1", "quantity": 1, "unit_cost": 2}]}  # fmt: skip
     other_receipt = receipt | {"vendor_id": other_md.vendor_id}
@@ -77,7 +78,7 @@ def test_s09c_runs_exports_and_receipts_for_one_tenant_at_once(faults: Faults, h
     assert first.status_code == 202, first.text
     owner.wait_job(first.json()["job_id"])
     with HealthWatch(faults.base), _http(owner) as http, _http(other_owner) as other_http:
-        calls = []
+        calls: list[Callable[[], httpx.Response]] = []
         for n in range(6):
             calls.append(partial(http.post, "/runs", json=_run(100 + n)))
             calls.append(partial(http.post, "/exports", json={"report": "stock-on-hand", "params": {}}))
@@ -98,8 +99,8 @@ def _workload(owner: Api, md: MasterData, jobs: int) -> None:
         day = f"2024-03-{1 + i:02d}"
         match i % 3:
             case 0:
-                body: dict[str, Any] = {"vendor_id": md.vendor_id, "received_at": f"{day}T08:00:00Z",
-                        "lines": [{"sku": "F-1", "quantity": 20, "unit_cost": 2 + i % 4, "lot_id": f"R{i}"}]}  # fmt: skip
+                line = {"sku": "F-1", "quantity": 20, "unit_cost": 2 + i % 4, "lot_id": f"R{i}"}
+                body: dict[str, Any] = {"vendor_id": md.vendor_id, "received_at": f"{day}T08:00:00Z", "lines": [line]}
                 path = "/receipts"
             case 1:
                 body = {"sales_data": [sale(f"S{i}", "F-1", day, "4")]}
@@ -143,9 +144,9 @@ def test_s12_mixed_chaos_over_five_tenants(faults: Faults, holds) -> None:
     every invariant holds, and each tenant's books (every ledger event, every job's outcome, in seq order)
     equal those of a tenant given the same jobs without faults."""
     jobs = size(9, 30)
-    tenants = [_tenant(faults.base) for _ in range(5)]
     for name in ("c1", "c2"):
         faults.start_worker(name, {"ASORA_DEBUG_JOB_DELAY_SECONDS": "0.3"})
+    tenants = [_tenant(faults.base) for _ in range(5)]
     with Chaos(faults, ["c1", "c2"], every=3.0) as chaos:
         threads = [threading.Thread(target=_workload, args=(owner, md, jobs)) for _, owner, md in tenants]
         for thread in threads:
@@ -170,4 +171,3 @@ def test_s12_mixed_chaos_over_five_tenants(faults: Faults, holds) -> None:
     for left, right in zip(chaotic, calm, strict=True):
         assert ledger_books(left) == ledger_books(right), f"tenant {left}'s books differ from the fault-free run"
     holds(chaotic + calm)
-

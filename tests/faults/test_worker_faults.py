@@ -32,9 +32,9 @@ SLOW = {"ASORA_DEBUG_JOB_DELAY_SECONDS": "1"}  # each job holds its transaction 
 def test_s01a_sigkill_a_pool_child_mid_run(faults: Faults, holds) -> None:
     """A pool child killed inside a job's transaction: nothing of that attempt is written, the job runs once
     (counted as a lost attempt), and the tenant's backlog completes."""
+    faults.start_worker("w1", SLOW)  # first: it starts while the backlog is recorded
     t = tenant()
     jobs = backlog(t, size(4, 10))
-    faults.start_worker("w1", SLOW)
     wait_running(jobs)
     kill_fence_holder(faults, "w1")
     holds([t])
@@ -44,9 +44,9 @@ def test_s01a_sigkill_a_pool_child_mid_run(faults: Faults, holds) -> None:
 def test_s01b_sigkill_the_whole_worker_mid_run(faults: Faults, holds) -> None:
     """The whole worker (main process and children) killed mid-run; a new worker takes over: every accepted
     job completes once and the books verify."""
+    faults.start_worker("w1", SLOW)
     t = tenant()
     jobs = backlog(t, size(4, 10))
-    faults.start_worker("w1", SLOW)
     wait_running(jobs)
     faults.stop("w1", signal.SIGKILL)
     faults.start_worker("w2")
@@ -56,9 +56,9 @@ def test_s01b_sigkill_the_whole_worker_mid_run(faults: Faults, holds) -> None:
 def test_s01c_sigterm_during_a_run_drains_no_further(faults: Faults, holds) -> None:
     """SIGTERM during a run, as a deploy does: the worker finishes the job in hand, claims no new one, exits,
     and the rest of the backlog stays queued for the next worker, which completes it once."""
+    faults.start_worker("w1", SLOW)
     t = tenant()
     jobs = backlog(t, size(8, 20))
-    faults.start_worker("w1", SLOW)
     wait_running(jobs)
     done_before = completed(jobs)
     proc = faults.process("w1")
@@ -77,9 +77,9 @@ def test_s05_sigstop_the_lock_holder_past_its_lease(faults: Faults, holds) -> No
     resumed: PostgreSQL ends its idle transaction (idle_in_transaction_session_timeout), so another worker
     completes the tenant's jobs and other tenants' jobs during the pause; the resumed worker's attempt is
     fenced, and nothing commits twice."""
+    faults.start_worker("w1", {"ASORA_DEBUG_JOB_DELAY_SECONDS": "2"})
     paused, other = tenant(), tenant()
     jobs = backlog(paused, 3)
-    faults.start_worker("w1", {"ASORA_DEBUG_JOB_DELAY_SECONDS": "2"})
     held = wait_running(jobs, worker="w1")
     wait_for(lambda: fence_holders(faults.service_urls), 30, "w1 never held the fence")
     faults.send("w1", signal.SIGSTOP)
@@ -99,9 +99,9 @@ def test_s05_sigstop_the_lock_holder_past_its_lease(faults: Faults, holds) -> No
 def test_s07_pg_terminate_backend_mid_transaction(faults: Faults, holds) -> None:
     """The worker's database connection is ended (pg_terminate_backend) inside a job's transaction: all or
     nothing, the attempt counts as lost (infrastructure, not the input), and the tenant is not stuck."""
+    faults.start_worker("w1", {"ASORA_DEBUG_JOB_DELAY_SECONDS": "2"})
     t = tenant()
     jobs = backlog(t, 3)
-    faults.start_worker("w1", {"ASORA_DEBUG_JOB_DELAY_SECONDS": "2"})
     held = wait_running(jobs)
     holders = wait_for(lambda: fence_holders(faults.service_urls), 30, "no worker connection held the fence")
     assert terminate_backend(faults.service_urls, holders[0][0])
@@ -113,16 +113,20 @@ def test_s10_a_poison_job_that_kills_its_worker_every_time(faults: Faults, holds
     """A job whose every attempt kills its worker's process: its attempts are bounded (the worker-lost cap,
     each after a growing back-off, so no hot loop), then it fails ATTEMPTS_EXHAUSTED with nothing written, and
     the tenant's next job still runs."""
+    # The cap (ASORA_JOB_MAX_LOST_ATTEMPTS) is 5; make test gives the relay (the reaper) and the worker 2.
+    cap = size(2, get_settings().job_max_lost_attempts)
+    capped = {"ASORA_JOB_MAX_LOST_ATTEMPTS": str(cap)}
+    faults.start_worker("w1", SLOW | capped)
+    faults.start_relay(capped)
     t = tenant()
     poison, following = backlog(t, 2)
-    faults.start_worker("w1", SLOW)
     killed: list[int] = []
     stop = threading.Event()
 
     def killer() -> None:  # plays the poison: each new attempt of the job kills the process running it
         while not stop.is_set():
             state, attempts, _, _ = status(poison)
-            if state != "running" and state != "queued":
+            if state not in {"running", "queued"}:
                 return
             if state == "running" and attempts > len(killed):
                 try:
@@ -139,8 +143,8 @@ def test_s10_a_poison_job_that_kills_its_worker_every_time(faults: Faults, holds
     finally:
         stop.set()
         thread.join(30)
+        faults.start_relay()  # the module's relay again, uncapped
     holds([t], may_fail=[poison])
-    cap = get_settings().job_max_lost_attempts  # the relay and the workers share this environment
     state, attempts, lost, _ = status(poison)
     assert (state, lost) == ("failed", cap) and attempts == cap, "bounded: exactly the cap of lost attempts"
     error = query("SELECT error FROM jobs WHERE id = :j", {"j": poison})[0][0]
@@ -152,10 +156,10 @@ def test_s11_a_backlog_longer_than_the_task_time_limit(faults: Faults, holds) ->
     """A tenant's backlog takes longer than Celery's task time limit: each drain stops claiming at its budget
     and hands the rest on, so no job is cut off half-done (each completes on its first attempt) and the
     backlog completes."""
-    t = tenant()
-    jobs = backlog(t, size(8, 20))
     # A task may run 4 s + 1 s (soft limit); the backlog needs about a second per job.
     faults.start_worker("w1", SLOW | {"ASORA_TASK_TIME_LIMIT_SECONDS": "4", "ASORA_DRAIN_BUDGET_SECONDS": "1"})
+    t = tenant()
+    jobs = backlog(t, size(8, 20))
     holds([t])
     assert all(status(j)[:3] == ("completed", 1, 0) for j in jobs)
     assert "TimeLimitExceeded" not in faults.log("w1")
