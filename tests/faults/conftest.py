@@ -4,26 +4,45 @@ faults, which are killed when it ends. `holds` checks every invariant and record
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
-from tests.faults.harness import Faults
+from tests.faults.harness import Faults, OwnRedis
 from tests.faults.invariants import check
 
 Holds = Callable[..., None]
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """`make test` runs the fast scenarios; those marked `soak` run under `make soak` (which sets
+    ASORA_FAULTS_ALL=1) or when asked for."""
+    if os.environ.get("ASORA_FAULTS_ALL") == "1":
+        return
+    skip = pytest.mark.skip(reason="a soak scenario: `make soak`, or ASORA_FAULTS_ALL=1")
+    for item in items:
+        if item.get_closest_marker("soak"):
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="module")
 def faults(service_urls: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Faults]:
-    running = Faults(service_urls, Path(tmp_path_factory.mktemp("fault-logs")))
-    running.start_api()
-    running.start_relay()
+    """The module's API and relay, on a Redis server of its own: the session's Redis database is shared with
+    any other test session on this machine (whose workers would take these messages and whose FLUSHDB would
+    drop them), and a fault scenario must know every process that touches its queues."""
+    tmp = Path(tmp_path_factory.mktemp("fault-logs"))
+    own = OwnRedis(tmp / "redis")
+    own.start()
+    running = Faults(service_urls, tmp, redis_url=own.url)
     try:
+        running.start_api()
+        running.start_relay()
         yield running
     finally:
         running.stop_all()
+        own.kill()
 
 
 @pytest.fixture(autouse=True)

@@ -4,10 +4,12 @@ stopped, terminated at will), tenants with a backlog, and a Redis server of the 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -18,6 +20,7 @@ import psutil
 import redis
 
 from shared.embedded import ServiceUrls
+from shared.jobs.outbox import Wakeup
 from shared.stack import Stack, free_port, service_env, wait_http
 from tests.faults.invariants import PROBE_SKU
 from tests.support import create_tenant_direct, lot, query, sale, seed_items, submit_run_direct, wait_for
@@ -110,6 +113,21 @@ class Faults:
         self.stop_workers()
         for name in ("relay", "api"):
             self.stop(name)
+
+    def publish(self, wakeups: list[Wakeup]) -> None:
+        """Send wake-ups to this module's broker, as `worker.publisher` does (from a process of its own, whose
+        Celery app is configured for that broker)."""
+        lines = [
+            "import json, sys",
+            "from shared.jobs.kinds import JobKind",
+            "from shared.jobs.outbox import Wakeup",
+            "from worker.publisher import publish",
+            "publish([Wakeup(j, t, JobKind(k), s) for j, t, k, s in json.load(sys.stdin)])",
+        ]
+        payload = json.dumps([[w.job_id, w.tenant_id, str(w.kind), w.stream] for w in wakeups])
+        subprocess.run(
+            [sys.executable, "-c", "\n".join(lines)], input=payload.encode(), env=self.env(), check=True, timeout=120
+        )
 
     def log(self, name: str) -> str:
         path = self.log_dir / f"{name}.log"

@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         record.unlink(missing_ok=True)
         argv_ = [sys.executable, "-m", "pytest", str(HERE), "-p", "no:cacheprovider", "-p", "tests.faults.soak", "-q"]
         argv_ += ["-k", args.k] if args.k else []
-        subprocess.run(argv_, env=os.environ | {RECORD_ENV: str(record)}, check=False)
+        subprocess.run(argv_, env=os.environ | {RECORD_ENV: str(record), "ASORA_FAULTS_ALL": "1"}, check=False)
         collect(record, rows)
         record.unlink(missing_ok=True)
     ordered = sorted(rows.values(), key=lambda r: r.scenario)

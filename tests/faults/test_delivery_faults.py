@@ -21,6 +21,7 @@ from tests.support import key_for, query, sale, wait_for
 pytestmark = pytest.mark.own_stack
 
 
+@pytest.mark.soak
 def test_s02_visibility_timeout_shorter_than_the_run(faults: Faults, holds) -> None:
     """The broker's visibility timeout is shorter than a job, so Redis hands the message to another worker
     while the first copy still runs: the second copy finds the lease or the fence taken, and every job
@@ -38,8 +39,6 @@ def test_s03_duplicated_shuffled_and_bogus_messages(faults: Faults, holds) -> No
     """One tenant's wake-ups duplicated five times and shuffled, with bogus ones (unknown job, unknown
     tenant, another tenant's job under the wrong tenant): each job runs once, in seq order, and the other
     tenants' work completes meanwhile (no starvation)."""
-    from worker.publisher import publish
-
     noisy, quiet1, quiet2 = tenant(), tenant(), tenant()
     noisy_jobs = backlog(noisy, size(6, 20))
     quiet_jobs = backlog(quiet1, 3) + backlog(quiet2, 3)
@@ -47,7 +46,7 @@ def test_s03_duplicated_shuffled_and_bogus_messages(faults: Faults, holds) -> No
     messages += [Wakeup("job_bogus", noisy, JobKind.COGS_RUN), Wakeup("job_bogus", "no-such-tenant", JobKind.COGS_RUN)]
     messages += [Wakeup(quiet_jobs[0], noisy, JobKind.EXPORT)]
     random.shuffle(messages)
-    publish(messages)
+    faults.publish(messages)
     faults.start_worker("w1", {"ASORA_DEBUG_JOB_DELAY_SECONDS": "0.3"})
     wait_for(lambda: completed(quiet_jobs) == len(quiet_jobs), 120, "the quiet tenants starved")
     holds([noisy, quiet1, quiet2])
@@ -89,8 +88,8 @@ def test_s04_two_workers_race_one_tenant_behind_a_barrier(faults: Faults, holds,
     own = OwnRedis(tmp_path / "redis")
     own.start()
     try:
-        main = redis.Redis.from_url(faults.service_urls["redis_url"])
-        _race(shared_lease, [main, redis.Redis.from_url(faults.service_urls["redis_url"])])
+        main = redis.Redis.from_url(faults.redis_url or "")
+        _race(shared_lease, [main, redis.Redis.from_url(faults.redis_url or "")])
         _race(split_lease, [main, redis.Redis.from_url(own.url)])
     finally:
         own.kill()

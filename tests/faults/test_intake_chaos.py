@@ -39,6 +39,7 @@ def _tenant(base: str) -> tuple[str, Api, MasterData]:
     return tenant_id, owner, seed_master_data(owner, skus=("F-1", PROBE_SKU))
 
 
+@pytest.mark.soak
 def test_s09a_one_idempotency_key_from_20_clients(faults: Faults, holds) -> None:
     """The same Idempotency-Key and body from 20 clients at once while a worker runs: one job, executed
     once; /health answers throughout."""
@@ -52,6 +53,7 @@ def test_s09a_one_idempotency_key_from_20_clients(faults: Faults, holds) -> None
     holds([t])
 
 
+@pytest.mark.soak
 def test_s09b_one_idempotency_key_with_20_different_bodies(faults: Faults, holds) -> None:
     """One Idempotency-Key with 20 different bodies at once: one job, 422 IDEMPOTENCY_KEY_REUSED for the
     others; /health answers throughout."""
@@ -65,6 +67,7 @@ def test_s09b_one_idempotency_key_with_20_different_bodies(faults: Faults, holds
     holds([t])
 
 
+@pytest.mark.soak
 def test_s09c_runs_exports_and_receipts_for_one_tenant_at_once(faults: Faults, holds) -> None:
     """Runs, exports and receipts for one tenant submitted at the same instant, and another tenant's
     receipt meanwhile: every request is answered, /health answers throughout, every job completes once."""
@@ -139,6 +142,7 @@ class Chaos:
         self.thread.join(60)
 
 
+@pytest.mark.soak
 def test_s12_mixed_chaos_over_five_tenants(faults: Faults, holds) -> None:
     """Five tenants submit receipts, runs and counts while workers are killed every few seconds: afterwards
     every invariant holds, and each tenant's books (every ledger event, every job's outcome, in seq order)
