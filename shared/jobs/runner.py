@@ -378,7 +378,9 @@ class _Drain:
         heartbeat = _Heartbeat(self.stream, lock, self.settings.heartbeat_seconds)
         heartbeat.start()
         try:
-            following = self.first_claim()
+            # A drain begun after shutdown started claims nothing; the stream is woken again for another worker.
+            self.stopped_early = self.stopping()
+            following = None if self.stopped_early else self.first_claim()
             while isinstance(following, Claim):
                 heartbeat.claim = following
                 self.hooks.started(following)

@@ -127,6 +127,7 @@ def _published(jobs: list[str]) -> bool:
     return int(rows[0][0]) == len(jobs)
 
 
+@pytest.mark.soak
 def test_s08_api_killed_between_commit_and_publish(faults: Faults, holds, tmp_path: Path) -> None:
     """Jobs committed whose wake-up was never sent (the API died between commit and publish), and an API
     killed (SIGKILL) in the middle of a burst of requests: every job that was committed runs exactly once,

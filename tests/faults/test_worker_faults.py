@@ -155,6 +155,7 @@ def test_s10_a_poison_job_that_kills_its_worker_every_time(faults: Faults, holds
     assert status(following)[0] == "completed"
 
 
+@pytest.mark.soak
 def test_s11_a_backlog_longer_than_the_task_time_limit(faults: Faults, holds) -> None:
     """A tenant's backlog takes longer than Celery's task time limit: each drain stops claiming at its budget
     and hands the rest on, so no job is cut off half-done (each completes on its first attempt) and the
