@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test test-fast lint typecheck bench up install clean
+.PHONY: demo test test-fast lint typecheck bench soak up install clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,15 @@ bench: $(STAMP)
 	$(BIN)/python -m tests.benchmarks.bench_job_cost
 	$(BIN)/python -m tests.benchmarks.bench_large_run_ratio
 	$(BIN)/python -m tests.benchmarks.bench_api_memory --requests 30000 --every 3000 --from-request 9000
+
+# The fault scenarios (tests/faults/) SOAK_N times over (default 20), each pass in a fresh database with fresh
+# processes; prints the table of scenario, invariant, runs and violations, and writes bench-results/soak.json.
+SOAK_N ?= 20
+# ...then schemathesis over the whole schema as two tenants and the operator (tests/hostile/walk.py).
+HOSTILE_REQUESTS ?= 5000
+soak: $(STAMP)
+	$(BIN)/python -m tests.faults.soak --runs $(SOAK_N)
+	$(BIN)/python -m tests.hostile.walk --requests $(HOSTILE_REQUESTS)
 
 clean:
 	rm -rf $(VENV) .asora .mypy_cache .ruff_cache .pytest_cache

@@ -63,6 +63,13 @@ class Settings(BaseSettings):
     # A queued job whose message may have been lost (a Redis restart, a wake-up dropped while another
     # worker held the tenant's lease) is published again after this long.
     relay_republish_after_seconds: int = 30
+    # How often the relay looks for running jobs whose worker stopped heartbeating (the reaper).
+    relay_reap_interval_seconds: float = 15.0
+    # The relay touches this file on every turn of its loop (the k8s liveness probe checks its age).
+    relay_alive_file: Path | None = None
+    # Redis redelivers an unacknowledged message after this long; 0 derives it from the task time limit (the
+    # fault tests set it shorter than a job to force duplicate delivery while the first copy still runs).
+    broker_visibility_timeout_seconds: int = 0
     idempotency_retention_days: int = 7
     # Every lock wait is bounded: a request or job that waits longer than this for a row lock, the tenant's
     # counter or its fence gives up (503 for a request, a retry for a job) instead of queueing forever.

@@ -26,16 +26,25 @@ SYSTEM_SCOPE = "*"
 
 
 def _process_name() -> str:
-    return f"asora:{os.path.basename(sys.argv[0]) if sys.argv else 'python'}"[:63]
+    """`asora:<program>:<pid>` (pg_stat_activity's application_name): which process holds a connection."""
+    program = os.path.basename(sys.argv[0]) if sys.argv else "python"
+    return f"asora:{program[:40]}:{os.getpid()}"
 
 
 def connection_options(*, statement_timeout_ms: int = 0) -> dict[str, Any]:
     """libpq connection parameters every Asora process uses: bounded lock waits and idle transactions, and TCP
-    keepalives so that a dead peer is noticed in about a minute rather than the kernel's two hours."""
+    keepalives on both ends so that a dead peer is noticed in about a minute rather than the kernel's two hours:
+    libpq's (the process notices a lost server) and the server's own `tcp_keepalives_*`/`tcp_user_timeout` for
+    this session (the server notices a partitioned worker even mid-statement, ends its transaction and
+    releases the tenant's fence). The server ignores the latter on a Unix socket, where no partition exists."""
     settings = get_settings()
     options = [
         f"-c lock_timeout={settings.db_lock_timeout_ms}",
         f"-c idle_in_transaction_session_timeout={settings.db_idle_in_transaction_timeout_ms}",
+        "-c tcp_keepalives_idle=30",
+        "-c tcp_keepalives_interval=10",
+        "-c tcp_keepalives_count=3",
+        "-c tcp_user_timeout=60000",
     ]
     if statement_timeout_ms:
         options.append(f"-c statement_timeout={statement_timeout_ms}")

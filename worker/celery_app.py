@@ -37,7 +37,9 @@ def celery_config() -> dict[str, Any]:
         "task_time_limit": soft_limit + 60,
         # Redis redelivers an unacknowledged message after the visibility timeout; it must outlast the longest
         # task, or a slow job would be delivered twice (harmless, but wasteful).
-        "broker_transport_options": {"visibility_timeout": soft_limit + 600},
+        "broker_transport_options": {
+            "visibility_timeout": settings.broker_visibility_timeout_seconds or soft_limit + 600
+        },
         "broker_connection_retry_on_startup": True,
         "task_ignore_result": True,
         "worker_send_task_events": True,

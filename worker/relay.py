@@ -19,7 +19,6 @@ from shared.logs import configure_logging
 from worker.publisher import publish
 
 log = logging.getLogger("asora.relay")
-REAP_EVERY_SECONDS = 15
 PURGE_EVERY_SECONDS = 3600
 
 
@@ -44,7 +43,7 @@ def main() -> None:
             count = relay_once()
             if count:
                 log.info("published %d job(s)", count, extra={"published": count})
-            if time.monotonic() - last_reap > REAP_EVERY_SECONDS:
+            if time.monotonic() - last_reap > settings.relay_reap_interval_seconds:
                 last_reap = time.monotonic()
                 for outcome in runner.reap_stale_jobs(settings, registry.TABLE):
                     log.warning("reaped %s", outcome)
@@ -56,6 +55,8 @@ def main() -> None:
                     log.info("purged %d idempotency key(s) past retention", purged, extra={"purged": purged})
         except Exception:
             log.exception("relay iteration failed; retrying")
+        if settings.relay_alive_file is not None:
+            settings.relay_alive_file.touch()  # the liveness probe's evidence that this loop still turns
         stop.wait(settings.relay_interval_seconds)
     log.info("relay stopped")
 

@@ -17,7 +17,8 @@ job costs one transaction (plus the first claim of a drain). A claim is committe
 an attempt is counted even when the worker dies during it.
 
 Attempts: an attempt that raised (a bug, a poison input) counts towards `job_max_attempts`; an attempt whose
-worker died without recording anything (killed, out of memory, a lost node) counts towards
+worker died without recording anything (killed, out of memory, a lost node), or whose database connection was
+ended or whose lock wait timed out (the infrastructure's failure, not the input's), counts towards
 `job_max_lost_attempts` and is retried after a back-off (`job_retry_backoff_seconds`, doubling), so a fleet
 restart does not exhaust a valid job. Either cap fails the job with INTERNAL/ATTEMPTS_EXHAUSTED and lets the
 stream move on.
@@ -340,11 +341,13 @@ class _Drain:
         except DomainError as exc:
             return self._record(claim, exc, began)
         except OperationalError as exc:
+            # The infrastructure failed the attempt (its connection was ended, or a lock wait timed out), not
+            # the job's input: it counts as a lost attempt, like a worker that died.
             if getattr(exc.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE:
                 log.warning("job %s waited too long for a lock; it will be retried", claim.job_id)
             else:
                 log.exception("job %s attempt %s lost its database; rolled back", claim.job_id, claim.attempt)
-            return self._record(claim, None, began)
+            return self._record(claim, None, began, lost=True)
         except Exception:
             log.exception("job %s attempt %s crashed; rolled back", claim.job_id, claim.attempt)
             return self._record(claim, None, began)
@@ -355,7 +358,9 @@ class _Drain:
             return None
         return claim_next(session, self.kinds, self.stream, self.worker, self.settings)
 
-    def _record(self, claim: Claim, error: DomainError | None, began: float) -> tuple[Finished | None, Next]:
+    def _record(
+        self, claim: Claim, error: DomainError | None, began: float, *, lost: bool = False
+    ) -> tuple[Finished | None, Next]:
         """After the work rolled back: a deterministic failure fails the job; a crash re-queues it (after a
         back-off) until its cap. Done in a fresh transaction that is itself fenced, so a superseded attempt
         records nothing; the next job is claimed in it too."""
@@ -365,7 +370,7 @@ class _Drain:
                 if error is not None:
                     fail_job(session, self.kinds, job, error.as_dict(), error)
                 else:
-                    _requeue(session, self.kinds, job, self.settings, lost=False)
+                    _requeue(session, self.kinds, job, self.settings, lost=lost)
                 done = Finished(job.id, job.kind, job.status, error=job.error, runtime=time.monotonic() - began)
                 return done, self._next(session)
         except Fenced:
@@ -376,7 +381,9 @@ class _Drain:
         heartbeat = _Heartbeat(self.stream, lock, self.settings.heartbeat_seconds)
         heartbeat.start()
         try:
-            following = self.first_claim()
+            # A drain begun after shutdown started claims nothing; the stream is woken again for another worker.
+            self.stopped_early = self.stopping()
+            following = None if self.stopped_early else self.first_claim()
             while isinstance(following, Claim):
                 claim = heartbeat.claim = following
                 began = time.monotonic()
