@@ -67,9 +67,10 @@ def service_urls() -> Iterator[dict[str, str]]:
     upgrade(database_url)
     yield {"database_url": database_url, "redis_url": redis_url, "admin_url": urls.database_url}
 
-    from shared.db import get_engine
+    from shared.db import get_engine, get_system_engine
 
     get_engine().dispose()
+    get_system_engine().dispose()
     for key, value in saved.items():
         if value is None:
             os.environ.pop(key, None)
@@ -86,11 +87,10 @@ def service_urls() -> Iterator[dict[str, str]]:
 
 def _reset_caches() -> None:
     from shared.config import get_settings
-    from shared.db import get_engine, get_sessionmaker
+    from shared.db import reset_engines
 
     get_settings.cache_clear()
-    get_engine.cache_clear()
-    get_sessionmaker.cache_clear()
+    reset_engines()
 
 
 @pytest.fixture(scope="session")
@@ -131,7 +131,7 @@ def in_process(service_urls: dict[str, str]) -> str:
     from shared.tenants import service as tenants
     from tests.support import IN_PROCESS
 
-    with db.unit_of_work() as session:
+    with db.unit_of_work(db.SYSTEM_SCOPE) as session:
         tenants.ensure_operator_key(session, OPERATOR_KEY)
     return IN_PROCESS
 

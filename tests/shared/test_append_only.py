@@ -80,7 +80,7 @@ def tenant_id(service_urls):
 @pytest.mark.parametrize("who", ["application role", "table owner"])
 def test_history_cannot_be_rewritten(database_url, tenant_id, table, statement, who):
     owner = who == "table owner"
-    engine: Engine = db.make_engine(database_url, app_role=False) if owner else db.get_engine()
+    engine: Engine = db.make_engine(database_url) if owner else db.get_engine()
     sql = STATEMENTS[statement].format(table=table, assignment=TABLES[table])
     try:
         with engine.begin() as conn:
