@@ -36,12 +36,13 @@ depends_on: str | Sequence[str] | None = None
 GLOBAL_TABLES = ("plans", "plan_limits", "alembic_version")
 OLD_SCOPE = "(SELECT current_setting('asora.tenant_id', true))"
 NEW_SCOPE = "(SELECT asora_tenant())"
-DEFINER = "SECURITY DEFINER SET search_path = pg_catalog, public"
+# pg_temp last, explicitly: otherwise a caller's temporary table of the same name would be found first.
+DEFINER = "SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp"
 
 # name(arguments) -> (returns, body). Each is the whole of one system job's cross-tenant statement.
 SYSTEM_FUNCTIONS: dict[str, tuple[str, str]] = {
     # The process's copy of the scope key (shared/db.py signs its tenant scopes with it).
-    "asora_sys_scope_key()": ("bytea", "SELECT key FROM asora_scope_keys WHERE id = 1"),
+    "asora_sys_scope_key()": ("bytea", "SELECT key FROM public.asora_scope_keys WHERE id = 1"),
     # ASORA_BOOTSTRAP_OPERATOR_KEY: every API process at start-up; the first insert wins.
     "asora_sys_ensure_operator_key(p_id text, p_name text, p_hash text)": (
         "void",
@@ -184,7 +185,7 @@ def upgrade() -> None:
                             pg_backend_pid()::text || ':' || s.tenant, 'UTF8'))), 'hex')
                       THEN s.tenant END
           FROM (SELECT current_setting('asora.tenant_id', true) AS tenant,
-                       current_setting('asora.tenant_sig', true) AS sig) s, asora_scope_keys k
+                       current_setting('asora.tenant_sig', true) AS sig) s, public.asora_scope_keys k
           WHERE k.id = 1 $fn$""")
     op.execute("ALTER FUNCTION asora_tenant() OWNER TO asora_system")
 
