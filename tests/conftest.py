@@ -192,8 +192,14 @@ def db_units(db_connection: Connection, monkeypatch: pytest.MonkeyPatch) -> None
     put back when it ends, so it never leaks into `db_session`."""
     from shared import db
 
+    real_unit_of_work = db.unit_of_work
+
     @contextmanager
     def unit_of_work(tenant_id: str | None = None) -> Iterator[Session]:
+        if tenant_id == db.SYSTEM_SCOPE:  # the system login is another connection: a real, committed unit
+            with real_unit_of_work(tenant_id) as system:
+                yield system
+            return
         with (
             Session(bind=db_connection, join_transaction_mode="create_savepoint", expire_on_commit=False) as session,
             session.begin(),

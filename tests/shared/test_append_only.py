@@ -35,7 +35,7 @@ STATEMENTS = {
 @pytest.fixture(scope="module")
 def tenant_id(service_urls):
     tenant_id = f"append-{secrets.token_hex(4)}"
-    with db.unit_of_work(db.SYSTEM_SCOPE) as session:
+    with db.unit_of_work() as session:
         tenants.create_tenant(
             session, tenant_id=tenant_id, name=tenant_id, plan="free", role_model="standard", actor=None
         )

@@ -169,11 +169,12 @@ def test_another_tenants_scope_cannot_be_forged(
         assert app.execute("UPDATE items SET name = 'stolen'").rowcount == 0
         assert app.execute("DELETE FROM items").rowcount == 0
         assert app.execute("SELECT count(*) FROM tenants").fetchone() == (0,)
-    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"), app.transaction():
+    with app.transaction(force_rollback=True):
         app.execute(
             "SELECT set_config('asora.tenant_id', %s, true), set_config('asora.tenant_sig', %s, true)", (b, own)
         )
-        app.execute("INSERT INTO categories (id, tenant_id, name) VALUES ('cat_planted', %s, 'x')", (b,))
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
+            app.execute("INSERT INTO categories (id, tenant_id, name) VALUES ('cat_planted', %s, 'x')", (b,))
 
 
 def test_a_key_planted_in_a_temporary_table_is_not_read(
@@ -220,6 +221,13 @@ def test_the_tenant_login_cannot_read_the_scope_key_or_unlock_the_tables(
     _refused(app, "CREATE OR REPLACE FUNCTION public.asora_tenant() RETURNS text LANGUAGE sql AS $$ SELECT 'x' $$")
 
 
+def _copy_run_sale(conn: psycopg.Connection[tuple[object, ...]], tenant_id: str) -> None:
+    with conn.cursor().copy(
+        "COPY run_sales (run_id, sale_id, tenant_id, sku, sale_date, quantity, cogs) FROM STDIN"
+    ) as copy:
+        copy.write_row(("run_x", "S-1", tenant_id, "SKU-1", "2024-01-01T00:00:00Z", "1", "1"))
+
+
 def test_the_bulk_writer_is_out_of_reach(
     app: psycopg.Connection[tuple[object, ...]], two_tenants: tuple[str, str]
 ) -> None:
@@ -228,15 +236,13 @@ def test_the_bulk_writer_is_out_of_reach(
     a, b = two_tenants
     _refused(app, "SET ROLE asora_writer")
     assert app.execute("SELECT pg_has_role('asora_writer', 'MEMBER')").fetchone() == (False,)
-    with pytest.raises(psycopg.errors.FeatureNotSupported, match="row-level security"), app.transaction():
+    with app.transaction(force_rollback=True):
         app.execute(
             "SELECT set_config('asora.tenant_id', %s, true), set_config('asora.tenant_sig', %s, true)",
             (a, db.scope_signature(app.info.backend_pid, a)),
         )
-        with app.cursor().copy(
-            "COPY run_sales (run_id, sale_id, tenant_id, sku, sale_date, quantity, cogs) FROM STDIN"
-        ) as copy:
-            copy.write_row(("run_x", "S-1", b, "SKU-1", "2024-01-01T00:00:00Z", "1", "1"))
+        with pytest.raises(psycopg.errors.FeatureNotSupported, match="row-level security"):
+            _copy_run_sale(app, b)
 
 
 def test_the_system_login_may_only_call_the_system_functions(
