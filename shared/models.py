@@ -9,7 +9,7 @@ from shared.jobs.models import IdempotencyKey, Job, JobBlob
 from shared.ledger.models import LedgerEvent, Lot
 from shared.reports import models as _report_indexes  # noqa: F401 - indexes on lots and ledger_events
 from shared.runs.models import CostedSku, Run, RunAllocation, RunSale, RunSku, RunValidationError
-from shared.tenants.models import ApiKey, LedgerHead, Plan, PlanLimit, Tenant, TenantCounter
+from shared.tenants.models import ApiKey, LedgerHead, Plan, PlanLimit, ScopeKey, Tenant, TenantCounter
 
 __all__ = [
     "ApiKey",
@@ -39,6 +39,7 @@ __all__ = [
     "RunSale",
     "RunSku",
     "RunValidationError",
+    "ScopeKey",
     "Tenant",
     "TenantCounter",
     "Vendor",
