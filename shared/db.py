@@ -22,7 +22,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
@@ -32,7 +32,19 @@ from shared.config import get_settings
 
 APP_ROLE = dblogin.APP_GROUP  # the tenant role
 APP_LOGIN = dblogin.APP_LOGIN  # the role the processes log in as
-SYSTEM_SCOPE = "*"
+
+
+class SystemScope:
+    """The marker for cross-tenant work (`unit_of_work(SYSTEM_SCOPE)`): an object, not a string, so no tenant id
+    a caller supplies (an operator's X-Tenant-ID, a CLI argument) can ever select the system login."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "SYSTEM_SCOPE"
+
+
+SYSTEM_SCOPE: Final = SystemScope()
 
 
 def _process_name() -> str:
@@ -149,9 +161,8 @@ def backend_pid(connection: Connection) -> int:
 
 
 def scope_params(connection: Connection, tenant_id: str) -> dict[str, str]:
-    """Bind parameters of a statement that sets `asora.tenant_id` (:t) and `asora.tenant_sig` (:s)."""
-    if tenant_id == SYSTEM_SCOPE:
-        raise ValueError("the system scope is not a tenant: use unit_of_work(SYSTEM_SCOPE) and asora_sys_* functions")
+    """Bind parameters of a statement that sets `asora.tenant_id` (:t) and `asora.tenant_sig` (:s). Any string
+    may be signed: one that is no tenant's id (`*` included) scopes the transaction to nothing."""
     return {"t": tenant_id, "s": scope_signature(backend_pid(connection), tenant_id)}
 
 
@@ -179,11 +190,11 @@ def _apply_scope(session: Session, _transaction: Any, connection: Any) -> None:
 
 
 @contextmanager
-def unit_of_work(tenant_id: str | None = None) -> Iterator[Session]:
+def unit_of_work(tenant_id: str | SystemScope | None = None) -> Iterator[Session]:
     """One transaction: commit on success, roll back on any exception. `tenant_id=SYSTEM_SCOPE` opens the
     system login instead, for the relay, reaper and operator views that legitimately span tenants: there the
     session may only call the `asora_sys_*` functions."""
-    if tenant_id == SYSTEM_SCOPE:
+    if isinstance(tenant_id, SystemScope):
         with get_system_sessionmaker()() as session, session.begin():
             yield session
         return

@@ -158,7 +158,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture
 def db_connection(service_urls: dict[str, str]) -> Iterator[Connection]:
-    """One connection of the application's engine (so it runs as `asora_app` and row-level security applies)
+    """One connection of the application's engine (so it logs in as `asora_app_login` under row-level security)
     inside an outer transaction that is rolled back after the test: nothing a service test writes is ever
     committed, whatever the code under test calls."""
     from shared.db import get_engine
@@ -195,8 +195,8 @@ def db_units(db_connection: Connection, monkeypatch: pytest.MonkeyPatch) -> None
     real_unit_of_work = db.unit_of_work
 
     @contextmanager
-    def unit_of_work(tenant_id: str | None = None) -> Iterator[Session]:
-        if tenant_id == db.SYSTEM_SCOPE:  # the system login is another connection: a real, committed unit
+    def unit_of_work(tenant_id: str | db.SystemScope | None = None) -> Iterator[Session]:
+        if isinstance(tenant_id, db.SystemScope):  # the system login is another connection: a real, committed unit
             with real_unit_of_work(tenant_id) as system:
                 yield system
             return

@@ -271,3 +271,22 @@ def test_every_system_function_is_a_definer_with_a_pinned_search_path(
         assert definer, name
         assert config == ["search_path=pg_catalog, public, pg_temp"], name
         assert owner == "asora_system", name
+
+
+def test_no_tenant_id_a_caller_supplies_selects_the_system_login(service_urls: dict[str, str]) -> None:
+    """`SYSTEM_SCOPE` is an object, not '*': an operator's `X-Tenant-ID: *` is an unknown tenant (404), and a
+    unit of work for '*' is an ordinary tenant unit on the tenant login that sees nothing."""
+    from sqlalchemy import text
+
+    from shared.errors import NotFound
+
+    raw = tenants.KEY_PREFIX + "walls-" + secrets.token_hex(8)
+    with db.unit_of_work(db.SYSTEM_SCOPE) as system:
+        tenants.ensure_operator_key(system, raw)
+    with pytest.raises(NotFound):
+        tenants.authenticate(raw, "*")
+    with db.unit_of_work("*") as session:
+        assert session.scalar(text("SELECT current_user")) == dblogin.APP_LOGIN
+        assert session.scalar(text("SELECT count(*) FROM tenants")) == 0
+    with db.unit_of_work(db.SYSTEM_SCOPE) as system:
+        assert system.scalar(text("SELECT current_user")) == dblogin.OPS_LOGIN
