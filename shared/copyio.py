@@ -1,10 +1,11 @@
 """Set-based writes: COPY rows through the session's own connection (same transaction).
 
-PostgreSQL refuses COPY FROM into a table with row-level security. Every tenant table gets its rows through a
-scratch table and one INSERT ... SELECT, which the table's policy then checks. The `asora_writer` role of
-migration 0005 (INSERT only, bypasses row-level security) is used where the login is a member of it; since
-migration 0009w no application login is (its CHECK trusted a setting the session could forge; see
-docs/security.md), so that branch serves only a session that runs as the owner.
+PostgreSQL refuses COPY FROM into a table with row-level security. The high-volume tables
+(`BULK_TABLES`) are written by the `asora_writer` role instead (migration 0005): it may only INSERT into
+them and it bypasses row-level security. A CHECK constraint admits only rows of the transaction's
+`asora.tenant_id`, and a statement trigger (0009w) admits them only if that is the signed scope
+(docs/security.md). Every other tenant table, and the bulk tables where that role is unavailable, get their
+rows through a scratch table and one INSERT ... SELECT, which the table's policy then checks.
 
 Rows go to the server from a writer thread (psycopg's queued writer), so the caller encodes the next
 chunk while PostgreSQL ingests the previous one: on two cores the encoding hides behind the database.

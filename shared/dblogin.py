@@ -23,7 +23,9 @@ from shared.config import get_settings
 
 APP_LOGIN, APP_GROUP = "asora_app_login", "asora_app"
 OPS_LOGIN, OPS_GROUP = "asora_ops_login", "asora_ops"
-LOGINS = ((APP_LOGIN, APP_GROUP), (OPS_LOGIN, OPS_GROUP))
+WRITER = "asora_writer"
+# (login, the group whose privileges it holds, a role it may only SET ROLE to for one COPY)
+LOGINS = ((APP_LOGIN, APP_GROUP, WRITER), (OPS_LOGIN, OPS_GROUP, None))
 
 
 def _password(owner_url: str, role: str) -> str:
@@ -64,10 +66,12 @@ def ensure_logins(owner_url: str) -> None:
         try:
             with psycopg.connect(_libpq(owner_url), autocommit=True) as conn:
                 pg16 = int(conn.info.server_version) >= 160000
-                for login, group in LOGINS:
-                    if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (group,)).fetchone() is None:
+                for login, group, settable in LOGINS:
+                    if not _exists(conn, "pg_roles", "rolname", group):
                         continue  # not migrated that far yet
-                    _ensure_login(conn, login, group, _password(owner_url, login), pg16=pg16)
+                    # The bulk writer only where migration 0009w's statement check guards it (docs/security.md).
+                    guarded = settable if _exists(conn, "pg_proc", "proname", "asora_writer_check") else None
+                    _ensure_login(conn, login, group, guarded, _password(owner_url, login), pg16=pg16)
             return
         except _RETRYABLE:
             if attempt == 4:
@@ -75,26 +79,40 @@ def ensure_logins(owner_url: str) -> None:
             time.sleep(0.2 * (attempt + 1))
 
 
+def _exists(conn: psycopg.Connection[tuple[object, ...]], catalog: str, column: str, name: str) -> bool:
+    return conn.execute(f"SELECT 1 FROM {catalog} WHERE {column} = %s", (name,)).fetchone() is not None
+
+
 def _ensure_login(
-    conn: psycopg.Connection[tuple[object, ...]], login: str, group: str, password: str, *, pg16: bool
+    conn: psycopg.Connection[tuple[object, ...]],
+    login: str,
+    group: str,
+    settable: str | None,
+    password: str,
+    *,
+    pg16: bool,
 ) -> None:
     attributes = "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT"
     exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (login,)).fetchone()
     verb = "ALTER" if exists else "CREATE"
     conn.execute(f"{verb} ROLE {login} {attributes} PASSWORD '{password}'")
-    # The login holds its group's privileges and nothing else: no other membership, and (PostgreSQL 16) not even
-    # SET ROLE to the group, so `SET ROLE` and `RESET ROLE` have nowhere to go.
-    others = conn.execute(
-        "SELECT r.rolname FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid"
-        " WHERE m.member = (SELECT oid FROM pg_roles WHERE rolname = %s) AND r.rolname <> %s",
-        (login, group),
-    ).fetchall()
-    for (other,) in others:
+    # The login holds its group's privileges and nothing else: no other membership but the bulk writer's, and
+    # (PostgreSQL 16) no SET ROLE to the group and no inheriting the writer's privileges, so `SET ROLE` can reach
+    # the insert-only writer at most and `RESET ROLE` goes back to the login.
+    wanted = {
+        group: " WITH INHERIT TRUE, SET FALSE",
+        **({settable: " WITH INHERIT FALSE, SET TRUE"} if settable else {}),
+    }
+    held = {
+        str(name)
+        for (name,) in conn.execute(
+            "SELECT r.rolname FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid"
+            " WHERE m.member = (SELECT oid FROM pg_roles WHERE rolname = %s)",
+            (login,),
+        ).fetchall()
+    }
+    for other in held - set(wanted):
         conn.execute(f'REVOKE "{other}" FROM {login}')
-    member = conn.execute(
-        "SELECT 1 FROM pg_auth_members m WHERE m.member = (SELECT oid FROM pg_roles WHERE rolname = %s)"
-        " AND m.roleid = (SELECT oid FROM pg_roles WHERE rolname = %s)",
-        (login, group),
-    ).fetchone()
-    if not member:
-        conn.execute(f"GRANT {group} TO {login}" + (" WITH INHERIT TRUE, SET FALSE" if pg16 else ""))
+    for role, options in wanted.items():
+        if role not in held:
+            conn.execute(f"GRANT {role} TO {login}" + (options if pg16 else ""))

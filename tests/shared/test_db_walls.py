@@ -45,7 +45,7 @@ GLOBAL_WRITES = (
     "DELETE FROM alembic_version",
     "INSERT INTO alembic_version VALUES ('9999')",
 )
-OTHER_ROLES = ("postgres", "asora_writer", "asora_system", "asora_ops", "asora_ops_login", "pg_read_all_data")
+OTHER_ROLES = ("postgres", "asora_system", "asora_ops", "asora_ops_login", "pg_read_all_data", "pg_write_all_data")
 
 
 def _tenant_with_item(prefix: str) -> str:
@@ -118,7 +118,7 @@ def test_the_tenant_login_is_no_superuser_and_reset_role_goes_nowhere(
         "SELECT r.rolname FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid"
         " WHERE m.member = (SELECT oid FROM pg_roles WHERE rolname = current_user)"
     ).fetchall()
-    assert members == [(dblogin.APP_GROUP,)]  # not the bulk writer, not the system roles
+    assert sorted(members) == [(dblogin.APP_GROUP,), (dblogin.WRITER,)]  # not the system roles
 
 
 @pytest.mark.parametrize("role", OTHER_ROLES)
@@ -138,7 +138,7 @@ def test_set_role_to_its_own_group_gains_nothing(app: psycopg.Connection[tuple[o
         return
     app.execute(f"SET ROLE {dblogin.APP_GROUP}")
     assert _who(app)[2:] == (False, False)
-    _refused(app, "SET ROLE asora_writer")
+    _refused(app, "SET ROLE asora_system")
 
 
 def test_no_setting_opens_every_tenant(
@@ -225,24 +225,75 @@ def _copy_run_sale(conn: psycopg.Connection[tuple[object, ...]], tenant_id: str)
     with conn.cursor().copy(
         "COPY run_sales (run_id, sale_id, tenant_id, sku, sale_date, quantity, cogs) FROM STDIN"
     ) as copy:
-        copy.write_row(("run_x", "S-1", tenant_id, "SKU-1", "2024-01-01T00:00:00Z", "1", "1"))
+        copy.write_row(("run_x", f"S-{secrets.token_hex(4)}", tenant_id, "SKU-1", "2024-01-01T00:00:00Z", "1", "1"))
 
 
-def test_the_bulk_writer_is_out_of_reach(
+def _as_writer(conn: psycopg.Connection[tuple[object, ...]], scope: str, sig: str | None) -> None:
+    conn.execute(
+        "SELECT set_config('asora.tenant_id', %s, true), set_config('asora.tenant_sig', %s, true)", (scope, sig or "")
+    )
+    conn.execute("SET LOCAL ROLE asora_writer")
+
+
+def test_the_tenant_login_cannot_copy_into_a_bulk_table_under_row_level_security(
     app: psycopg.Connection[tuple[object, ...]], two_tenants: tuple[str, str]
 ) -> None:
-    """The tenant login cannot become `asora_writer` (BYPASSRLS, migration 0005), and a COPY straight into a
-    bulk table is refused: its rows reach the table only through INSERT ... SELECT under the policy."""
-    a, b = two_tenants
-    _refused(app, "SET ROLE asora_writer")
-    assert app.execute("SELECT pg_has_role('asora_writer', 'MEMBER')").fetchone() == (False,)
+    a, _ = two_tenants
     with app.transaction(force_rollback=True):
         app.execute(
             "SELECT set_config('asora.tenant_id', %s, true), set_config('asora.tenant_sig', %s, true)",
             (a, db.scope_signature(app.info.backend_pid, a)),
         )
         with pytest.raises(psycopg.errors.FeatureNotSupported, match="row-level security"):
+            _copy_run_sale(app, a)
+
+
+def test_the_bulk_writer_writes_the_signed_tenants_rows_and_reads_nothing(
+    app: psycopg.Connection[tuple[object, ...]], two_tenants: tuple[str, str]
+) -> None:
+    a, _ = two_tenants
+    with app.transaction(force_rollback=True):
+        _as_writer(app, a, db.scope_signature(app.info.backend_pid, a))
+        _copy_run_sale(app, a)  # the one thing it is for
+        assert _who(app)[0] == "asora_writer"
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            app.execute("SELECT count(*) FROM run_sales")
+    for statement in ("SELECT count(*) FROM ledger_events", "UPDATE lots SET status = 'x'", "DELETE FROM run_sales"):
+        with app.transaction(force_rollback=True):
+            _as_writer(app, a, db.scope_signature(app.info.backend_pid, a))
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                app.execute(statement)
+    assert _who(app)[0] == dblogin.APP_LOGIN  # SET LOCAL ended with the transaction
+
+
+@pytest.mark.parametrize("forgery", ["unsigned", "replayed", "no scope"])
+def test_the_bulk_writer_cannot_copy_another_tenants_rows(
+    app: psycopg.Connection[tuple[object, ...]], two_tenants: tuple[str, str], forgery: str
+) -> None:
+    """The writer bypasses row-level security so that it can COPY. Its CHECK (migration 0005) trusts the unsigned
+    setting; the statement check of 0009w compares every row with the signed scope."""
+    a, b = two_tenants
+    sig = {"unsigned": None, "replayed": db.scope_signature(app.info.backend_pid, a), "no scope": None}[forgery]
+    with app.transaction(force_rollback=True):
+        _as_writer(app, "" if forgery == "no scope" else b, sig)
+        with pytest.raises((psycopg.errors.InsufficientPrivilege, psycopg.errors.CheckViolation)):
             _copy_run_sale(app, b)
+
+
+def test_the_bulk_writer_cannot_switch_the_scope_mid_statement(
+    app: psycopg.Connection[tuple[object, ...]], two_tenants: tuple[str, str]
+) -> None:
+    """An INSERT ... SELECT that sets `asora.tenant_id` to another tenant as it produces its rows passes the
+    per-row CHECK; the check at the statement's end still refuses it."""
+    a, b = two_tenants
+    with app.transaction(force_rollback=True):
+        _as_writer(app, a, db.scope_signature(app.info.backend_pid, a))
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="signed tenant scope"):
+            app.execute(
+                "INSERT INTO run_sales (run_id, sale_id, tenant_id, sku, sale_date, quantity, cogs)"
+                " SELECT 'run_x', 'S-mid', set_config('asora.tenant_id', %s, true), 'SKU-1', now(), 1, 1",
+                (b,),
+            )
 
 
 def test_the_system_login_may_only_call_the_system_functions(
@@ -266,7 +317,7 @@ def test_every_system_function_is_a_definer_with_a_pinned_search_path(
         " JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'public'"
         " AND (p.proname LIKE 'asora\\_sys\\_%' OR p.proname IN ('asora_tenant', 'asora_key_principal'))"
     ).fetchall()
-    assert len(rows) == len(SYSTEM_FUNCTIONS) + 2
+    assert len(rows) == len(SYSTEM_FUNCTIONS) + 2  # asora_writer_check is a trigger and runs as the writer
     for name, definer, config, owner in rows:
         assert definer, name
         assert config == ["search_path=pg_catalog, public, pg_temp"], name
@@ -290,3 +341,33 @@ def test_no_tenant_id_a_caller_supplies_selects_the_system_login(service_urls: d
         assert session.scalar(text("SELECT count(*) FROM tenants")) == 0
     with db.unit_of_work(db.SYSTEM_SCOPE) as system:
         assert system.scalar(text("SELECT current_user")) == dblogin.OPS_LOGIN
+
+
+def test_the_system_jobs_work_through_the_system_login(two_tenants: tuple[str, str]) -> None:
+    """The relay's wake-up (which marks the stream's jobs scheduled, under their foreign keys' triggers), the
+    reaper's candidates, the purge and the metrics, each as the relay and the API run them."""
+    from datetime import timedelta
+
+    from sqlalchemy import text
+
+    from shared.base import utcnow
+    from shared.jobs import runner
+    from shared.jobs import service as jobs
+    from shared.jobs.kinds import JobKind
+    from shared.jobs.models import Job
+    from tests.support import owner_unit
+
+    a, _ = two_tenants
+    with db.unit_of_work(a) as session:
+        accepted = jobs.accept_job(session, tenant_id=a, kind=JobKind.COUNT, payload={}, actor=None)
+        jobs.number_pending(session)
+    with db.unit_of_work(db.SYSTEM_SCOPE) as system:
+        heads = runner.wake_streams(system, republish_after_seconds=3600)
+        counts = system.execute(text("SELECT kind, status, n FROM asora_sys_job_counts()")).all()
+        stale = system.execute(text("SELECT id FROM asora_sys_stale_jobs(:c)"), {"c": utcnow() + timedelta(days=1)})
+        assert jobs.purge_idempotency_keys(system, retention_days=3650) >= 0
+    assert accepted.id in {head.id for head in heads if head.tenant_id == a}
+    assert ("count", "queued") in {(kind, status) for kind, status, _ in counts}
+    assert accepted.id not in {job_id for (job_id,) in stale}  # queued, not running
+    with owner_unit() as owner:
+        assert owner.get(Job, accepted.id).published_at is not None  # type: ignore[union-attr]

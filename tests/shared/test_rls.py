@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import secrets
 
+import psycopg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
@@ -102,14 +103,18 @@ def _copy_run_sale(session, tenant_id: str) -> None:
     )
 
 
-def test_bulk_tables_are_written_under_row_level_security(two_tenants):
-    """The application's login is not the bulk writer (migration 0009w, docs/security.md): COPY into the bulk
-    tables goes through a staging table and one INSERT ... SELECT that the tenant policy checks, so a row of
-    another tenant is refused."""
+def test_bulk_writer_admits_only_the_transactions_tenant(two_tenants):
+    """The bulk tables are COPYed as `asora_writer`, which bypasses row-level security; the CHECK constraint of
+    migration 0005 and the signed statement check of 0009w keep the wall (tests/shared/test_db_walls.py tries
+    harder)."""
     a, b = two_tenants
     with db.unit_of_work(a) as session:
         from shared.copyio import _writer_available
 
-        assert not _writer_available(session.connection(), "run_sales")
-    with pytest.raises(DBAPIError, match="row-level security"), db.unit_of_work(a) as session:
+        assert _writer_available(session.connection(), "run_sales")
+        assert not _writer_available(session.connection(), "items")
+    with (
+        pytest.raises(psycopg.errors.CheckViolation, match="ck_run_sales_writer_tenant"),
+        db.unit_of_work(a) as session,
+    ):
         _copy_run_sale(session, b)

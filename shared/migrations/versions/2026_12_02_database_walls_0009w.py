@@ -12,6 +12,8 @@ cross-tenant work only through a few SECURITY DEFINER functions, global tables r
   privilege on any table. `asora_app` (the tenant role; its login is `asora_app_login`) may execute none of
   them but `asora_key_principal` (resolving a bearer key's hash is authentication, and needs the hash).
 - `plans`, `plan_limits` and `alembic_version` are read-only to `asora_app`.
+- The bulk writer (0005) keeps its COPY, but each statement it runs is checked at its end against the signed
+  scope: every row it inserted must be of that tenant (`asora_writer_check`, over a transition table).
 
 The login roles themselves are made by `shared.migrate.upgrade` (shared/dblogin.py), which knows their
 passwords. Where the migrating role cannot manage roles (a managed database), an operator creates
@@ -34,6 +36,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 GLOBAL_TABLES = ("plans", "plan_limits", "alembic_version")
+WRITER_TABLES = ("ledger_events", "lots", "run_sales", "run_allocations")
 OLD_SCOPE = "(SELECT current_setting('asora.tenant_id', true))"
 NEW_SCOPE = "(SELECT asora_tenant())"
 # pg_temp last, explicitly: otherwise a caller's temporary table of the same name would be found first.
@@ -66,7 +69,8 @@ SYSTEM_FUNCTIONS: dict[str, tuple[str, str]] = {
     # marked scheduled (shared/jobs/runner.py `wake_streams`).
     "asora_sys_wake_streams(p_now timestamptz, p_cutoff timestamptz, p_limit integer)": (
         "TABLE (id text, tenant_id text, kind text, stream text)",
-        """WITH heads AS (
+        """BEGIN
+           RETURN QUERY WITH heads AS (
              SELECT DISTINCT ON (j.tenant_id, j.stream) j.id, j.tenant_id, j.kind, j.stream FROM jobs j
              WHERE j.status = 'queued' AND (j.available_at IS NULL OR j.available_at <= p_now)
                AND (j.published_at IS NULL OR j.published_at < p_cutoff OR j.published_at < j.available_at)
@@ -74,7 +78,9 @@ SYSTEM_FUNCTIONS: dict[str, tuple[str, str]] = {
            marked AS (
              UPDATE jobs SET published_at = p_now FROM heads
              WHERE jobs.status = 'queued' AND jobs.tenant_id = heads.tenant_id AND jobs.stream = heads.stream)
-           SELECT id, tenant_id, kind, stream FROM heads ORDER BY tenant_id, stream""",
+           SELECT h.id::text, h.tenant_id::text, h.kind::text, h.stream::text FROM heads h
+           ORDER BY h.tenant_id, h.stream;
+           END""",
     ),
     # The reaper: running jobs whose worker stopped heartbeating (each is then handled in its tenant's scope).
     "asora_sys_stale_jobs(p_cutoff timestamptz)": (
@@ -162,7 +168,10 @@ def _tenant_policies() -> list[tuple[str, str]]:
 
 
 def _function(signature: str, returns: str, body: str, *, owner: str = "asora_system") -> None:
-    op.execute(f"CREATE FUNCTION {signature} RETURNS {returns} LANGUAGE sql {DEFINER} AS $fn$ {body} $fn$")
+    # Those that write are PL/pgSQL: a set-returning SQL function runs its last statement lazily, outside the
+    # query that would collect its after-trigger events (foreign keys), which PostgreSQL refuses.
+    language = "plpgsql" if body.lstrip().startswith(("BEGIN", "DECLARE")) else "sql"
+    op.execute(f"CREATE FUNCTION {signature} RETURNS {returns} LANGUAGE {language} {DEFINER} AS $fn$ {body} $fn$")
     op.execute(f"ALTER FUNCTION {signature} OWNER TO {owner}")
     op.execute(f"REVOKE ALL ON FUNCTION {signature} FROM PUBLIC")
 
@@ -203,6 +212,27 @@ def upgrade() -> None:
     _function(signature, returns, body)
     op.execute(f"GRANT EXECUTE ON FUNCTION {signature} TO asora_app, asora_ops")
 
+    # The bulk writer (0005) bypasses row-level security so that it can COPY; its CHECK trusts the unsigned
+    # setting, which the session itself may change. Every statement it runs is now checked once, at its end,
+    # against the signed scope: each row it inserted must be of that tenant (the transition table holds them).
+    op.execute("""
+        CREATE FUNCTION asora_writer_check() RETURNS trigger LANGUAGE plpgsql
+        SET search_path = pg_catalog, public, pg_temp AS $fn$
+        DECLARE scope text := asora_tenant();
+        BEGIN
+          IF current_user = 'asora_writer'
+             AND (scope IS NULL OR EXISTS (SELECT FROM new_rows WHERE tenant_id IS DISTINCT FROM scope)) THEN
+            RAISE EXCEPTION 'asora_writer may insert only rows of the signed tenant scope into %', TG_TABLE_NAME
+              USING ERRCODE = 'insufficient_privilege';
+          END IF;
+          RETURN NULL;
+        END $fn$""")
+    for table in WRITER_TABLES:
+        op.execute(
+            f"CREATE TRIGGER {table}_writer_tenant AFTER INSERT ON {table} REFERENCING NEW TABLE AS new_rows"
+            " FOR EACH STATEMENT EXECUTE FUNCTION asora_writer_check()"
+        )
+
     op.execute(f"REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON {', '.join(GLOBAL_TABLES)} FROM asora_app")
     op.execute(f"GRANT SELECT ON {', '.join(GLOBAL_TABLES)} TO asora_app")
 
@@ -217,6 +247,9 @@ def downgrade() -> None:
         )
     for signature in (*SYSTEM_FUNCTIONS, KEY_PRINCIPAL[0]):
         op.execute(f"DROP FUNCTION {signature}")
+    for table in WRITER_TABLES:
+        op.execute(f"DROP TRIGGER {table}_writer_tenant ON {table}")
+    op.execute("DROP FUNCTION asora_writer_check()")
     op.execute("DROP FUNCTION asora_tenant()")
     op.execute("DROP TABLE asora_scope_keys")
     op.execute("GRANT SELECT, INSERT, UPDATE, DELETE ON plans, plan_limits, alembic_version TO asora_app")
