@@ -59,7 +59,7 @@ def _bootstrap() -> BackgroundPublisher:
     publisher = BackgroundPublisher()
     outbox.set_publisher(publisher)
     if settings.bootstrap_operator_key is not None:
-        with db.unit_of_work() as session:
+        with db.unit_of_work(db.SYSTEM_SCOPE) as session:
             tenant_service.ensure_operator_key(session, settings.bootstrap_operator_key.get_secret_value())
     worker_health.watch_workers()
     return publisher

@@ -26,7 +26,11 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ASORA_", extra="ignore")
 
     environment: Literal["development", "test", "production"] = "development"
+    # The owner's URL (migrations). The processes log in as the narrow roles derived from it (shared/dblogin.py)
+    # unless an operator gives their URLs.
     database_url: str | None = None
+    app_database_url: str | None = None
+    ops_database_url: str | None = None
     redis_url: str | None = None
     # The embedded servers, their logs, the generated operator key and Flower login (docs/cli.md).
     data_dir: Path = Field(default_factory=default_data_dir)

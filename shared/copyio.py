@@ -2,9 +2,10 @@
 
 PostgreSQL refuses COPY FROM into a table with row-level security. The high-volume tables
 (`BULK_TABLES`) are written by the `asora_writer` role instead (migration 0005): it may only INSERT into
-them, it bypasses row-level security, and a CHECK constraint admits only rows of the transaction's tenant.
-Every other tenant table, and the bulk tables where that role is unavailable, get their rows through a
-scratch table and one INSERT ... SELECT, which the table's policy then checks.
+them and it bypasses row-level security. A CHECK constraint admits only rows of the transaction's
+`asora.tenant_id`, and a statement trigger (0012) admits them only if that is the signed scope
+(docs/security.md). Every other tenant table, and the bulk tables where that role is unavailable, get their
+rows through a scratch table and one INSERT ... SELECT, which the table's policy then checks.
 
 Rows go to the server from a writer thread (psycopg's queued writer), so the caller encodes the next
 chunk while PostgreSQL ingests the previous one: on two cores the encoding hides behind the database.

@@ -1,5 +1,12 @@
-"""Engines and sessions. Every application connection runs as the `asora_app` role, so row-level security
-applies, and every tenant-scoped transaction states its tenant with `SET LOCAL`.
+"""Engines and sessions. Processes log in as `asora_app_login` (tenant-scoped by row-level security) and, for
+the few cross-tenant system jobs, as `asora_ops_login`, which may only call the `asora_sys_*` functions
+(docs/security.md; the logins are derived from ASORA_DATABASE_URL in shared/dblogin.py). Neither can assume
+another role, and no setting opens every tenant.
+
+Every tenant-scoped transaction states its tenant with `SET LOCAL` and signs it: the policies honour
+`asora.tenant_id` only with `asora.tenant_sig`, a MAC over the backend's pid and the tenant under a key the
+tenant login cannot read (`scope_signature`). Both settings go in one statement, so a scope costs no extra round
+trip.
 
 Lock waits and idle transactions are bounded on every connection (`lock_timeout`,
 `idle_in_transaction_session_timeout`, TCP keepalives), so neither a waiting request nor a frozen or
@@ -8,21 +15,36 @@ partitioned worker can hold a tenant up for longer than those bounds.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import Any
+from typing import Any, Final
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from shared import dblogin
 from shared.config import get_settings
 
-APP_ROLE = "asora_app"
-SYSTEM_SCOPE = "*"
+APP_ROLE = dblogin.APP_GROUP  # the tenant role
+APP_LOGIN = dblogin.APP_LOGIN  # the role the processes log in as
+
+
+class SystemScope:
+    """The marker for cross-tenant work (`unit_of_work(SYSTEM_SCOPE)`): an object, not a string, so no tenant id
+    a caller supplies (an operator's X-Tenant-ID, a CLI argument) can ever select the system login."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "SYSTEM_SCOPE"
+
+
+SYSTEM_SCOPE: Final = SystemScope()
 
 
 def _process_name() -> str:
@@ -45,6 +67,9 @@ def connection_options(*, statement_timeout_ms: int = 0) -> dict[str, Any]:
         "-c tcp_keepalives_interval=10",
         "-c tcp_keepalives_count=3",
         "-c tcp_user_timeout=60000",
+        # Large runs stage millions of rows in temporary tables; keep them in memory (the setting must come
+        # before a session's first temporary table, so it is a start-up option: no round trip).
+        "-c temp_buffers=256MB",
     ]
     if statement_timeout_ms:
         options.append(f"-c statement_timeout={statement_timeout_ms}")
@@ -62,31 +87,15 @@ def _json_text(value: Any) -> str:
     return json.dumps(value, default=str)
 
 
-def make_engine(url: str, *, app_role: bool = True, statement_timeout_ms: int = 0, **kwargs: Any) -> Engine:
+def make_engine(url: str, *, statement_timeout_ms: int = 0, **kwargs: Any) -> Engine:
+    """An engine that logs in with `url` as it is: the role is the URL's (no SET ROLE on connect)."""
     connect_args = {
         "application_name": kwargs.pop("application_name", _process_name()),
         **connection_options(statement_timeout_ms=statement_timeout_ms),
     }
     # JSONB values (job payloads, audit details) with a date or a decimal in them are stored as their text
     # rather than failing the transaction.
-    engine = create_engine(url, pool_pre_ping=True, connect_args=connect_args, json_serializer=_json_text, **kwargs)
-    if app_role:
-
-        @event.listens_for(engine, "connect")
-        def _assume_app_role(dbapi_connection: Any, _record: Any) -> None:
-            with dbapi_connection.cursor() as cur:
-                # Large runs stage millions of rows in temporary tables; keep them in memory (the setting
-                # must come before a session's first temporary table).
-                cur.execute("SET temp_buffers = '256MB'")
-                cur.execute(
-                    "SELECT 1 FROM pg_roles WHERE rolname = %s AND pg_has_role(current_user, oid, 'MEMBER')",
-                    (APP_ROLE,),
-                )
-                if cur.fetchone() is not None:
-                    cur.execute(f"SET ROLE {APP_ROLE}")
-            dbapi_connection.commit()
-
-    return engine
+    return create_engine(url, pool_pre_ping=True, connect_args=connect_args, json_serializer=_json_text, **kwargs)
 
 
 def database_url() -> str:
@@ -103,13 +112,14 @@ _statement_timeout_ms = 0
 def configure_process(*, statement_timeout_ms: int = 0) -> None:
     global _statement_timeout_ms  # noqa: PLW0603 - one setting per process, read when the engine is made
     _statement_timeout_ms = statement_timeout_ms
-    get_engine.cache_clear()
-    get_sessionmaker.cache_clear()
+    reset_engines()
 
 
 @lru_cache(maxsize=1)
 def get_engine() -> Engine:
-    return make_engine(database_url(), statement_timeout_ms=_statement_timeout_ms, pool_size=10, max_overflow=30)
+    """The tenant login's engine: every tenant-scoped session of the process."""
+    url = dblogin.app_url(database_url())
+    return make_engine(url, statement_timeout_ms=_statement_timeout_ms, pool_size=10, max_overflow=30)
 
 
 @lru_cache(maxsize=1)
@@ -117,9 +127,57 @@ def get_sessionmaker() -> sessionmaker[Session]:
     return sessionmaker(get_engine(), expire_on_commit=False)
 
 
+@lru_cache(maxsize=1)
+def get_system_engine() -> Engine:
+    """The system login's engine (relay, reaper, metrics, operator commands): `asora_sys_*` functions only."""
+    return make_engine(dblogin.ops_url(database_url()), pool_size=2, max_overflow=8)
+
+
+@lru_cache(maxsize=1)
+def get_system_sessionmaker() -> sessionmaker[Session]:
+    return sessionmaker(get_system_engine(), expire_on_commit=False)
+
+
+def reset_engines() -> None:
+    """Forget every engine and key (a new ASORA_DATABASE_URL; tests)."""
+    for cached in (get_engine, get_sessionmaker, get_system_engine, get_system_sessionmaker, _scope_key):
+        cached.cache_clear()
+
+
+@lru_cache(maxsize=4)
+def _scope_key(url: str) -> bytes:
+    with get_system_engine().connect() as conn:
+        key = conn.exec_driver_sql("SELECT asora_sys_scope_key()").scalar()
+    if not isinstance(key, bytes | memoryview) or len(key) != 32:
+        raise RuntimeError("the database has no scope key (is it migrated to head?)")
+    return bytes(key)
+
+
+def scope_signature(backend_pid: int, tenant_id: str) -> str:
+    """The MAC `asora_tenant()` (migration 0012) checks: SHA-256(k || SHA-256(k || "pid:tenant"))."""
+    key = _scope_key(database_url())
+    inner = hashlib.sha256(key + f"{backend_pid}:{tenant_id}".encode()).digest()
+    return hashlib.sha256(key + inner).hexdigest()
+
+
+_SET_SCOPE = "SELECT set_config('asora.tenant_id', :t, true), set_config('asora.tenant_sig', :s, true)"
+
+
+def backend_pid(connection: Connection) -> int:
+    raw = connection.connection.driver_connection
+    assert raw is not None
+    return int(raw.info.backend_pid)
+
+
+def scope_params(connection: Connection, tenant_id: str) -> dict[str, str]:
+    """Bind parameters of a statement that sets `asora.tenant_id` (:t) and `asora.tenant_sig` (:s). Any string
+    may be signed: one that is no tenant's id (`*` included) scopes the transaction to nothing."""
+    return {"t": tenant_id, "s": scope_signature(backend_pid(connection), tenant_id)}
+
+
 def set_tenant(session: Session, tenant_id: str) -> None:
     """Scope the current transaction to one tenant for row-level security."""
-    session.execute(text("SELECT set_config('asora.tenant_id', :t, true)"), {"t": tenant_id})
+    session.execute(text(_SET_SCOPE), scope_params(session.connection(), tenant_id))
 
 
 _SCOPE = "asora.tenant_scope"
@@ -137,13 +195,18 @@ def scope_session(session: Session, tenant_id: str) -> None:
 def _apply_scope(session: Session, _transaction: Any, connection: Any) -> None:
     tenant_id = session.info.get(_SCOPE)
     if tenant_id is not None:
-        connection.execute(text("SELECT set_config('asora.tenant_id', :t, true)"), {"t": tenant_id})
+        connection.execute(text(_SET_SCOPE), scope_params(connection, tenant_id))
 
 
 @contextmanager
-def unit_of_work(tenant_id: str | None = None) -> Iterator[Session]:
-    """One transaction: commit on success, roll back on any exception. `tenant_id=SYSTEM_SCOPE` is for
-    the relay, reaper and operator views that legitimately span tenants."""
+def unit_of_work(tenant_id: str | SystemScope | None = None) -> Iterator[Session]:
+    """One transaction: commit on success, roll back on any exception. `tenant_id=SYSTEM_SCOPE` opens the
+    system login instead, for the relay, reaper and operator views that legitimately span tenants: there the
+    session may only call the `asora_sys_*` functions."""
+    if isinstance(tenant_id, SystemScope):
+        with get_system_sessionmaker()() as session, session.begin():
+            yield session
+        return
     with get_sessionmaker()() as session, session.begin():
         if tenant_id is not None:
             set_tenant(session, tenant_id)

@@ -22,7 +22,11 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(url: str, revision: str = "head") -> None:
+    """Migrate as the owner (`url`), then make sure the application's login roles exist (shared/dblogin.py)."""
+    from shared.dblogin import ensure_logins
+
     command.upgrade(alembic_config(url), revision)
+    ensure_logins(url)
 
 
 def downgrade(url: str, revision: str = "base") -> None:

@@ -11,7 +11,7 @@ from shared.ledger.models import LedgerEvent, Lot
 from shared.reports import models as _report_indexes  # noqa: F401 - indexes on lots and ledger_events
 from shared.returns.models import Return, ReturnLine
 from shared.runs.models import CostedSku, RepostRun, Run, RunAllocation, RunSale, RunSku, RunValidationError
-from shared.tenants.models import ApiKey, LedgerHead, Plan, PlanLimit, Tenant, TenantCounter
+from shared.tenants.models import ApiKey, LedgerHead, Plan, PlanLimit, ScopeKey, Tenant, TenantCounter
 
 __all__ = [
     "ApiKey",
@@ -46,6 +46,7 @@ __all__ = [
     "RunSale",
     "RunSku",
     "RunValidationError",
+    "ScopeKey",
     "Tenant",
     "TenantCounter",
     "Vendor",

@@ -37,23 +37,13 @@ class HealthReport:
         return {"status": self.status, "healthy": self.healthy, "checks": [asdict(c) for c in self.checks]}
 
 
-# A run refused for its input (VALIDATION_FAILED: bad rows, insufficient stock...) is the system working; only
-# runs that failed for another reason (INTERNAL, ATTEMPTS_EXHAUSTED, or no recorded code) count as failures.
-_INTERNAL = "status = 'failed' AND coalesce(error->>'code', 'INTERNAL') <> 'VALIDATION_FAILED'"
-_REFUSED = "status = 'failed' AND error->>'code' = 'VALIDATION_FAILED'"
-
-
 def run_activity(session: Session) -> dict[str, int]:
     """Runs of every tenant in the last 24 hours, failures in the last 24 hours and hour, and runs refused for
-    their input (reported apart). The session must be scoped to SYSTEM_SCOPE (these counts span tenants)."""
-    row = session.execute(
-        text(f"""
-        SELECT count(*) AS runs_24h,
-               count(*) FILTER (WHERE {_INTERNAL}) AS failed_24h,
-               count(*) FILTER (WHERE {_INTERNAL} AND created_at >= now() - interval '1 hour') AS failed_1h,
-               count(*) FILTER (WHERE {_REFUSED}) AS refused_24h
-        FROM runs WHERE created_at >= now() - interval '24 hours'""")
-    ).one()
+    their input (reported apart). A run refused for its input (VALIDATION_FAILED: bad rows, insufficient
+    stock...) is the system working; only runs that failed for another reason (INTERNAL, ATTEMPTS_EXHAUSTED,
+    or no recorded code) count as failures. These counts span tenants: the session is the system login's
+    (`unit_of_work(SYSTEM_SCOPE)`), through `asora_sys_run_activity` (migration 0012)."""
+    row = session.execute(text("SELECT * FROM asora_sys_run_activity()")).one()
     return {
         "runs_24h": int(row.runs_24h),
         "failed_24h": int(row.failed_24h),
@@ -101,14 +91,8 @@ def check_activity(session_factory: Callable[[], Any]) -> list[Check]:
 
 def weekly_metrics(session: Session) -> dict[str, Any]:
     """The runbook's weekly figures (runs of the last 7 days, all tenants) and every table's total size.
-    The session must be scoped to SYSTEM_SCOPE."""
-    row = session.execute(
-        text("""
-        SELECT count(DISTINCT tenant_id) AS active_tenants, count(*) AS total_runs,
-               count(*) FILTER (WHERE status = 'rolled_back') AS rollbacks,
-               count(*) FILTER (WHERE status = 'failed') AS failures
-        FROM runs WHERE created_at >= now() - interval '7 days'""")
-    ).one()
+    The session is the system login's (`asora_sys_weekly_runs`, migration 0012)."""
+    row = session.execute(text("SELECT * FROM asora_sys_weekly_runs()")).one()
     tables = session.execute(
         text("""
         SELECT tablename AS table, pg_total_relation_size(format('%I.%I', schemaname, tablename)::regclass) AS bytes

@@ -67,9 +67,10 @@ def service_urls() -> Iterator[dict[str, str]]:
     upgrade(database_url)
     yield {"database_url": database_url, "redis_url": redis_url, "admin_url": urls.database_url}
 
-    from shared.db import get_engine
+    from shared.db import get_engine, get_system_engine
 
     get_engine().dispose()
+    get_system_engine().dispose()
     for key, value in saved.items():
         if value is None:
             os.environ.pop(key, None)
@@ -86,11 +87,10 @@ def service_urls() -> Iterator[dict[str, str]]:
 
 def _reset_caches() -> None:
     from shared.config import get_settings
-    from shared.db import get_engine, get_sessionmaker
+    from shared.db import reset_engines
 
     get_settings.cache_clear()
-    get_engine.cache_clear()
-    get_sessionmaker.cache_clear()
+    reset_engines()
 
 
 @pytest.fixture(scope="session")
@@ -137,7 +137,7 @@ def in_process(service_urls: dict[str, str]) -> str:
     from shared.tenants import service as tenants
     from tests.support import IN_PROCESS
 
-    with db.unit_of_work() as session:
+    with db.unit_of_work(db.SYSTEM_SCOPE) as session:
         tenants.ensure_operator_key(session, OPERATOR_KEY)
     return IN_PROCESS
 
@@ -164,7 +164,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture
 def db_connection(service_urls: dict[str, str]) -> Iterator[Connection]:
-    """One connection of the application's engine (so it runs as `asora_app` and row-level security applies)
+    """One connection of the application's engine (so it logs in as `asora_app_login` under row-level security)
     inside an outer transaction that is rolled back after the test: nothing a service test writes is ever
     committed, whatever the code under test calls."""
     from shared.db import get_engine
@@ -198,8 +198,14 @@ def db_units(db_connection: Connection, monkeypatch: pytest.MonkeyPatch) -> None
     put back when it ends, so it never leaks into `db_session`."""
     from shared import db
 
+    real_unit_of_work = db.unit_of_work
+
     @contextmanager
-    def unit_of_work(tenant_id: str | None = None) -> Iterator[Session]:
+    def unit_of_work(tenant_id: str | db.SystemScope | None = None) -> Iterator[Session]:
+        if isinstance(tenant_id, db.SystemScope):  # the system login is another connection: a real, committed unit
+            with real_unit_of_work(tenant_id) as system:
+                yield system
+            return
         with (
             Session(bind=db_connection, join_transaction_mode="create_savepoint", expire_on_commit=False) as session,
             session.begin(),

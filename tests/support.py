@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import httpx
 
@@ -16,7 +18,32 @@ from shared.embedded import ServiceUrls
 from shared.stack import Stack, free_port, service_env, wait_http
 from tests.conftest import OPERATOR_KEY
 
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+    from sqlalchemy.orm import Session
+
 TERMINAL_JOB = ("completed", "failed")
+OWNER_SCOPE = "*"  # `query`'s tenant_id for "every tenant's rows, as the owner sees them"
+
+
+@lru_cache(maxsize=4)
+def _owner_engine(url: str) -> Engine:
+    from shared import db
+
+    return db.make_engine(url, application_name="asora:test-owner", pool_size=2)
+
+
+@contextmanager
+def owner_unit() -> Iterator[Session]:
+    """One transaction as the database owner (ASORA_DATABASE_URL; a superuser on the test servers): every
+    tenant's rows, row-level security aside. For test set-up and inspection only: no application process has
+    this (docs/security.md)."""
+    from sqlalchemy.orm import Session
+
+    from shared.db import database_url
+
+    with Session(_owner_engine(database_url()), expire_on_commit=False) as session, session.begin():
+        yield session
 
 
 def start_stack(
@@ -175,13 +202,14 @@ def submit_run_direct(
         return run, job.id
 
 
-def query(sql: str, params: dict[str, Any] | None = None, tenant_id: str = "*") -> list[Any]:
-    """Rows as the application role sees them, scoped to a tenant (or all tenants)."""
+def query(sql: str, params: dict[str, Any] | None = None, tenant_id: str = OWNER_SCOPE) -> list[Any]:
+    """Rows as the application role sees them scoped to a tenant, or (the default) every tenant's rows as the
+    owner sees them."""
     from sqlalchemy import text
 
     from shared import db
 
-    with db.unit_of_work(tenant_id) as session:
+    with owner_unit() if tenant_id == OWNER_SCOPE else db.unit_of_work(tenant_id) as session:
         return list(session.execute(text(sql), params or {}).all())
 
 
@@ -258,7 +286,7 @@ def create_tenant_direct(prefix: str = "t", plan: str = "enterprise") -> str:
     from shared.tenants import service as tenants
 
     tenant_id = unique_tenant(prefix)
-    with db.unit_of_work(db.SYSTEM_SCOPE) as session:
+    with db.unit_of_work() as session:
         tenants.create_tenant(
             session, tenant_id=tenant_id, name=tenant_id, plan=plan, role_model="standard", actor=None
         )

@@ -13,6 +13,7 @@ import time
 from shared import db, registry
 from shared.config import get_settings
 from shared.jobs import runner
+from shared.jobs.kinds import JobKind
 from shared.jobs.outbox import Wakeup
 from shared.jobs.service import purge_idempotency_keys
 from shared.logs import configure_logging
@@ -24,9 +25,8 @@ PURGE_EVERY_SECONDS = 3600
 
 def relay_once() -> int:
     with db.unit_of_work(db.SYSTEM_SCOPE) as session:
-        heads = runner.streams_to_wake(session, get_settings().relay_republish_after_seconds)
-        publish(Wakeup(job.id, job.tenant_id, job.kind, job.stream) for job in heads)
-        runner.mark_woken(session, heads)
+        heads = runner.wake_streams(session, get_settings().relay_republish_after_seconds)
+        publish(Wakeup(job.id, job.tenant_id, JobKind(job.kind), job.stream) for job in heads)
     return len(heads)
 
 

@@ -32,7 +32,7 @@ def verify(
     from shared.tenants.models import Tenant
 
     ensure_services()
-    with db.unit_of_work(db.SYSTEM_SCOPE) as session:
+    with db.unit_of_work(tenant_id) as session:
         exists = session.get(Tenant, tenant_id) is not None
     if not exists:
         raise CliError(f"tenant '{tenant_id}' not found", ExitCode.USAGE)

@@ -25,8 +25,7 @@ def ensure_services() -> ServiceUrls:
     os.environ["ASORA_REDIS_URL"] = urls.redis_url
     os.environ["ASORA_DATA_DIR"] = str(settings.data_dir)
     get_settings.cache_clear()
-    db.get_engine.cache_clear()
-    db.get_sessionmaker.cache_clear()
+    db.reset_engines()
     return urls
 
 

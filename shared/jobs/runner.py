@@ -35,7 +35,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
@@ -43,7 +43,7 @@ from typing import Any
 
 import redis
 import structlog
-from sqlalchemy import func, select, tuple_, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -104,8 +104,13 @@ class Stream:
 def fence(session: Session, stream: Stream) -> None:
     """Scope the transaction to the stream's tenant and take its fence: one round trip, first in every job
     transaction."""
+    scope = db.scope_params(session.connection(), stream.tenant_id)
     session.execute(
-        select(func.set_config("asora.tenant_id", stream.tenant_id, True), func.pg_advisory_xact_lock(stream.lock_key))
+        select(
+            func.set_config("asora.tenant_id", scope["t"], True),
+            func.set_config("asora.tenant_sig", scope["s"], True),
+            func.pg_advisory_xact_lock(stream.lock_key),
+        )
     )
 
 
@@ -489,7 +494,7 @@ def reap_stale_jobs(
     cutoff = utcnow() - timedelta(seconds=stale)
     with db.unit_of_work(db.SYSTEM_SCOPE) as session:
         candidates = session.execute(
-            select(Job.id, Job.tenant_id, Job.stream).where(Job.status == JobStatus.RUNNING, Job.heartbeat_at < cutoff)
+            text("SELECT id, tenant_id, stream FROM asora_sys_stale_jobs(:cutoff)"), {"cutoff": cutoff}
         ).all()
     outcomes: list[dict[str, Any]] = []
     for job_id, tenant_id, stream_name in candidates:
@@ -515,35 +520,26 @@ def reap_stale_jobs(
     return outcomes
 
 
-def streams_to_wake(session: Session, republish_after_seconds: int, limit: int = 500) -> list[Job]:
+@dataclass(frozen=True)
+class StreamHead:
+    id: str
+    tenant_id: str
+    kind: str
+    stream: str
+
+
+def wake_streams(session: Session, republish_after_seconds: int, limit: int = 500) -> list[StreamHead]:
     """The oldest queued job of each stream that needs a wake-up: never scheduled (no process published it), last
     scheduled long ago (a lost message, a Redis restart, a wake-up dropped while the lease was held), or whose
-    back-off has just ended. One per stream: a wake-up is for the stream, whichever job it names. Two relays may
-    both wake one stream, which is harmless."""
+    back-off has just ended. One per stream: a wake-up is for the stream, whichever job it names. Every queued
+    job of those streams counts as scheduled now (the next look is in `relay_republish_after_seconds`); a
+    relay that fails to publish rolls that back. Two relays may both wake one stream, which is harmless.
+    Cross-tenant: `session` is the system login's (`unit_of_work(SYSTEM_SCOPE)`), through
+    `asora_sys_wake_streams` (migration 0012)."""
     now = utcnow()
     cutoff = now - timedelta(seconds=republish_after_seconds)
-    return list(
-        session.scalars(
-            select(Job)
-            .where(
-                Job.status == JobStatus.QUEUED,
-                (Job.available_at.is_(None)) | (Job.available_at <= now),
-                (Job.published_at.is_(None)) | (Job.published_at < cutoff) | (Job.published_at < Job.available_at),
-            )
-            .order_by(Job.tenant_id, Job.stream, Job.seq)
-            .distinct(Job.tenant_id, Job.stream)
-            .limit(limit)
-        )
-    )
-
-
-def mark_woken(session: Session, heads: Sequence[Job]) -> None:
-    """Every queued job of the woken streams counts as scheduled now (the next look is in
-    `relay_republish_after_seconds`)."""
-    if heads:
-        streams = [(job.tenant_id, job.stream) for job in heads]
-        session.execute(
-            update(Job)
-            .where(Job.status == JobStatus.QUEUED, tuple_(Job.tenant_id, Job.stream).in_(streams))
-            .values(published_at=utcnow())
-        )
+    rows = session.execute(
+        text("SELECT id, tenant_id, kind, stream FROM asora_sys_wake_streams(:now, :cutoff, :limit)"),
+        {"now": now, "cutoff": cutoff, "limit": limit},
+    ).all()
+    return [StreamHead(*row) for row in rows]

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, event, select, text, update
+from sqlalchemy import bindparam, event, select, text, update
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.orm import Session
 
@@ -248,6 +248,7 @@ def store_answer(session: Session, tenant_id: str, key: str, status_code: int, r
 
 
 def purge_idempotency_keys(session: Session, retention_days: int) -> int:
+    """Every tenant's idempotency keys past retention. Cross-tenant: `session` is the system login's
+    (`unit_of_work(SYSTEM_SCOPE)`), through `asora_sys_purge_idempotency_keys` (migration 0012)."""
     cutoff = utcnow() - timedelta(days=retention_days)
-    result = session.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < cutoff))
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return int(session.scalar(text("SELECT asora_sys_purge_idempotency_keys(:cutoff)"), {"cutoff": cutoff}) or 0)

@@ -16,7 +16,7 @@ target_metadata = Base.metadata
 def run_migrations_online() -> None:
     url = config.get_main_option("sqlalchemy.url")
     assert url, "sqlalchemy.url must be set by the caller"
-    engine = make_engine(url, app_role=False, application_name="asora:migrate")
+    engine = make_engine(url, application_name="asora:migrate")
     with engine.connect() as connection:
         connection.execute(text("SET lock_timeout = '10s'"))
         connection.execute(text("SET statement_timeout = '10min'"))

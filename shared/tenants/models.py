@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, String, text
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, LargeBinary, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.base import Base, CreatedAt
@@ -73,3 +73,13 @@ class ApiKey(Base):
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[CreatedAt]
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ScopeKey(Base):
+    """The key that signs tenant scopes (migration 0012, docs/security.md): one row, readable only by the
+    `asora_system` role. Processes get it through `asora_sys_scope_key()`; nothing maps rows of it."""
+
+    __tablename__ = "asora_scope_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, server_default=text("1"))
+    key: Mapped[bytes] = mapped_column(LargeBinary)

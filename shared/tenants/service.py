@@ -9,8 +9,7 @@ import secrets
 import threading
 import time
 
-from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -132,6 +131,20 @@ def create_key(
             )
     raw = KEY_PREFIX + secrets.token_urlsafe(32)
     key = ApiKey(id=new_id("key"), tenant_id=tenant_id, role=role, name=name, key_hash=hash_key(raw))
+    if tenant_id is None:
+        # An operator key belongs to no tenant: the system login writes it and its audit row
+        # (`asora_sys_create_operator_key`, migration 0012); `session` is unit_of_work(SYSTEM_SCOPE)'s.
+        session.execute(
+            text("SELECT asora_sys_create_operator_key(:id, :name, :hash, :actor_key_id, :actor_role)"),
+            {
+                "id": key.id,
+                "name": name,
+                "hash": key.key_hash,
+                "actor_key_id": actor.key_id if actor else None,
+                "actor_role": actor.role if actor else None,
+            },
+        )
+        return key, raw
     session.add(key)
     session.flush()
     audit.record(
@@ -200,12 +213,11 @@ key_cache = _KeyCache()
 
 def _lookup(digest: str) -> Principal | None:
     """The key's principal (an operator's without a tenant). Keys are looked up across tenants, in a
-    transaction of their own: the request's session never leaves its tenant's scope."""
-    with db.unit_of_work(db.SYSTEM_SCOPE) as session:
+    transaction of their own, by `asora_key_principal` (migration 0012): the one cross-tenant function the
+    tenant login may call, since it answers only for a key whose hash the caller already holds."""
+    with db.unit_of_work() as session:
         row = session.execute(
-            select(ApiKey.id, ApiKey.role, ApiKey.tenant_id, Tenant.role_model)
-            .outerjoin(Tenant, Tenant.id == ApiKey.tenant_id)
-            .where(ApiKey.key_hash == digest, ApiKey.revoked_at.is_(None))
+            text("SELECT id, role, tenant_id, role_model FROM asora_key_principal(:hash)"), {"hash": digest}
         ).first()
     if row is None:
         return None
@@ -253,6 +265,7 @@ def authenticate(raw_key: str | None, requested_tenant: str | None) -> Principal
 def ensure_operator_key(session: Session, raw_key: str, name: str = "bootstrap operator") -> None:
     """Make sure an operator key with exactly this secret exists (ASORA_BOOTSTRAP_OPERATOR_KEY). Every API
     process does this as it starts, at the same moment: the first insert wins and the others find it."""
-    db.set_tenant(session, db.SYSTEM_SCOPE)
-    row = {"id": new_id("key"), "tenant_id": None, "role": OPERATOR, "name": name, "key_hash": hash_key(raw_key)}
-    session.execute(pg_insert(ApiKey).values(row).on_conflict_do_nothing(index_elements=[ApiKey.key_hash]))
+    session.execute(
+        text("SELECT asora_sys_ensure_operator_key(:id, :name, :hash)"),
+        {"id": new_id("key"), "name": name, "hash": hash_key(raw_key)},
+    )

@@ -117,7 +117,7 @@ def test_check_limit_is_reusable_for_other_ceilings(service_urls):
     from shared.tenants import service as tenants
 
     free, enterprise = f"cl-{secrets.token_hex(4)}", f"cl-{secrets.token_hex(4)}"
-    with db.unit_of_work(db.SYSTEM_SCOPE) as session:
+    with db.unit_of_work() as session:
         tenants.create_tenant(session, tenant_id=free, name=free, plan="free", role_model="standard", actor=None)
         tenants.create_tenant(
             session, tenant_id=enterprise, name=enterprise, plan="enterprise", role_model="simple", actor=None

@@ -88,7 +88,7 @@ def _bench(args: argparse.Namespace, work: Path) -> dict[str, float | int | str]
     assert settings.database_url is not None
     upgrade(settings.database_url)
     tenant_id = "bench-tenant"
-    with db.unit_of_work(db.SYSTEM_SCOPE) as session:
+    with db.unit_of_work() as session:
         tenants.create_tenant(
             session, tenant_id=tenant_id, name="bench", plan="enterprise", role_model="standard", actor=None
         )

@@ -106,11 +106,10 @@ def _claim_redis_db(base_url: str) -> tuple[str, redis.Redis]:
 
 def _reset_caches() -> None:
     from shared.config import get_settings
-    from shared.db import get_engine, get_sessionmaker
+    from shared.db import reset_engines
 
     get_settings.cache_clear()
-    get_engine.cache_clear()
-    get_sessionmaker.cache_clear()
+    reset_engines()
 
 
 @contextmanager

@@ -35,7 +35,7 @@ STATEMENTS = {
 @pytest.fixture(scope="module")
 def tenant_id(service_urls):
     tenant_id = f"append-{secrets.token_hex(4)}"
-    with db.unit_of_work(db.SYSTEM_SCOPE) as session:
+    with db.unit_of_work() as session:
         tenants.create_tenant(
             session, tenant_id=tenant_id, name=tenant_id, plan="free", role_model="standard", actor=None
         )
@@ -80,7 +80,7 @@ def tenant_id(service_urls):
 @pytest.mark.parametrize("who", ["application role", "table owner"])
 def test_history_cannot_be_rewritten(database_url, tenant_id, table, statement, who):
     owner = who == "table owner"
-    engine: Engine = db.make_engine(database_url, app_role=False) if owner else db.get_engine()
+    engine: Engine = db.make_engine(database_url) if owner else db.get_engine()
     sql = STATEMENTS[statement].format(table=table, assignment=TABLES[table])
     try:
         with engine.begin() as conn:

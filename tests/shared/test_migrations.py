@@ -23,7 +23,7 @@ def _scratch_database(admin_url: str) -> tuple[str, str]:
 
 def test_upgrade_to_head_then_downgrade_to_base(service_urls):
     name, url = _scratch_database(service_urls["admin_url"])
-    engine = make_engine(url, app_role=False)
+    engine = make_engine(url)
     try:
         upgrade(url)
         tables = set(inspect(engine).get_table_names())

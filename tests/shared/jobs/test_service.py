@@ -118,19 +118,24 @@ def test_a_fingerprint_sees_values_not_spelling_and_keeps_parts_apart() -> None:
     assert fp("receipt", b"\x00") != fp("receipt", b"")
 
 
-def test_purging_removes_only_keys_older_than_the_retention(db_session: Session, db_tenant: str) -> None:
-    now = utcnow()
-    for key, age in (("old", timedelta(days=7, seconds=1)), ("young", timedelta(days=6, hours=23))):
-        db_session.add(
-            IdempotencyKey(
-                tenant_id=db_tenant, key=key, request_hash="h", status_code=202, response={}, created_at=now - age
+def test_purging_removes_only_keys_older_than_the_retention(service_urls: dict[str, str]) -> None:
+    """The purge spans tenants, so it runs on the system login (`asora_sys_purge_idempotency_keys`) and sees
+    committed rows only: this test commits, in the run's scratch database."""
+    from shared import db
+    from tests.support import create_tenant_direct
+
+    tenant_id, now = create_tenant_direct("purge"), utcnow()
+    with db.unit_of_work(tenant_id) as session:
+        for key, age in (("old", timedelta(days=7, seconds=1)), ("young", timedelta(days=6, hours=23))):
+            session.add(
+                IdempotencyKey(
+                    tenant_id=tenant_id, key=key, request_hash="h", status_code=202, response={}, created_at=now - age
+                )
             )
-        )
-    db_session.flush()
-    assert jobs.purge_idempotency_keys(db_session, retention_days=7) == 1  # row-level security: this tenant's
-    assert db_session.scalars(select(IdempotencyKey.key).where(IdempotencyKey.tenant_id == db_tenant)).all() == [
-        "young"
-    ]
+    with db.unit_of_work(db.SYSTEM_SCOPE) as system:
+        assert jobs.purge_idempotency_keys(system, retention_days=7) >= 1
+    with db.unit_of_work(tenant_id) as session:
+        assert session.scalars(select(IdempotencyKey.key)).all() == ["young"]
 
 
 # --- lists --------------------------------------------------------------------------------------------------

@@ -132,7 +132,7 @@ def _copy_out(session, query: sql.Composable) -> list[str]:
 
 
 def test_stored_events_render_in_sql_as_in_python_and_keep_the_golden_hashes(service_urls) -> None:
-    with db.unit_of_work(db.SYSTEM_SCOPE) as session:
+    with db.unit_of_work() as session:
         tenants.create_tenant(
             session, tenant_id=TENANT, name="golden", plan="enterprise", role_model="standard", actor=None
         )

@@ -30,7 +30,7 @@ def _tenant():
     from shared.tenants import service as tenants
 
     tenant_id = f"prop-{secrets.token_hex(4)}"
-    with db.unit_of_work(db.SYSTEM_SCOPE) as session:
+    with db.unit_of_work() as session:
         tenants.create_tenant(
             session, tenant_id=tenant_id, name=tenant_id, plan="enterprise", role_model="standard", actor=None
         )

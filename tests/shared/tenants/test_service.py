@@ -11,15 +11,18 @@ from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from shared import db
+from shared.audit.models import AuditEvent
 from shared.auth import Principal
 from shared.config import get_settings
 from shared.errors import Conflict, DomainError, Forbidden, NotFound, Unauthenticated, ValidationFailed
 from shared.tenants import service as tenants
 from shared.tenants.models import ApiKey, LedgerHead, Tenant, TenantCounter
 from tests import factories
+from tests.support import owner_unit
 
 OPERATOR = factories.principal(None, "operator")
 
@@ -58,7 +61,7 @@ def test_a_bad_tenant_id_is_refused_before_anything_is_written(db_session: Sessi
         tenants.create_tenant(db_session, tenant_id=tenant_id, name="x", plan="free", role_model="standard", actor=None)
     assert refused.value.reason == "BAD_TENANT_ID"
     assert refused.value.details[0]["field"] == "tenant_id"
-    db.scope_session(db_session, db.SYSTEM_SCOPE)
+    db.scope_session(db_session, tenant_id)
     assert db_session.get(Tenant, tenant_id) is None
 
 
@@ -148,8 +151,6 @@ def test_a_role_the_keys_holder_cannot_have_is_refused(
     db_session: Session, role_model: str, role: str, tenant_bound: bool
 ) -> None:
     tenant_id = factories.tenant(db_session, role_model=role_model)
-    if not tenant_bound:
-        db.scope_session(db_session, db.SYSTEM_SCOPE)
     with pytest.raises(ValidationFailed) as refused:
         tenants.create_key(
             db_session, tenant_id=tenant_id if tenant_bound else None, role=role, name="x", actor=OPERATOR
@@ -158,12 +159,20 @@ def test_a_role_the_keys_holder_cannot_have_is_refused(
     assert db_session.scalars(select(ApiKey.id).where(ApiKey.name == "x")).all() == []
 
 
-def test_an_operator_key_has_no_tenant(db_session: Session) -> None:
-    db.scope_session(db_session, db.SYSTEM_SCOPE)
-    key, _ = tenants.create_key(db_session, tenant_id=None, role="operator", name="ops", actor=None)
+def test_an_operator_key_has_no_tenant_and_only_the_system_login_writes_it(
+    db_session: Session, service_urls: dict[str, str]
+) -> None:
+    with pytest.raises(DBAPIError, match="permission denied for function"), db_session.begin_nested():
+        tenants.create_key(db_session, tenant_id=None, role="operator", name="ops", actor=None)
+    with db.unit_of_work(db.SYSTEM_SCOPE) as system:  # committed, in this run's scratch database
+        key, raw = tenants.create_key(system, tenant_id=None, role="operator", name="ops", actor=OPERATOR)
     assert key.tenant_id is None
-    [event] = [e for e in factories.audit_trail(db_session, None, "key.created") if e.target == key.id]
+    with owner_unit() as owner:
+        assert owner.scalar(select(ApiKey.tenant_id).where(ApiKey.id == key.id)) is None
+        [event] = owner.scalars(select(AuditEvent).where(AuditEvent.target == key.id)).all()
+    assert (event.tenant_id, event.action, event.actor_role) == (None, "key.created", "operator")
     assert event.details == {"role": "operator", "name": "ops"}
+    assert tenants.authenticate(raw, None).role == "operator"
 
 
 def test_revoking_a_key_is_audited_and_happens_once(db_session: Session) -> None:
@@ -185,7 +194,7 @@ def test_a_tenant_cannot_revoke_another_tenants_key(db_session: Session) -> None
     other = factories.tenant(db_session)
     with pytest.raises(NotFound):
         tenants.revoke_key(db_session, key_id=key.id, tenant_id=other, actor=None)
-    db.scope_session(db_session, db.SYSTEM_SCOPE)
+    db.scope_session(db_session, owner)
     db_session.refresh(key)
     assert key.revoked_at is None
 
@@ -254,7 +263,7 @@ def test_a_tenant_key_acts_for_its_tenant_and_only_its_tenant(db_session: Sessio
 def test_an_operator_acts_on_the_tenant_it_names_if_that_tenant_exists(db_session: Session) -> None:
     tenant_id = factories.tenant(db_session)
     raw = tenants.KEY_PREFIX + "operator-" + factories.new_tenant_id()
-    with db.unit_of_work() as unit:
+    with db.unit_of_work(db.SYSTEM_SCOPE) as unit:  # the system login, committed
         tenants.ensure_operator_key(unit, raw)
     bare = tenants.authenticate(raw, None)
     assert (bare.role, bare.role_model, bare.tenant_id) == ("operator", "platform", None)
@@ -270,7 +279,7 @@ def test_an_operator_acts_on_the_tenant_it_names_if_that_tenant_exists(db_sessio
 def test_an_unknown_key_is_never_cached(db_session: Session, clock: FakeClock) -> None:
     raw = tenants.KEY_PREFIX + "bootstrap-" + factories.new_tenant_id()
     _refused(Unauthenticated, raw)
-    with db.unit_of_work() as unit:
+    with db.unit_of_work(db.SYSTEM_SCOPE) as unit:  # the system login, committed
         tenants.ensure_operator_key(unit, raw)
     assert tenants.authenticate(raw, None).role == "operator"  # at the same instant: nothing cached the refusal
 
@@ -312,12 +321,12 @@ def test_api_processes_starting_together_all_ensure_the_bootstrap_key(service_ur
 
     def second_process() -> None:
         try:
-            with db.unit_of_work() as session:
+            with db.unit_of_work(db.SYSTEM_SCOPE) as session:
                 tenants.ensure_operator_key(session, raw)
         except BaseException as exc:
             errors.append(exc)
 
-    with db.unit_of_work() as first:
+    with db.unit_of_work(db.SYSTEM_SCOPE) as first:
         tenants.ensure_operator_key(first, raw)  # inserted, not yet committed
         racing = threading.Thread(target=second_process)
         racing.start()  # its insert waits on the first one's uncommitted row
@@ -325,8 +334,7 @@ def test_api_processes_starting_together_all_ensure_the_bootstrap_key(service_ur
     racing.join(10)
     assert not racing.is_alive()
     assert errors == []
-    with db.unit_of_work() as session:
-        db.set_tenant(session, db.SYSTEM_SCOPE)
+    with owner_unit() as session:
         count = session.scalar(select(func.count()).select_from(ApiKey).where(ApiKey.key_hash == tenants.hash_key(raw)))
     assert count == 1
     assert tenants.authenticate(raw, None).role == "operator"
