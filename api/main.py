@@ -20,6 +20,7 @@ from api.guards import RejectNul
 from api.metrics import LATENCY, REQUESTS, register_collectors
 from api.routes import (
     audit,
+    costing,
     counts,
     exports,
     files,
@@ -119,6 +120,7 @@ def create_app() -> FastAPI:
         integrations,
         audit,
         ledger,
+        costing,
     ):
         app.include_router(module.router, prefix=PREFIX)
     openapi.install(app)

@@ -12,6 +12,7 @@ The scaling rules are FIFO's: quantities and unit costs are integers scaled by 1
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -53,6 +54,8 @@ class Ordered:
     demand: Int64Array  # S(k): the SKU's cumulative sales up to sorted sale k
     received: Int64Array  # L(t_k): the SKU's lots received at or before sorted sale k
     sale_micros: Int64Array  # per input sale
+    lot_cum: Int64Array  # cumulative sorted lot quantities, from 0 (the global lot line)
+    lot_base: Int64Array  # per sorted sale: where its SKU's lots start on the line
 
 
 def order(sales: fifo.SalesBatch, lots: fifo.LotsBatch) -> Ordered:
@@ -96,7 +99,36 @@ def order(sales: fifo.SalesBatch, lots: fifo.LotsBatch) -> Ordered:
         demand=demand,
         received=received,
         sale_micros=sale_micros,
+        lot_cum=lot_cum,
+        lot_base=lot_base,
     )
+
+
+def fifo_slices(o: Ordered, n_lots: int) -> tuple[Int64Array, Int64Array, Int64Array, Int64Array]:
+    """The FIFO engine's physical slicing on an ordering that passed the stock check (the same arithmetic as
+    ``shared.costing.fifo.allocate``, reused by methods that take units oldest lot first): per slice its
+    sorted sale position, input lot index and quantity, and per input lot the quantity consumed."""
+    n = o.sale_qty.size
+    sale_end = o.lot_base + o.demand
+    sale_begin = sale_end - o.sale_qty
+    non_empty = o.lot_qty > 0
+    line_lots = o.lot_order[non_empty]
+    lot_end = o.lot_cum[1:][non_empty]
+    first_lot = np.searchsorted(lot_end, sale_begin, side="right")
+    counts = np.searchsorted(lot_end, sale_end, side="left") - first_lot + 1
+    first_slice = np.cumsum(counts) - counts
+    total = int(first_slice[-1] + counts[-1])
+    slice_k = np.repeat(np.arange(n), counts)
+    line_pos = np.arange(total) - np.repeat(first_slice - first_lot, counts)
+    lot_begin = lot_end - o.lot_qty[non_empty]
+    slice_qty = np.minimum(sale_end[slice_k], lot_end[line_pos]) - np.maximum(sale_begin[slice_k], lot_begin[line_pos])
+    slice_lot = line_lots[line_pos]
+    lot_changes = np.ones(total, dtype=bool)
+    lot_changes[1:] = line_pos[1:] != line_pos[:-1]
+    lot_slice_starts = np.flatnonzero(lot_changes)
+    lot_consumed = np.zeros(n_lots, np.int64)
+    lot_consumed[slice_lot[lot_slice_starts]] = np.add.reduceat(slice_qty, lot_slice_starts)
+    return slice_k, slice_lot, slice_qty, lot_consumed
 
 
 def shortage_errors(sales: fifo.SalesBatch, ordered: Ordered) -> list[fifo.RowError]:
@@ -148,7 +180,7 @@ def sums_by_run(values: npt.NDArray[Any], starts: Int64Array) -> npt.NDArray[Any
     """Sums of consecutive runs of ``values`` beginning at ``starts`` (exact for object arrays too)."""
     if values.dtype == object:
         bounds = [*starts.tolist(), len(values)]
-        return int_array([int(sum(values[a:b].tolist(), 0)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)])
+        return int_array([int(sum(values[a:b].tolist(), 0)) for a, b in itertools.pairwise(bounds)])
     summed: Int64Array = np.add.reduceat(values, starts)
     return summed
 

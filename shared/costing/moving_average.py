@@ -27,7 +27,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from shared.costing import common, fifo
+from shared.costing import common
 from shared.costing.fifo import FifoResult, LotsBatch, SalesBatch, _check_batches, _failed, _fits_int64
 
 
@@ -39,10 +39,10 @@ def allocate(sales: SalesBatch, lots: LotsBatch, opening: Mapping[str, int] | No
         return _failed([], 0, m)
     if not _fits_int64(sales, lots) or any(abs(v) >= common.INT64_SAFE for v in (opening or {}).values()):
         return reference_allocate(sales, lots, opening)
-    physical = fifo.allocate(sales, lots)
-    if not physical.ok:
-        return physical
     o = common.order(sales, lots)
+    if o.short.size:
+        return _failed(common.shortage_errors(sales, o), n, m)
+    slice_k, slice_lot, slice_qty, lot_consumed = common.fifo_slices(o, m)
     seg_demand = common.segment_demand(o, m).tolist()
     lot_sku, lot_qty = o.lot_sku.tolist(), o.lot_qty.tolist()
     lot_cost = np.asarray(lots.unit_cost, dtype=np.int64)[o.lot_order].tolist()
@@ -71,15 +71,17 @@ def allocate(sales: SalesBatch, lots: LotsBatch, opening: Mapping[str, int] | No
             pool_qty -= need
             pool_value -= a * need
 
+    sorted_unit = np.array(average, dtype=np.int64).reshape(-1)[o.segment]  # per sorted sale
+    slice_amount = common.times(slice_qty, sorted_unit[slice_k])
+    slice_sale = o.sale_order[slice_k]
     unit = np.zeros(n, np.int64)  # per input sale: the pool's unit cost at its date
-    unit[o.sale_order] = np.array(average, dtype=np.int64).reshape(-1)[o.segment]
-    slice_amount = common.times(physical.slice_quantity, unit[physical.slice_sale])
+    unit[o.sale_order] = sorted_unit
     sale_cogs = common.times(np.asarray(sales.quantity, dtype=np.int64), unit)
     if remainder:
         seg_end = np.searchsorted(o.segment, np.arange(m), side="right")
-        ends = np.flatnonzero(np.concatenate([physical.slice_sale[1:] != physical.slice_sale[:-1], [True]]))
+        ends = np.flatnonzero(np.concatenate([slice_k[1:] != slice_k[:-1], [True]]))
         last_slice = np.zeros(n, np.int64)
-        last_slice[physical.slice_sale[ends]] = ends
+        last_slice[slice_sale[ends]] = ends
         slice_amount, sale_cogs = slice_amount.astype(object), sale_cogs.astype(object)
         for g, extra in remainder.items():
             i = int(o.sale_order[seg_end[g] - 1])  # the segment's last sale empties the pool
@@ -89,12 +91,12 @@ def allocate(sales: SalesBatch, lots: LotsBatch, opening: Mapping[str, int] | No
         sale_cogs = common.int_array([int(v) for v in sale_cogs.tolist()])
     return FifoResult(
         errors=[],
-        slice_sale=physical.slice_sale,
-        slice_lot=physical.slice_lot,
-        slice_quantity=physical.slice_quantity,
+        slice_sale=slice_sale,
+        slice_lot=slice_lot,
+        slice_quantity=slice_qty,
         slice_amount=slice_amount,
         sale_cogs=sale_cogs,
-        lot_consumed=physical.lot_consumed,
+        lot_consumed=lot_consumed,
     )
 
 

@@ -1,6 +1,7 @@
 """A run's inputs checked against the tenant's state inside its fenced transaction: known SKUs, sales already
 costed (DUPLICATE_SALE) or dated before the costing boundary (BACKDATED_SALE), lots that conflict with live
-ones, and the live lots the run may consume, then the FIFO allocation itself (INSUFFICIENT_STOCK).
+ones, SKUs held to another costing method (VALUATION_METHOD_MISMATCH, shared/runs/methods.py), and the live
+lots the run may consume, then the allocation itself by the run's method (INSUFFICIENT_STOCK).
 
 Every check runs even when an earlier one found problems, so one submission reports all of them.
 """
@@ -17,12 +18,12 @@ from sqlalchemy import String, func, literal, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
-from shared import copytext
+from shared import copytext, costing
 from shared.copyio import copy_lines, temp_table
 from shared.decimals import COST_SCALE, QTY_SCALE, to_decimal
 from shared.errors import ValidationFailed
 from shared.ledger.models import Lot, LotStatus
-from shared.runs import fifo
+from shared.runs import fifo, methods
 from shared.runs.csvio import ParsedLots, ParsedSales
 
 MAX_REPORTED_ERRORS = 10_000
@@ -54,8 +55,14 @@ class CheckedRun:
     result: fifo.FifoResult
 
 
-def check_run(session: Session, tenant_id: str, sales: ParsedSales, lots: ParsedLots | None) -> CheckedRun:
-    """Check and allocate; raises RunValidationFailed with every problem, sorted by file and row."""
+def check_run(
+    session: Session,
+    tenant_id: str,
+    sales: ParsedSales,
+    lots: ParsedLots | None,
+    method: costing.Method = costing.Method.FIFO,
+) -> CheckedRun:
+    """Check and allocate by `method`; raises RunValidationFailed with every problem, sorted by file and row."""
     errors: list[fifo.RowError] = [*sales.errors, *(lots.errors if lots else [])]
     for parsed, file in ((sales, "sales"), (lots, "lots")):
         if parsed is not None and parsed.tenant_ids - {tenant_id}:
@@ -66,11 +73,13 @@ def check_run(session: Session, tenant_id: str, sales: ParsedSales, lots: Parsed
     lb = lots.batch if lots else fifo.LotsBatch.empty()
     errors += check_skus(session, tenant_id, sb, lb)
     errors += check_sales(session, tenant_id, sb)
+    errors += methods.mismatches(session, tenant_id, sb, method)
     new_lots, lot_errors = check_lots(session, tenant_id, lots)
     errors += lot_errors
     existing = live_lots(session, tenant_id, sorted(set(sb.sku)))
     available = _concat_lots(existing, _select_lots(lb, new_lots))
-    result = fifo.allocate(sb, available)
+    opening = methods.opening_values(session, tenant_id, sb) if method is costing.Method.MOVING_AVERAGE else None
+    result = costing.allocate(method, sb, available, opening=opening)
     # Stock is checked even when other rows are bad, so one submission reports every problem.
     errors += result.errors
     if errors:

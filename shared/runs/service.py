@@ -19,6 +19,7 @@ from shared.jobs.service import AcceptedJob
 from shared.ledger import queries
 from shared.ledger.models import EventType, LedgerEvent
 from shared.pagination import page
+from shared.runs import methods
 from shared.runs.models import IN_PROGRESS, Run, RunAllocation, RunSale, RunStatus, RunValidationError
 
 InputFormat = Literal["csv", "json"]
@@ -30,13 +31,15 @@ def submit_run(
     tenant_id: str,
     actor: Principal,
     dry_run: bool,
-    mode: str,
+    mode: str | None,
     sales: tuple[InputFormat, bytes],
     lots: tuple[InputFormat, bytes] | None,
     sales_count_hint: int | None = None,
 ) -> tuple[str, AcceptedJob]:
     """Record the run, its inputs and its audit event, then accept its job (numbered last: shared/jobs);
-    returns the run's id and the job."""
+    returns the run's id and the job. A run that names no `mode` takes the tenant's default method, resolved
+    now and recorded on the run (shared/runs/methods.py)."""
+    mode = methods.resolve(session, tenant_id, mode).value
     run_id, job_id = new_id("run"), jobs.new_job_id()
     inputs: dict[str, str] = {"sales": sales[0]}
     if lots is not None:

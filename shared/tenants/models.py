@@ -37,6 +37,8 @@ class Tenant(Base):
     cogs_account_name: Mapped[str] = mapped_column(String(100), server_default="Cost of Goods Sold")
     inventory_account_code: Mapped[str] = mapped_column(String(32), server_default="1400")
     inventory_account_name: Mapped[str] = mapped_column(String(100), server_default="Inventory Asset")
+    # The costing method of a run that names none (shared.costing.Method; migration 0009m).
+    valuation_method: Mapped[str] = mapped_column(String(16), server_default="fifo")
     created_at: Mapped[CreatedAt]
 
 

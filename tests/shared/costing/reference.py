@@ -72,12 +72,12 @@ def cost(method: str, sales: SalesBatch, lots: LotsBatch, opening: dict[str, Dec
             taken: list[tuple[int, Decimal]] = []
             while want:
                 layer = layers[-1] if method == "lifo" else next(x for x in layers if x[1])
-                j, left = layer[0], layer[1]
-                assert isinstance(j, int) and isinstance(left, Decimal)
+                lot, left = layer[0], layer[1]
+                assert isinstance(lot, int) and isinstance(left, Decimal)
                 take = min(want, left)
                 layer[1] = left - take
                 want -= take
-                taken.append((j, take))
+                taken.append((lot, take))
                 if method == "lifo" and not layer[1]:
                     layers.pop()
             amounts = [
