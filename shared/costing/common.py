@@ -2,7 +2,7 @@
 
 Every method orders a SKU's lots by ``(received_date, lot_id)`` and its sales by ``(sale_date, sale_id)``
 (input position breaking any remaining tie), and a sale may only take units from lots received at or
-before its date, exactly as FIFO does (``shared.runs.fifo``). Whether a sale is short of stock does not
+before its date, exactly as FIFO does (``shared.costing.fifo``). Whether a sale is short of stock does not
 depend on which lots it takes, only on the cumulative quantities: sale k of a SKU is short when the SKU's
 sales up to k exceed what its lots received by then hold. So every method reports the same
 INSUFFICIENT_STOCK errors as FIFO, with the same messages.
@@ -20,8 +20,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from shared.costing import fifo
 from shared.costing.fifo import (  # the engine's own ordering helpers, so every method orders exactly alike
+    FifoResult,
+    LotsBatch,
+    RowError,
+    SalesBatch,
     _as_micros,
     _factorize_skus,
     _instant_keys,
@@ -30,7 +33,7 @@ from shared.costing.fifo import (  # the engine's own ordering helpers, so every
 )
 
 Int64Array = npt.NDArray[np.int64]
-CostingResult = fifo.FifoResult
+CostingResult = FifoResult
 INT64_SAFE = 2**62
 
 
@@ -58,7 +61,7 @@ class Ordered:
     lot_base: Int64Array  # per sorted sale: where its SKU's lots start on the line
 
 
-def order(sales: fifo.SalesBatch, lots: fifo.LotsBatch) -> Ordered:
+def order(sales: SalesBatch, lots: LotsBatch) -> Ordered:
     """Sort both batches and check stock on the cumulative line (no Python loop per sale)."""
     n, m = len(sales.sale_id), len(lots.lot_id)
     sale_codes, lot_codes, n_skus = _factorize_skus(sales.sku, lots.sku)
@@ -131,9 +134,9 @@ def fifo_slices(o: Ordered, n_lots: int) -> tuple[Int64Array, Int64Array, Int64A
     return slice_k, slice_lot, slice_qty, lot_consumed
 
 
-def shortage_errors(sales: fifo.SalesBatch, ordered: Ordered) -> list[fifo.RowError]:
+def shortage_errors(sales: SalesBatch, ordered: Ordered) -> list[RowError]:
     """The INSUFFICIENT_STOCK errors of the short sales, in input order (FIFO's messages)."""
-    errors: list[tuple[int, fifo.RowError]] = []
+    errors: list[tuple[int, RowError]] = []
     for k in ordered.short.tolist():
         i = int(ordered.sale_order[k])
         requested = int(ordered.sale_qty[k])
@@ -204,7 +207,7 @@ def micros(values: npt.NDArray[np.datetime64]) -> list[int]:
 
 
 def by_sku(
-    sales: fifo.SalesBatch, lots: fifo.LotsBatch, sale_at: list[int], lot_at: list[int]
+    sales: SalesBatch, lots: LotsBatch, sale_at: list[int], lot_at: list[int]
 ) -> Iterator[tuple[str, list[int], list[int]]]:
     """Per SKU (in SKU order): its sales and lots as input indices, each in costing order."""
     sale_groups: dict[str, list[int]] = {}
@@ -217,11 +220,9 @@ def by_sku(
         yield sku, sale_groups[sku], lot_groups.get(sku, [])
 
 
-def reference_shortages(
-    sales: fifo.SalesBatch, lots: fifo.LotsBatch, sale_at: list[int], lot_at: list[int]
-) -> list[fifo.RowError]:
+def reference_shortages(sales: SalesBatch, lots: LotsBatch, sale_at: list[int], lot_at: list[int]) -> list[RowError]:
     """The cumulative stock check of the module docstring, one sale at a time."""
-    errors: list[tuple[int, fifo.RowError]] = []
+    errors: list[tuple[int, RowError]] = []
     for sku, sale_idx, lot_idx in by_sku(sales, lots, sale_at, lot_at):
         demand = received = 0
         pending = iter(lot_idx)
@@ -248,7 +249,7 @@ def reference_shortages(
 
 def result_of(
     slices: list[tuple[int, int, int]], unit_cost: list[int], n: int, m: int, amounts: list[int] | None = None
-) -> fifo.FifoResult:
+) -> FifoResult:
     """A result from (sale index, lot index, quantity) slices, with amounts quantity x lot cost unless given."""
     if amounts is None:
         amounts = [q * unit_cost[j] for _, j, q in slices]
@@ -257,7 +258,7 @@ def result_of(
     for (i, j, q), amount in zip(slices, amounts, strict=True):
         sale_cogs[i] += amount
         lot_consumed[j] += q
-    return fifo.FifoResult(
+    return FifoResult(
         errors=[],
         slice_sale=np.array([s[0] for s in slices], dtype=np.int64).reshape(-1),
         slice_lot=np.array([s[1] for s in slices], dtype=np.int64).reshape(-1),

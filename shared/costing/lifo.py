@@ -17,7 +17,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from shared.costing import common
+from shared.costing.common import (
+    by_sku,
+    micros,
+    order,
+    reference_shortages,
+    result_of,
+    segment_demand,
+    shortage_errors,
+    sums_by_run,
+    times,
+)
 from shared.costing.fifo import FifoResult, LotsBatch, SalesBatch, _check_batches, _failed, _fits_int64
 
 
@@ -29,11 +39,11 @@ def allocate(sales: SalesBatch, lots: LotsBatch) -> FifoResult:
         return _failed([], 0, m)
     if not _fits_int64(sales, lots):
         return reference_allocate(sales, lots)
-    o = common.order(sales, lots)
+    o = order(sales, lots)
     if o.short.size:
-        return _failed(common.shortage_errors(sales, o), n, m)
+        return _failed(shortage_errors(sales, o), n, m)
 
-    seg_demand = common.segment_demand(o, m).tolist()
+    seg_demand = segment_demand(o, m).tolist()
     lot_sku, lot_qty = o.lot_sku.tolist(), o.lot_qty.tolist()
     segment = o.segment
     seg_start = np.searchsorted(segment, np.arange(m), side="left").tolist()
@@ -90,10 +100,10 @@ def allocate(sales: SalesBatch, lots: LotsBatch) -> FifoResult:
         by_sale = np.argsort(slice_k, kind="stable")  # slow slices keep the order they were taken in
         slice_k, slice_pos, slice_qty = slice_k[by_sale], slice_pos[by_sale], slice_qty[by_sale]
     slice_lot = o.lot_order[slice_pos]
-    slice_amount = common.times(slice_qty, np.asarray(lots.unit_cost, dtype=np.int64)[slice_lot])
+    slice_amount = times(slice_qty, np.asarray(lots.unit_cost, dtype=np.int64)[slice_lot])
     starts = np.flatnonzero(np.concatenate([[True], slice_k[1:] != slice_k[:-1]]))
     sale_cogs = np.zeros(n, dtype=slice_amount.dtype)
-    sale_cogs[o.sale_order[slice_k[starts]]] = common.sums_by_run(slice_amount, starts)
+    sale_cogs[o.sale_order[slice_k[starts]]] = sums_by_run(slice_amount, starts)
     lot_consumed = np.zeros(m, np.int64)
     np.add.at(lot_consumed, slice_lot, slice_qty)
     return FifoResult(
@@ -114,13 +124,13 @@ def reference_allocate(sales: SalesBatch, lots: LotsBatch) -> FifoResult:
     n, m = len(sales.sale_id), len(lots.lot_id)
     if n == 0:
         return _failed([], 0, m)
-    sale_at = common.micros(sales.sale_date)
-    lot_at = common.micros(lots.received_date)
-    errors = common.reference_shortages(sales, lots, sale_at, lot_at)
+    sale_at = micros(sales.sale_date)
+    lot_at = micros(lots.received_date)
+    errors = reference_shortages(sales, lots, sale_at, lot_at)
     if errors:
         return _failed(errors, n, m)
     slices: list[tuple[int, int, int]] = []
-    for sku, sale_idx, lot_idx in common.by_sku(sales, lots, sale_at, lot_at):
+    for sku, sale_idx, lot_idx in by_sku(sales, lots, sale_at, lot_at):
         del sku
         stack: list[list[int]] = []  # [lot index, remaining]
         pending = iter(lot_idx)
@@ -139,4 +149,4 @@ def reference_allocate(sales: SalesBatch, lots: LotsBatch) -> FifoResult:
                 top[1] -= take
                 if not top[1]:
                     stack.pop()
-    return common.result_of(slices, [int(c) for c in lots.unit_cost.tolist()], n, m)
+    return result_of(slices, [int(c) for c in lots.unit_cost.tolist()], n, m)

@@ -27,7 +27,20 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from shared.costing import common
+from shared.costing.common import (
+    INT64_SAFE,
+    by_sku,
+    fifo_slices,
+    int_array,
+    micros,
+    order,
+    reference_shortages,
+    result_of,
+    round_half_even,
+    segment_demand,
+    shortage_errors,
+    times,
+)
 from shared.costing.fifo import FifoResult, LotsBatch, SalesBatch, _check_batches, _failed, _fits_int64
 
 
@@ -37,13 +50,13 @@ def allocate(sales: SalesBatch, lots: LotsBatch, opening: Mapping[str, int] | No
     n, m = len(sales.sale_id), len(lots.lot_id)
     if n == 0:
         return _failed([], 0, m)
-    if not _fits_int64(sales, lots) or any(abs(v) >= common.INT64_SAFE for v in (opening or {}).values()):
+    if not _fits_int64(sales, lots) or any(abs(v) >= INT64_SAFE for v in (opening or {}).values()):
         return reference_allocate(sales, lots, opening)
-    o = common.order(sales, lots)
+    o = order(sales, lots)
     if o.short.size:
-        return _failed(common.shortage_errors(sales, o), n, m)
-    slice_k, slice_lot, slice_qty, lot_consumed = common.fifo_slices(o, m)
-    seg_demand = common.segment_demand(o, m).tolist()
+        return _failed(shortage_errors(sales, o), n, m)
+    slice_k, slice_lot, slice_qty, lot_consumed = fifo_slices(o, m)
+    seg_demand = segment_demand(o, m).tolist()
     lot_sku, lot_qty = o.lot_sku.tolist(), o.lot_qty.tolist()
     lot_cost = np.asarray(lots.unit_cost, dtype=np.int64)[o.lot_order].tolist()
     lot_index = o.lot_order.tolist()
@@ -59,7 +72,7 @@ def allocate(sales: SalesBatch, lots: LotsBatch, opening: Mapping[str, int] | No
         if q:
             pool_qty += q
             pool_value += q * lot_cost[g]
-        a = common.round_half_even(pool_value, pool_qty) if pool_qty else 0
+        a = round_half_even(pool_value, pool_qty) if pool_qty else 0
         average[g] = a
         need = seg_demand[g]
         if not need:
@@ -72,11 +85,11 @@ def allocate(sales: SalesBatch, lots: LotsBatch, opening: Mapping[str, int] | No
             pool_value -= a * need
 
     sorted_unit = np.array(average, dtype=np.int64).reshape(-1)[o.segment]  # per sorted sale
-    slice_amount = common.times(slice_qty, sorted_unit[slice_k])
+    slice_amount = times(slice_qty, sorted_unit[slice_k])
     slice_sale = o.sale_order[slice_k]
     unit = np.zeros(n, np.int64)  # per input sale: the pool's unit cost at its date
     unit[o.sale_order] = sorted_unit
-    sale_cogs = common.times(np.asarray(sales.quantity, dtype=np.int64), unit)
+    sale_cogs = times(np.asarray(sales.quantity, dtype=np.int64), unit)
     if remainder:
         seg_end = np.searchsorted(o.segment, np.arange(m), side="right")
         ends = np.flatnonzero(np.concatenate([slice_k[1:] != slice_k[:-1], [True]]))
@@ -87,8 +100,8 @@ def allocate(sales: SalesBatch, lots: LotsBatch, opening: Mapping[str, int] | No
             i = int(o.sale_order[seg_end[g] - 1])  # the segment's last sale empties the pool
             slice_amount[last_slice[i]] += extra
             sale_cogs[i] += extra
-        slice_amount = common.int_array([int(v) for v in slice_amount.tolist()])
-        sale_cogs = common.int_array([int(v) for v in sale_cogs.tolist()])
+        slice_amount = int_array([int(v) for v in slice_amount.tolist()])
+        sale_cogs = int_array([int(v) for v in sale_cogs.tolist()])
     return FifoResult(
         errors=[],
         slice_sale=slice_sale,
@@ -107,14 +120,14 @@ def reference_allocate(sales: SalesBatch, lots: LotsBatch, opening: Mapping[str,
     n, m = len(sales.sale_id), len(lots.lot_id)
     if n == 0:
         return _failed([], 0, m)
-    sale_at = common.micros(sales.sale_date)
-    lot_at = common.micros(lots.received_date)
-    errors = common.reference_shortages(sales, lots, sale_at, lot_at)
+    sale_at = micros(sales.sale_date)
+    lot_at = micros(lots.received_date)
+    errors = reference_shortages(sales, lots, sale_at, lot_at)
     if errors:
         return _failed(errors, n, m)
     slices: list[tuple[int, int, int]] = []
     amounts: list[int] = []
-    for sku, sale_idx, lot_idx in common.by_sku(sales, lots, sale_at, lot_at):
+    for sku, sale_idx, lot_idx in by_sku(sales, lots, sale_at, lot_at):
         layers: deque[list[int]] = deque()  # [lot index, remaining], oldest first
         pool_qty, pool_value, a = 0, (opening or {}).get(sku, 0), 0
         pending = iter(lot_idx)
@@ -126,7 +139,7 @@ def reference_allocate(sales: SalesBatch, lots: LotsBatch, opening: Mapping[str,
                     layers.append([nxt, q])
                 pool_qty += q
                 pool_value += q * int(lots.unit_cost[nxt])
-                a = common.round_half_even(pool_value, pool_qty) if pool_qty else 0
+                a = round_half_even(pool_value, pool_qty) if pool_qty else 0
                 nxt = next(pending, None)
             want = int(sales.quantity[i])
             cost = pool_value if want == pool_qty else want * a
@@ -141,4 +154,4 @@ def reference_allocate(sales: SalesBatch, lots: LotsBatch, opening: Mapping[str,
                 if not head[1]:
                     layers.popleft()
             amounts[-1] += cost - int(sales.quantity[i]) * a
-    return common.result_of(slices, [int(c) for c in lots.unit_cost.tolist()], n, m, amounts)
+    return result_of(slices, [int(c) for c in lots.unit_cost.tolist()], n, m, amounts)
