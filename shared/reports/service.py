@@ -114,20 +114,46 @@ def _stock_on_hand(tenant_id: str, params: ReportParams) -> Query:
     )
 
 
+def _carried(tenant_id: str, params: ReportParams, binds: dict[str, Any]) -> str:
+    """Per SKU held to moving average: what its pool holds beyond its lots' quantity x unit cost (the sum over
+    its events of amount - quantity x the lot's unit cost; zero for FIFO and LIFO events), up to `as_of`.
+    Gated by a one-time check, so a tenant without moving-average SKUs reads no events."""
+    cutoff = "AND e.occurred_at < :cutoff" if params.moment("as_of") is not None else ""
+    sku = "AND e.sku = :sku" if params.sku is not None else ""
+    ma = "SELECT sku FROM sku_valuation_methods WHERE tenant_id = :t AND method = 'moving_average'"
+    return f"""SELECT e.sku, sum(e.amount - e.quantity * l.unit_cost) AS value
+            FROM ledger_events e JOIN lots l ON l.tenant_id = :t AND l.lot_id = e.lot_id
+            WHERE e.tenant_id = :t AND EXISTS ({ma}) AND e.sku IN ({ma}) {cutoff} {sku}
+            GROUP BY e.sku"""
+
+
 def _valuation(tenant_id: str, params: ReportParams) -> Query:
+    """Lots at their own cost, plus (without a hub filter) each moving-average SKU's carried value, so a
+    SKU's value is what its ledger amounts say under every method (docs/costing.md)."""
     held, binds = _lot_balances(tenant_id, params)
     hub_join, hub_cond = _hub(params, binds, "h.bin_id")
+    carried = (
+        _carried(tenant_id, params, binds)
+        if params.hub_id is None
+        else "SELECT NULL::text AS sku, 0 AS value WHERE false"
+    )
     return (
-        f"""SELECT h.sku, round(sum(h.quantity), 4)::text AS quantity,
-                   round(sum(h.quantity * h.unit_cost), 8)::text AS value,
-                   round(CASE WHEN sum(h.quantity) <> 0 THEN sum(h.quantity * h.unit_cost) / sum(h.quantity)
-                              ELSE 0 END, 4)::text AS average_unit_cost,
-                   round(sum(sum(h.quantity * h.unit_cost)) OVER (), 8)::text AS total_value
-            FROM ({held}) h {hub_join}
-            WHERE h.quantity <> 0 {hub_cond}
-            GROUP BY h.sku
-            HAVING sum(h.quantity) <> 0 OR sum(h.quantity * h.unit_cost) <> 0
-            ORDER BY h.sku COLLATE "C\"""",
+        f"""WITH agg AS (
+                SELECT h.sku, sum(h.quantity) AS quantity, sum(h.quantity * h.unit_cost) AS value
+                FROM ({held}) h {hub_join}
+                WHERE h.quantity <> 0 {hub_cond}
+                GROUP BY h.sku
+            ), carried AS ({carried}), v AS (
+                SELECT coalesce(agg.sku, carried.sku) AS sku, coalesce(agg.quantity, 0) AS quantity,
+                       coalesce(agg.value, 0) + coalesce(carried.value, 0) AS value
+                FROM agg FULL JOIN carried ON carried.sku = agg.sku
+            )
+            SELECT sku, round(quantity, 4)::text AS quantity, round(value, 8)::text AS value,
+                   round(CASE WHEN quantity <> 0 THEN value / quantity ELSE 0 END, 4)::text AS average_unit_cost,
+                   round(sum(value) OVER (), 8)::text AS total_value
+            FROM v
+            WHERE quantity <> 0 OR value <> 0
+            ORDER BY sku COLLATE "C\"""",
         binds,
     )
 
