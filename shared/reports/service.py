@@ -182,6 +182,10 @@ def _movement(tenant_id: str, params: ReportParams) -> Query:
         sku_l, sku_e = "AND l.sku = :sku", "AND e.sku = :sku"
     lot_hub_join, hub_cond = _hub(params, binds, "l.bin_id")
     event_hub_join = f"JOIN lots l ON l.tenant_id = :t AND l.lot_id = e.lot_id {lot_hub_join}" if lot_hub_join else ""
+    # a moving-average SKU's closing value includes its pool's carried value (now; later events' amounts are
+    # taken off with the rest); a hub's closing value counts lots at their own cost
+    no_carry = "SELECT NULL::text AS sku, 0 AS value WHERE false"
+    carried = _carried(tenant_id, params.model_copy(update={"as_of": None}), binds) if not lot_hub_join else no_carry
     in_window = "e.occurred_at < :to" if upper else "true"
     after_to = "e.occurred_at >= :to" if upper else "false"
 
@@ -212,8 +216,10 @@ def _movement(tenant_id: str, params: ReportParams) -> Query:
                        round(coalesce(ev.adjusted, 0), 4) AS adjusted,
                        round(coalesce(ev.reversed, 0), 4) AS reversed,
                        round(coalesce(cur.quantity, 0) - coalesce(ev.since_to, 0), 4) AS closing,
-                       round(coalesce(cur.value, 0) - coalesce(ev.since_to_value, 0), 8) AS closing_value
+                       round(coalesce(cur.value, 0) + coalesce(carried.value, 0) - coalesce(ev.since_to_value, 0), 8)
+                           AS closing_value
                 FROM cur FULL JOIN ev ON ev.sku = cur.sku
+                LEFT JOIN ({carried}) carried ON carried.sku = coalesce(cur.sku, ev.sku)
             )
             SELECT sku, opening::text, received::text, issued::text, adjusted::text, reversed::text, closing::text,
                    closing_value::text

@@ -53,6 +53,12 @@ def test_a_run_per_method_costs_journals_values_and_verifies(base: str, mode: st
     assert [(r["sku"], Decimal(r["quantity"]), Decimal(r["value"])) for r in valuation["items"]] == [
         ("A", Decimal(5), Decimal(left))
     ]
+    movement = owner.get("/reports/inventory-movement").json()["items"]
+    assert [(r["sku"], Decimal(r["closing"]), Decimal(r["closing_value"])) for r in movement] == [
+        ("A", Decimal(5), Decimal(left))
+    ]
+    before = owner.get("/reports/valuation", params={"as_of": "2024-05-02"}).json()["items"]
+    assert [(r["sku"], Decimal(r["value"])) for r in before] == [("A", Decimal(300))]
     # The books balance: received 300 = issued + left on hand.
     assert Decimal(cogs) + Decimal(left) == 300
     with snapshot(tenant_id) as session:
