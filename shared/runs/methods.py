@@ -29,13 +29,12 @@ from shared.base import utcnow
 from shared.costing import Method
 from shared.costing.fifo import RowError, SalesBatch
 from shared.decimals import AMOUNT_SCALE
-from shared.errors import Conflict, NotFound, ValidationFailed
+from shared.errors import REVALUATION_REQUIRED, VALUATION_METHOD_MISMATCH, Conflict, NotFound, ValidationFailed
 from shared.pagination import page
 from shared.runs.models import SkuValuationMethod
 from shared.tenants.models import Tenant
 
-VALUATION_METHOD_MISMATCH = "VALUATION_METHOD_MISMATCH"
-REVALUATION_REQUIRED = "REVALUATION_REQUIRED"
+__all__ = ["REVALUATION_REQUIRED", "VALUATION_METHOD_MISMATCH"]
 
 
 def default_method(session: Session, tenant_id: str) -> Method:
