@@ -34,8 +34,6 @@ from shared.pagination import page
 from shared.runs.models import SkuValuationMethod
 from shared.tenants.models import Tenant
 
-__all__ = ["REVALUATION_REQUIRED", "VALUATION_METHOD_MISMATCH"]
-
 
 def default_method(session: Session, tenant_id: str) -> Method:
     method = session.scalar(select(Tenant.valuation_method).where(Tenant.id == tenant_id))
