@@ -98,6 +98,7 @@ def _print_run(outcome: dict[str, Any], errors: list[dict[str, Any]]) -> None:
     for label, key in (
         ("run_id", "run_id"),
         ("status", "status"),
+        ("mode", "mode"),
         ("dry_run", "dry_run"),
         ("sales", "sales_count"),
         ("lots", "lots_count"),
