@@ -61,8 +61,12 @@ def check_run(
     sales: ParsedSales,
     lots: ParsedLots | None,
     method: costing.Method = costing.Method.FIFO,
+    *,
+    held_to_method: bool = True,
 ) -> CheckedRun:
-    """Check and allocate by `method`; raises RunValidationFailed with every problem, sorted by file and row."""
+    """Check and allocate by `method`; raises RunValidationFailed with every problem, sorted by file and row.
+    Without `held_to_method` (a dry run: a preview writes nothing) a SKU held to another method is costed
+    by `method` all the same."""
     errors: list[fifo.RowError] = [*sales.errors, *(lots.errors if lots else [])]
     for parsed, file in ((sales, "sales"), (lots, "lots")):
         if parsed is not None and parsed.tenant_ids - {tenant_id}:
@@ -73,7 +77,8 @@ def check_run(
     lb = lots.batch if lots else fifo.LotsBatch.empty()
     errors += check_skus(session, tenant_id, sb, lb)
     errors += check_sales(session, tenant_id, sb)
-    errors += methods.mismatches(session, tenant_id, sb, method)
+    if held_to_method:
+        errors += methods.mismatches(session, tenant_id, sb, method)
     new_lots, lot_errors = check_lots(session, tenant_id, lots)
     errors += lot_errors
     existing = live_lots(session, tenant_id, sorted(set(sb.sku)))

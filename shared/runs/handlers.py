@@ -84,7 +84,7 @@ class CogsRun:
         lots = _parse_lots(*lots_input) if lots_input else None
         run.sales_count, run.lots_count = len(sales.batch), len(lots.batch) if lots else 0
         method = costing.Method(run.mode)
-        checked = checks.check_run(session, job.tenant_id, sales, lots, method)
+        checked = checks.check_run(session, job.tenant_id, sales, lots, method, held_to_method=not run.dry_run)
         run.total_quantity = to_decimal(checked.result.total_quantity, QTY_SCALE)
         run.total_cogs = to_decimal(checked.result.total_cogs, AMOUNT_SCALE)
         if run.dry_run:

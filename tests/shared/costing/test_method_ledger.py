@@ -46,7 +46,8 @@ def drain(service_urls):
 
 def _costs(tenant_id: str) -> dict[str, Decimal]:
     rows = query(
-        "SELECT s.sale_id, s.cogs FROM run_sales s JOIN runs r ON r.id = s.run_id WHERE r.status = 'completed'",
+        "SELECT s.sale_id, s.cogs FROM run_sales s JOIN runs r ON r.id = s.run_id "
+        "WHERE r.status = 'completed' AND NOT r.dry_run",
         tenant_id=tenant_id,
     )
     return {row[0]: row[1] for row in rows}
@@ -99,6 +100,16 @@ def test_a_moving_average_pool_carries_its_value_across_runs_and_rollbacks(drain
         runs.request_rollback(session, tenant_id=tenant_id, actor=actor, run_id=second, cascade=False)
     drain(tenant_id)
     assert carried() == Decimal(-25)
+    # A dry run previews another method (nothing is written, so nothing switches); a real one is refused.
+    preview, _ = submit_run_direct(tenant_id, [sale("S3", "A", "2024-05-05", "5")], None, dry_run=True, mode="lifo")
+    refused, _ = submit_run_direct(tenant_id, [sale("S3", "A", "2024-05-05", "5")], None, mode="lifo")
+    drain(tenant_id)
+    outcome = {
+        r[0]: (r[1], r[2], (r[3] or {}).get("reason"))
+        for r in query("SELECT id, status, total_cogs, error FROM runs", tenant_id=tenant_id)
+    }
+    assert outcome[preview] == ("validated", Decimal(100), None)  # L2's 5 at 20: LIFO ignores the pool
+    assert outcome[refused] == ("failed", Decimal(0), "VALUATION_METHOD_MISMATCH")
     submit_run_direct(tenant_id, [sale("S3", "A", "2024-05-05", "5")], None, mode="moving_average")
     drain(tenant_id)
     assert _costs(tenant_id)["S3"] == Decimal(75)  # the pool's value: 5 x 15, and the pool is empty
