@@ -23,20 +23,31 @@ class Method(StrEnum):
 
 
 def allocate(
-    method: Method | str, sales: SalesBatch, lots: LotsBatch, *, opening: Mapping[str, int] | None = None
+    method: Method | str,
+    sales: SalesBatch,
+    lots: LotsBatch,
+    *,
+    opening: Mapping[str, int] | None = None,
+    averages: Mapping[str, tuple[int, int]] | None = None,
 ) -> CostingResult:
-    """Cost ``sales`` against ``lots`` by ``method``. ``opening`` (moving average only) maps a SKU to the
-    value its pool carries beyond its lots' quantity x unit cost, scaled 10**8 (see docs/costing.md)."""
+    """Cost ``sales`` against ``lots`` by ``method``. Moving average only: ``opening`` maps a SKU to the
+    value its pool carries beyond its lots' quantity x unit cost (scaled 10**8), ``averages`` to the unit
+    cost in force and the instant (µs) of the sale it was last used at (docs/costing.md)."""
     method = Method(method)
     if method is Method.FIFO:
         return fifo.allocate(sales, lots)
     if method is Method.LIFO:
         return lifo.allocate(sales, lots)
-    return moving_average.allocate(sales, lots, opening)
+    return moving_average.allocate(sales, lots, opening, averages)
 
 
 def reference_allocate(
-    method: Method | str, sales: SalesBatch, lots: LotsBatch, *, opening: Mapping[str, int] | None = None
+    method: Method | str,
+    sales: SalesBatch,
+    lots: LotsBatch,
+    *,
+    opening: Mapping[str, int] | None = None,
+    averages: Mapping[str, tuple[int, int]] | None = None,
 ) -> CostingResult:
     """The plain, one-sale-at-a-time implementation of ``method`` (Python integers)."""
     method = Method(method)
@@ -44,7 +55,7 @@ def reference_allocate(
         return fifo.reference_allocate(sales, lots)
     if method is Method.LIFO:
         return lifo.reference_allocate(sales, lots)
-    return moving_average.reference_allocate(sales, lots, opening)
+    return moving_average.reference_allocate(sales, lots, opening, averages)
 
 
 __all__ = ["CostingResult", "LotsBatch", "Method", "SalesBatch", "allocate", "reference_allocate"]

@@ -11,6 +11,10 @@ The rule, exact at FIFO's scales (quantities and unit costs 10**-4, amounts 10**
   hand has no value left.
 - ``opening`` carries what earlier runs left in a pool beyond its lots' own costs (the sum of the SKU's
   ledger amounts less its live lots' quantity x unit cost); it joins the pool before the SKU's first lot.
+- ``averages`` carries the unit cost earlier runs left in force, with the instant of the sale it was last
+  used at: lots received at or before that instant were in the pool then, so they do not recompute ``a``
+  (it stays the one in force); later lots are receipts like any other. So costing sales in several runs gives
+  exactly the books of one run.
 
 Which lots the units physically leave is FIFO's choice (oldest lot first), so lot balances move as they do
 under FIFO; each slice carries its quantity x ``a``, and the emptying sale's last slice carries the
@@ -44,14 +48,20 @@ from shared.costing.common import (
 from shared.costing.fifo import FifoResult, LotsBatch, SalesBatch, _check_batches, _failed, _fits_int64
 
 
-def allocate(sales: SalesBatch, lots: LotsBatch, opening: Mapping[str, int] | None = None) -> FifoResult:
-    """Cost sales at the moving average; ``opening`` maps a SKU to its pool's carried value (scaled 10**8)."""
+def allocate(
+    sales: SalesBatch,
+    lots: LotsBatch,
+    opening: Mapping[str, int] | None = None,
+    averages: Mapping[str, tuple[int, int]] | None = None,
+) -> FifoResult:
+    """Cost sales at the moving average; ``opening`` maps a SKU to its pool's carried value (scaled 10**8),
+    ``averages`` to the unit cost in force (scaled 10**4) and the instant (µs since the epoch) it was last used."""
     _check_batches(sales, lots)
     n, m = len(sales.sale_id), len(lots.lot_id)
     if n == 0:
         return _failed([], 0, m)
     if not _fits_int64(sales, lots) or any(abs(v) >= INT64_SAFE for v in (opening or {}).values()):
-        return reference_allocate(sales, lots, opening)
+        return reference_allocate(sales, lots, opening, averages)
     o = order(sales, lots)
     if o.short.size:
         return _failed(shortage_errors(sales, o), n, m)
@@ -60,6 +70,8 @@ def allocate(sales: SalesBatch, lots: LotsBatch, opening: Mapping[str, int] | No
     lot_sku, lot_qty = o.lot_sku.tolist(), o.lot_qty.tolist()
     lot_cost = np.asarray(lots.unit_cost, dtype=np.int64)[o.lot_order].tolist()
     lot_index = o.lot_order.tolist()
+    lot_at = micros(lots.received_date[o.lot_order])
+    anchor_cost, anchor_at = 0, -1  # the unit cost in force for the SKU's lots up to anchor_at
     average = [0] * m  # per sorted lot: the pool's unit cost after it, for its segment's sales
     remainder: dict[int, int] = {}  # sorted lot -> what the sale emptying the pool in its segment adds
     pool_qty = pool_value = 0
@@ -67,12 +79,15 @@ def allocate(sales: SalesBatch, lots: LotsBatch, opening: Mapping[str, int] | No
     for g in range(m):
         if lot_sku[g] != previous_sku:
             previous_sku = lot_sku[g]
-            pool_qty, pool_value = 0, (opening or {}).get(lots.sku[lot_index[g]], 0)
+            sku = lots.sku[lot_index[g]]
+            pool_qty, pool_value = 0, (opening or {}).get(sku, 0)
+            anchor_cost, anchor_at = (averages or {}).get(sku, (0, -(2**63)))
         q = lot_qty[g]
         if q:
             pool_qty += q
             pool_value += q * lot_cost[g]
-        a = round_half_even(pool_value, pool_qty) if pool_qty else 0
+        # a lot the pool held when its average was last used leaves that average in force
+        a = anchor_cost if lot_at[g] <= anchor_at else (round_half_even(pool_value, pool_qty) if pool_qty else 0)
         average[g] = a
         need = seg_demand[g]
         if not need:
@@ -113,7 +128,12 @@ def allocate(sales: SalesBatch, lots: LotsBatch, opening: Mapping[str, int] | No
     )
 
 
-def reference_allocate(sales: SalesBatch, lots: LotsBatch, opening: Mapping[str, int] | None = None) -> FifoResult:
+def reference_allocate(
+    sales: SalesBatch,
+    lots: LotsBatch,
+    opening: Mapping[str, int] | None = None,
+    averages: Mapping[str, tuple[int, int]] | None = None,
+) -> FifoResult:
     """The same rule with one pool and one FIFO deque per SKU and Python integers: the exact path for inputs
     too large for int64, and a second opinion for the engine above."""
     _check_batches(sales, lots)
@@ -130,6 +150,7 @@ def reference_allocate(sales: SalesBatch, lots: LotsBatch, opening: Mapping[str,
     for sku, sale_idx, lot_idx in by_sku(sales, lots, sale_at, lot_at):
         layers: deque[list[int]] = deque()  # [lot index, remaining], oldest first
         pool_qty, pool_value, a = 0, (opening or {}).get(sku, 0), 0
+        anchor_cost, anchor_at = (averages or {}).get(sku, (0, -(2**63)))
         pending = iter(lot_idx)
         nxt = next(pending, None)
         for i in sale_idx:
@@ -139,7 +160,10 @@ def reference_allocate(sales: SalesBatch, lots: LotsBatch, opening: Mapping[str,
                     layers.append([nxt, q])
                 pool_qty += q
                 pool_value += q * int(lots.unit_cost[nxt])
-                a = round_half_even(pool_value, pool_qty) if pool_qty else 0
+                if lot_at[nxt] <= anchor_at:
+                    a = anchor_cost
+                else:
+                    a = round_half_even(pool_value, pool_qty) if pool_qty else 0
                 nxt = next(pending, None)
             want = int(sales.quantity[i])
             cost = pool_value if want == pool_qty else want * a

@@ -83,8 +83,13 @@ def check_run(
     errors += lot_errors
     existing = live_lots(session, tenant_id, sorted(set(sb.sku)))
     available = _concat_lots(existing, _select_lots(lb, new_lots))
-    opening = methods.opening_values(session, tenant_id, sb) if method is costing.Method.MOVING_AVERAGE else None
-    result = costing.allocate(method, sb, available, opening=opening)
+    opening = averages = None
+    if method is costing.Method.MOVING_AVERAGE:
+        opening, averages = (
+            methods.opening_values(session, tenant_id, sb),
+            methods.pool_averages(session, tenant_id, sb),
+        )
+    result = costing.allocate(method, sb, available, opening=opening, averages=averages)
     # Stock is checked even when other rows are bad, so one submission reports every problem.
     errors += result.errors
     if errors:

@@ -11,11 +11,13 @@
   409 REVALUATION_REQUIRED. A SKU not costed yet may be assigned a method the same way.
 
 Moving average carries, per SKU, what its pool holds beyond its live lots' quantity x unit cost (the
-rounding of earlier issues at the average): the sum of the SKU's ledger amounts less its lots' own value.
+rounding of earlier issues at the average): the sum of the SKU's ledger amounts less its lots' own value;
+and the unit cost in force, read from the SKU's latest costed ISSUE (so several runs cost as one would).
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -28,11 +30,13 @@ from shared.auth import Principal
 from shared.base import utcnow
 from shared.costing import Method
 from shared.costing.fifo import RowError, SalesBatch
-from shared.decimals import AMOUNT_SCALE
+from shared.decimals import AMOUNT_SCALE, COST_SCALE
 from shared.errors import REVALUATION_REQUIRED, VALUATION_METHOD_MISMATCH, Conflict, NotFound, ValidationFailed
 from shared.pagination import page
 from shared.runs.models import SkuValuationMethod
 from shared.tenants.models import Tenant
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def default_method(session: Session, tenant_id: str) -> Method:
@@ -127,6 +131,26 @@ def opening_values(session: Session, tenant_id: str, sb: SalesBatch) -> dict[str
     """The moving-average engine's `opening`: each sold SKU's carried value, scaled 10**8."""
     carried = carried_values(session, tenant_id, sorted(set(sb.sku)))
     return {sku: int(value.scaleb(AMOUNT_SCALE)) for sku, value in carried.items()}
+
+
+def pool_averages(session: Session, tenant_id: str, sb: SalesBatch) -> dict[str, tuple[int, int]]:
+    """The moving-average engine's `averages`: per sold SKU whose latest costed sale was costed at the moving
+    average, the unit cost of that sale (its first ISSUE slice: the pool's average, never the remainder of an
+    emptying sale unless the pool was emptied) and its instant in µs since the epoch."""
+    rows = session.execute(
+        text("""
+        SELECT DISTINCT ON (e.sku) e.sku, e.unit_cost, r.mode, e.occurred_at
+        FROM ledger_events e JOIN runs r ON r.tenant_id = :t AND r.id = e.run_id
+        WHERE e.tenant_id = :t AND e.sku = ANY(:skus) AND e.event_type = 'ISSUE'
+          AND r.status = 'completed' AND NOT r.dry_run
+        ORDER BY e.sku, e.occurred_at DESC, e.seq"""),
+        {"t": tenant_id, "skus": sorted(set(sb.sku))},
+    ).all()
+    return {
+        sku: (int(Decimal(cost).scaleb(COST_SCALE)), (at - _EPOCH) // timedelta(microseconds=1))
+        for sku, cost, mode, at in rows
+        if mode == Method.MOVING_AVERAGE
+    }
 
 
 def set_default_method(session: Session, tenant_id: str, method: Method, *, actor: Principal | None) -> Tenant:

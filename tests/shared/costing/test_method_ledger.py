@@ -20,16 +20,20 @@ from shared.runs import service as runs
 from tests.support import create_tenant_direct, lot, query, sale, seed_items, submit_run_direct
 
 LOTS = [
+    lot("B1", "B", "2024-05-01", "3", "10"),
+    lot("B2", "B", "2024-05-02", "3", "10.0001"),  # the average 10.00005 rounds to 10.0000 and stays in force
     lot("L1", "A", "2024-05-01", "10", "10"),
     lot("L2", "A", "2024-05-02", "10", "20"),
     lot("L3", "A", "2024-05-05", "3.5", "13.3333"),
     lot("L4", "A", "2024-05-07", "1", "0.0001"),
 ]
 SALES = [
+    sale("T1", "B", "2024-05-03", "1"),
     sale("S1", "A", "2024-05-03", "7"),
     sale("S2", "A", "2024-05-04", "8.25"),
     sale("S3", "A", "2024-05-06", "3"),
     sale("S4", "A", "2024-05-08", "2.1"),
+    sale("T2", "B", "2024-05-08", "1"),
     sale("S5", "A", "2024-05-09", "3.15"),
 ]
 
@@ -62,17 +66,18 @@ def _verified(tenant_id: str) -> None:
 @pytest.mark.parametrize("mode", ["fifo", "lifo", "moving_average"])
 def test_costing_in_several_runs_gives_the_books_of_one_run(drain, mode):
     whole, split = create_tenant_direct("mth1"), create_tenant_direct("mth2")
-    seed_items(whole, ["A"])
-    seed_items(split, ["A"])
+    seed_items(whole, ["A", "B"])
+    seed_items(split, ["A", "B"])
     submit_run_direct(whole, SALES, LOTS, mode=mode)
     drain(whole)
-    submit_run_direct(split, SALES[:2], LOTS[:2], mode=mode)
-    submit_run_direct(split, SALES[2:4], LOTS[2:], mode=mode)
-    submit_run_direct(split, SALES[4:], None, mode=mode)
+    submit_run_direct(split, SALES[:3], LOTS[:4], mode=mode)
+    submit_run_direct(split, SALES[3:5], LOTS[4:], mode=mode)
+    submit_run_direct(split, SALES[5:], None, mode=mode)
     drain(split)
-    assert len(_costs(whole)) == 5
+    assert len(_costs(whole)) == 7
     assert _costs(split) == _costs(whole)
-    # 24.5 units in; 23.5 out; the last unit left is L4's at 0.0001 under FIFO.
+    if mode == "moving_average":
+        assert (_costs(whole)["T1"], _costs(whole)["T2"]) == (Decimal(10), Decimal(10))
     stock_in = sum(Decimal(x["original_quantity"]) * Decimal(x["unit_price"]) for x in LOTS)
     with db.unit_of_work(split) as session:
         ledger_value = session.scalar(text("SELECT sum(amount) FROM ledger_events"))
@@ -84,7 +89,7 @@ def test_costing_in_several_runs_gives_the_books_of_one_run(drain, mode):
 def test_a_moving_average_pool_carries_its_value_across_runs_and_rollbacks(drain):
     tenant_id = create_tenant_direct("mth3")
     seed_items(tenant_id, ["A"])
-    submit_run_direct(tenant_id, [sale("S1", "A", "2024-05-03", "15")], LOTS[:2], mode="moving_average")
+    submit_run_direct(tenant_id, [sale("S1", "A", "2024-05-03", "15")], LOTS[2:4], mode="moving_average")
     drain(tenant_id)
 
     def carried() -> Decimal:

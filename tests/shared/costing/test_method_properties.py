@@ -3,15 +3,17 @@ inputs, against its own one-sale-at-a-time implementation, and the conservation 
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 
+import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
 from shared.costing import Method, allocate, reference_allocate
 from shared.costing.fifo import FifoResult, Lot, LotsBatch, Sale, SalesBatch
 from tests.shared.costing import reference
-from tests.shared.runs.test_fifo_properties import PROPERTY_SETTINGS, inputs
+from tests.shared.runs.test_fifo_properties import BASE, PROPERTY_SETTINGS, inputs
 
 methods = st.sampled_from(list(Method))
 openings = st.dictionaries(st.sampled_from(["A", "B", "SKU-1"]), st.integers(-50_000, 50_000), max_size=2)
@@ -111,3 +113,58 @@ def test_moving_average_cost_lies_between_the_cheapest_and_dearest_lot(data: tup
         q = int(sales.quantity[i])
         # within rounding: the emptying sale's remainder is at most half a unit of 10**-4 per unit on hand
         assert low * q - q * 10_000 <= int(result.sale_cogs[i]) <= high * q + q * 10_000
+
+
+def _subset(sales: SalesBatch, keep: list[int]) -> SalesBatch:
+    return SalesBatch(
+        row=sales.row[keep],
+        sale_id=[sales.sale_id[i] for i in keep],
+        sku=[sales.sku[i] for i in keep],
+        sale_date=sales.sale_date[keep],
+        quantity=sales.quantity[keep],
+    )
+
+
+@PROPERTY_SETTINGS
+@given(methods, inputs, st.integers(0, 50))
+def test_costing_in_two_runs_gives_the_books_of_one(
+    method: Method, data: tuple[list[Sale], list[Lot]], cut_hours: int
+) -> None:
+    """What the pipeline hands a second run (lots' remaining quantities; for moving average the pool's
+    carried value and the unit cost in force at the first run's latest sale) makes it cost as one run would."""
+    sales, lots = SalesBatch.from_sales(data[0]), LotsBatch.from_lots(data[1])
+    whole = allocate(method, sales, lots)
+    if not whole.ok:
+        return
+    cut = np.datetime64(BASE.replace(tzinfo=None) + timedelta(hours=cut_hours), "us")
+    first = [i for i in range(len(sales)) if sales.sale_date[i] < cut]
+    second = [i for i in range(len(sales)) if sales.sale_date[i] >= cut]
+    one = allocate(method, _subset(sales, first), lots)
+    assert one.ok
+    rest = LotsBatch(
+        lots.row, lots.lot_id, lots.sku, lots.received_date, lots.quantity - one.lot_consumed, lots.unit_cost
+    )
+    opening: dict[str, int] = {}
+    averages: dict[str, tuple[int, int]] = {}
+    if method is Method.MOVING_AVERAGE:
+        for j in range(len(lots)):
+            opening[lots.sku[j]] = opening.get(lots.sku[j], 0) + int(one.lot_consumed[j]) * int(lots.unit_cost[j])
+        for k, i in enumerate(first):
+            opening[sales.sku[i]] = opening.get(sales.sku[i], 0) - int(one.sale_cogs[k])
+        # the unit cost in force: the first slice of the first sale at the SKU's latest sale instant
+        latest: dict[str, tuple[np.datetime64, str, int]] = {}
+        for k, i in enumerate(first):
+            key = (sales.sale_date[i], sales.sale_id[i], k)
+            best = latest.get(sales.sku[i])
+            if best is None or key[0] > best[0] or (key[0] == best[0] and key[1:] < best[1:]):
+                latest[sales.sku[i]] = key
+        for sku, (at, _, k) in latest.items():
+            s = int(np.flatnonzero(one.slice_sale == k)[0])
+            cost = int(one.slice_amount[s]) // int(one.slice_quantity[s])
+            averages[sku] = (cost, int(at.astype("datetime64[us]").astype(np.int64)))
+    two = allocate(method, _subset(sales, second), rest, opening=opening, averages=averages)
+    assert two.ok
+    split = dict(zip(first, one.sale_cogs.tolist(), strict=True)) | dict(
+        zip(second, two.sale_cogs.tolist(), strict=True)
+    )
+    assert [split[i] for i in range(len(sales))] == whole.sale_cogs.tolist()
