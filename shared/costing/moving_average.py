@@ -70,7 +70,8 @@ def allocate(
     lot_sku, lot_qty = o.lot_sku.tolist(), o.lot_qty.tolist()
     lot_cost = np.asarray(lots.unit_cost, dtype=np.int64)[o.lot_order].tolist()
     lot_index = o.lot_order.tolist()
-    lot_at = micros(lots.received_date[o.lot_order])
+    lot_at = micros(lots.received_date[o.lot_order]) if averages else [0] * m  # (0 is after no anchor)
+    carried, in_force = opening or {}, averages or {}
     anchor_cost, anchor_at = 0, -1  # the unit cost in force for the SKU's lots up to anchor_at
     average = [0] * m  # per sorted lot: the pool's unit cost after it, for its segment's sales
     remainder: dict[int, int] = {}  # sorted lot -> what the sale emptying the pool in its segment adds
@@ -80,14 +81,20 @@ def allocate(
         if lot_sku[g] != previous_sku:
             previous_sku = lot_sku[g]
             sku = lots.sku[lot_index[g]]
-            pool_qty, pool_value = 0, (opening or {}).get(sku, 0)
-            anchor_cost, anchor_at = (averages or {}).get(sku, (0, -(2**63)))
+            pool_qty, pool_value = 0, carried.get(sku, 0)
+            anchor_cost, anchor_at = in_force.get(sku, (0, -(2**63)))
         q = lot_qty[g]
         if q:
             pool_qty += q
             pool_value += q * lot_cost[g]
-        # a lot the pool held when its average was last used leaves that average in force
-        a = anchor_cost if lot_at[g] <= anchor_at else (round_half_even(pool_value, pool_qty) if pool_qty else 0)
+        if lot_at[g] <= anchor_at:
+            a = anchor_cost  # a lot the pool held when its average was last used leaves that average in force
+        elif pool_qty:
+            a, rest = divmod(pool_value, pool_qty)  # round_half_even, inlined: this loop runs once per lot
+            if 2 * rest > pool_qty or (2 * rest == pool_qty and a & 1):
+                a += 1
+        else:
+            a = 0
         average[g] = a
         need = seg_demand[g]
         if not need:
