@@ -21,6 +21,7 @@ from api.guards import RejectBadText
 from api.metrics import LATENCY, REQUESTS, register_collectors
 from api.routes import (
     audit,
+    costing,
     counts,
     exports,
     files,
@@ -153,6 +154,7 @@ def create_app() -> FastAPI:
         ledger,
         tenant_settings,
         reposts,
+        costing,
     ):
         app.include_router(module.router, prefix=PREFIX)
     openapi.install(app)

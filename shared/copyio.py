@@ -3,7 +3,7 @@
 PostgreSQL refuses COPY FROM into a table with row-level security. The high-volume tables
 (`BULK_TABLES`) are written by the `asora_writer` role instead (migration 0005): it may only INSERT into
 them and it bypasses row-level security. A CHECK constraint admits only rows of the transaction's
-`asora.tenant_id`, and a statement trigger (0012) admits them only if that is the signed scope
+`asora.tenant_id`, and a statement trigger (0013) admits them only if that is the signed scope
 (docs/security.md). Every other tenant table, and the bulk tables where that role is unavailable, get their
 rows through a scratch table and one INSERT ... SELECT, which the table's policy then checks.
 

@@ -154,7 +154,7 @@ def _scope_key(url: str) -> bytes:
 
 
 def scope_signature(backend_pid: int, tenant_id: str) -> str:
-    """The MAC `asora_tenant()` (migration 0012) checks: SHA-256(k || SHA-256(k || "pid:tenant"))."""
+    """The MAC `asora_tenant()` (migration 0013) checks: SHA-256(k || SHA-256(k || "pid:tenant"))."""
     key = _scope_key(database_url())
     inner = hashlib.sha256(key + f"{backend_pid}:{tenant_id}".encode()).digest()
     return hashlib.sha256(key + inner).hexdigest()

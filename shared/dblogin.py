@@ -69,7 +69,7 @@ def ensure_logins(owner_url: str) -> None:
                 for login, group, settable in LOGINS:
                     if not _exists(conn, "pg_roles", "rolname", group):
                         continue  # not migrated that far yet
-                    # The bulk writer only where migration 0012's statement check guards it (docs/security.md).
+                    # The bulk writer only where migration 0013's statement check guards it (docs/security.md).
                     guarded = settable if _exists(conn, "pg_proc", "proname", "asora_writer_check") else None
                     _ensure_login(conn, login, group, guarded, _password(owner_url, login), pg16=pg16)
             return

@@ -42,7 +42,7 @@ def run_activity(session: Session) -> dict[str, int]:
     their input (reported apart). A run refused for its input (VALIDATION_FAILED: bad rows, insufficient
     stock...) is the system working; only runs that failed for another reason (INTERNAL, ATTEMPTS_EXHAUSTED,
     or no recorded code) count as failures. These counts span tenants: the session is the system login's
-    (`unit_of_work(SYSTEM_SCOPE)`), through `asora_sys_run_activity` (migration 0012)."""
+    (`unit_of_work(SYSTEM_SCOPE)`), through `asora_sys_run_activity` (migration 0013)."""
     row = session.execute(text("SELECT * FROM asora_sys_run_activity()")).one()
     return {
         "runs_24h": int(row.runs_24h),
@@ -91,7 +91,7 @@ def check_activity(session_factory: Callable[[], Any]) -> list[Check]:
 
 def weekly_metrics(session: Session) -> dict[str, Any]:
     """The runbook's weekly figures (runs of the last 7 days, all tenants) and every table's total size.
-    The session is the system login's (`asora_sys_weekly_runs`, migration 0012)."""
+    The session is the system login's (`asora_sys_weekly_runs`, migration 0013)."""
     row = session.execute(text("SELECT * FROM asora_sys_weekly_runs()")).one()
     tables = session.execute(
         text("""

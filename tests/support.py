@@ -180,7 +180,11 @@ def seed_items(tenant_id: str, skus: list[str]) -> None:
 
 
 def submit_run_direct(
-    tenant_id: str, sales: list[dict[str, Any]], lots: list[dict[str, Any]] | None = None, dry_run: bool = False
+    tenant_id: str,
+    sales: list[dict[str, Any]],
+    lots: list[dict[str, Any]] | None = None,
+    dry_run: bool = False,
+    mode: str | None = "fifo",
 ) -> tuple[str, str]:
     """Record a run job exactly as the API does, but without publishing it (an outbox row the relay or a
     test must deliver)."""
@@ -195,7 +199,7 @@ def submit_run_direct(
             tenant_id=tenant_id,
             actor=actor,
             dry_run=dry_run,
-            mode="fifo",
+            mode=mode,
             sales=("json", runs.records_blob(sales)),
             lots=("json", runs.records_blob(lots)) if lots else None,
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -40,6 +40,7 @@ from shared.runs.schemas import (
     RollbackAccepted,
     RunAccepted,
     RunCreate,
+    RunMode,
     RunOut,
     RunUpload,
     SaleOut,
@@ -56,7 +57,7 @@ class RunSubmission:
 
     body_tenant_ids: frozenset[str]
     dry_run: bool
-    mode: str
+    mode: str | None
     sales: tuple[runs.InputFormat, bytes]
     lots: tuple[runs.InputFormat, bytes] | None
     fingerprint: str
@@ -95,10 +96,13 @@ def _from_form(form: Any) -> RunSubmission:
         raise _missing_file("sales_file")
     sales_bytes = _read_upload(sales_upload)
     lots_bytes = _read_upload(lots_upload) if isinstance(lots_upload, UploadFile) else None
-    mode = str(form.get("mode") or "fifo")
-    if mode != "fifo":
+    mode = str(form.get("mode") or "") or None
+    if mode is not None and mode not in get_args(RunMode):
+        methods = ", ".join(get_args(RunMode))
         raise ValidationFailed(
-            "mode must be 'fifo'", reason="BAD_REQUEST", details=[{"field": "mode", "message": "unsupported"}]
+            f"mode must be one of {methods}",
+            reason="BAD_REQUEST",
+            details=[{"field": "mode", "message": f"one of {methods}"}],
         )
     dry_run = _truthy(form.get("dry_run"))
     tenant = form.get("tenant_id")

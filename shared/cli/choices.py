@@ -17,7 +17,7 @@ class RunStatus(StrEnum):
 
 
 class CostingMode(StrEnum):
-    # The contract's v1.1 methods; an API that does not offer one yet refuses it with a readable 422.
+    # The contract's v1.1 methods (shared.costing.Method).
     FIFO = "fifo"
     LIFO = "lifo"
     MOVING_AVERAGE = "moving_average"

@@ -25,6 +25,7 @@ from shared.cli.items import app as items_app
 from shared.cli.ledger import app as ledger_app
 from shared.cli.ops import app as ops_app
 from shared.cli.output import info, warn
+from shared.cli.valuation import app as valuation_app
 
 app = typer.Typer(
     cls=AsoraGroup,
@@ -139,6 +140,7 @@ app.command("rollback", rich_help_panel=TENANT)(runs.rollback)
 app.command("journal-entry", rich_help_panel=TENANT)(runs.journal_entry)
 app.add_typer(export_app, name="export", rich_help_panel=TENANT)
 app.add_typer(integrations_app, name="integrations", rich_help_panel=TENANT)
+app.add_typer(valuation_app, name="valuation", rich_help_panel=TENANT)
 
 
 if __name__ == "__main__":

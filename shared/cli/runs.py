@@ -47,7 +47,9 @@ def run(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Validate and compute only; write nothing (status 'validated').")
     ] = False,
-    mode: Annotated[CostingMode, typer.Option("--mode", help="Costing method.")] = CostingMode.FIFO,
+    mode: Annotated[
+        CostingMode | None, typer.Option("--mode", help="Costing method (default: the tenant's default method).")
+    ] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Wait for the run to finish and print its outcome.")] = False,
     timeout: TimeoutOption = DEFAULT_TIMEOUT,
     as_json: JsonOption = False,
@@ -60,7 +62,9 @@ def run(
         files: dict[str, Any] = {"sales_file": (sales_file.name, ProgressReader(sales_file, bar, task), "text/csv")}
         if lots_file:
             files["lots_file"] = (lots_file.name, ProgressReader(lots_file, bar, task), "text/csv")
-        data = {"tenant_id": tenant_id, "mode": mode.value, "dry_run": "true" if dry_run else "false"}
+        data = {"tenant_id": tenant_id, "dry_run": "true" if dry_run else "false"}
+        if mode is not None:
+            data["mode"] = mode.value
         accepted = client.json("POST", "/runs", files=files, data=data)
     info(f"run {accepted['run_id']} accepted (job {accepted['job_id']})")
     if not wait:
@@ -94,6 +98,7 @@ def _print_run(outcome: dict[str, Any], errors: list[dict[str, Any]]) -> None:
     for label, key in (
         ("run_id", "run_id"),
         ("status", "status"),
+        ("mode", "mode"),
         ("dry_run", "dry_run"),
         ("sales", "sales_count"),
         ("lots", "lots_count"),

@@ -535,7 +535,7 @@ def wake_streams(session: Session, republish_after_seconds: int, limit: int = 50
     job of those streams counts as scheduled now (the next look is in `relay_republish_after_seconds`); a
     relay that fails to publish rolls that back. Two relays may both wake one stream, which is harmless.
     Cross-tenant: `session` is the system login's (`unit_of_work(SYSTEM_SCOPE)`), through
-    `asora_sys_wake_streams` (migration 0012)."""
+    `asora_sys_wake_streams` (migration 0013)."""
     now = utcnow()
     cutoff = now - timedelta(seconds=republish_after_seconds)
     rows = session.execute(

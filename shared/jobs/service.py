@@ -249,6 +249,6 @@ def store_answer(session: Session, tenant_id: str, key: str, status_code: int, r
 
 def purge_idempotency_keys(session: Session, retention_days: int) -> int:
     """Every tenant's idempotency keys past retention. Cross-tenant: `session` is the system login's
-    (`unit_of_work(SYSTEM_SCOPE)`), through `asora_sys_purge_idempotency_keys` (migration 0012)."""
+    (`unit_of_work(SYSTEM_SCOPE)`), through `asora_sys_purge_idempotency_keys` (migration 0013)."""
     cutoff = utcnow() - timedelta(days=retention_days)
     return int(session.scalar(text("SELECT asora_sys_purge_idempotency_keys(:cutoff)"), {"cutoff": cutoff}) or 0)

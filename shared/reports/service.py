@@ -128,20 +128,46 @@ def _stock_on_hand(tenant_id: str, params: ReportParams) -> Query:
     )
 
 
+def _carried(tenant_id: str, params: ReportParams, binds: dict[str, Any]) -> str:
+    """Per SKU held to moving average: what its pool holds beyond its lots' quantity x unit cost (the sum over
+    its events of amount - quantity x the lot's unit cost; zero for FIFO and LIFO events), up to `as_of`.
+    Gated by a one-time check, so a tenant without moving-average SKUs reads no events."""
+    cutoff = "AND e.occurred_at < :cutoff" if params.moment("as_of") is not None else ""
+    sku = "AND e.sku = :sku" if params.sku is not None else ""
+    ma = "SELECT sku FROM sku_valuation_methods WHERE tenant_id = :t AND method = 'moving_average'"
+    return f"""SELECT e.sku, sum(e.amount - e.quantity * l.unit_cost) AS value
+            FROM ledger_events e JOIN lots l ON l.tenant_id = :t AND l.lot_id = e.lot_id
+            WHERE e.tenant_id = :t AND EXISTS ({ma}) AND e.sku IN ({ma}) {cutoff} {sku}
+            GROUP BY e.sku"""
+
+
 def _valuation(tenant_id: str, params: ReportParams) -> Query:
+    """Lots at their own cost, plus (without a hub filter) each moving-average SKU's carried value, so a
+    SKU's value is what its ledger amounts say under every method (docs/costing.md)."""
     held, binds = _lot_balances(tenant_id, params)
     hub_join, hub_cond = _hub(params, binds, "h.bin_id")
+    carried = (
+        _carried(tenant_id, params, binds)
+        if params.hub_id is None
+        else "SELECT NULL::text AS sku, 0 AS value WHERE false"
+    )
     return (
-        f"""SELECT h.sku, round(sum(h.quantity), 4)::text AS quantity,
-                   round(sum(h.value), 8)::text AS value,
-                   round(CASE WHEN sum(h.quantity) <> 0 THEN sum(h.value) / sum(h.quantity)
-                              ELSE 0 END, 4)::text AS average_unit_cost,
-                   round(sum(sum(h.value)) OVER (), 8)::text AS total_value
-            FROM ({held}) h {hub_join}
-            WHERE h.quantity <> 0 {hub_cond}
-            GROUP BY h.sku
-            HAVING sum(h.quantity) <> 0 OR sum(h.value) <> 0
-            ORDER BY h.sku COLLATE "C\"""",
+        f"""WITH agg AS (
+                SELECT h.sku, sum(h.quantity) AS quantity, sum(h.value) AS value
+                FROM ({held}) h {hub_join}
+                WHERE h.quantity <> 0 {hub_cond}
+                GROUP BY h.sku
+            ), carried AS ({carried}), v AS (
+                SELECT coalesce(agg.sku, carried.sku) AS sku, coalesce(agg.quantity, 0) AS quantity,
+                       coalesce(agg.value, 0) + coalesce(carried.value, 0) AS value
+                FROM agg FULL JOIN carried ON carried.sku = agg.sku
+            )
+            SELECT sku, round(quantity, 4)::text AS quantity, round(value, 8)::text AS value,
+                   round(CASE WHEN quantity <> 0 THEN value / quantity ELSE 0 END, 4)::text AS average_unit_cost,
+                   round(sum(value) OVER (), 8)::text AS total_value
+            FROM v
+            WHERE quantity <> 0 OR value <> 0
+            ORDER BY sku COLLATE "C\"""",
         binds,
     )
 
@@ -170,6 +196,10 @@ def _movement(tenant_id: str, params: ReportParams) -> Query:
         sku_l, sku_e = "AND l.sku = :sku", "AND e.sku = :sku"
     lot_hub_join, hub_cond = _hub(params, binds, "l.bin_id")
     event_hub_join = f"JOIN lots l ON l.tenant_id = :t AND l.lot_id = e.lot_id {lot_hub_join}" if lot_hub_join else ""
+    # a moving-average SKU's closing value includes its pool's carried value (now; later events' amounts are
+    # taken off with the rest); a hub's closing value counts lots at their own cost
+    no_carry = "SELECT NULL::text AS sku, 0 AS value WHERE false"
+    carried = _carried(tenant_id, params.model_copy(update={"as_of": None}), binds) if not lot_hub_join else no_carry
     in_window = "e.occurred_at < :to" if upper else "true"
     after_to = "e.occurred_at >= :to" if upper else "false"
 
@@ -202,8 +232,10 @@ def _movement(tenant_id: str, params: ReportParams) -> Query:
                        round(coalesce(ev.adjusted, 0), 4) AS adjusted,
                        round(coalesce(ev.reversed, 0), 4) AS reversed,
                        round(coalesce(cur.quantity, 0) - coalesce(ev.since_to, 0), 4) AS closing,
-                       round(coalesce(cur.value, 0) - coalesce(ev.since_to_value, 0), 8) AS closing_value
+                       round(coalesce(cur.value, 0) + coalesce(carried.value, 0) - coalesce(ev.since_to_value, 0), 8)
+                           AS closing_value
                 FROM cur FULL JOIN ev ON ev.sku = cur.sku
+                LEFT JOIN ({carried}) carried ON carried.sku = coalesce(cur.sku, ev.sku)
             )
             SELECT sku, opening::text, received::text, issued::text, adjusted::text, reversed::text, closing::text,
                    closing_value::text

@@ -1,6 +1,7 @@
 """A run's inputs checked against the tenant's state inside its fenced transaction: known SKUs, sales already
 costed (DUPLICATE_SALE) or dated before the costing boundary (BACKDATED_SALE), lots that conflict with live
-ones, and the live lots the run may consume, then the FIFO allocation itself (INSUFFICIENT_STOCK).
+ones, SKUs held to another costing method (VALUATION_METHOD_MISMATCH, shared/runs/methods.py), and the live
+lots the run may consume, then the allocation itself by the run's method (INSUFFICIENT_STOCK).
 
 Every check runs even when an earlier one found problems, so one submission reports all of them.
 """
@@ -17,12 +18,12 @@ from sqlalchemy import String, func, literal, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
-from shared import copytext
+from shared import copytext, costing
 from shared.copyio import copy_lines, temp_table
 from shared.decimals import COST_SCALE, QTY_SCALE, to_decimal
-from shared.errors import BACKDATED_RECEIPT, ValidationFailed
+from shared.errors import BACKDATED_RECEIPT, REPOST_NEEDS_FIFO, ValidationFailed
 from shared.ledger.models import Lot, LotStatus
-from shared.runs import backdating, fifo, repost
+from shared.runs import backdating, fifo, methods, repost
 from shared.runs.csvio import ParsedLots, ParsedSales
 
 MAX_REPORTED_ERRORS = 10_000
@@ -57,8 +58,18 @@ class CheckedRun:
     repost: dict[str, datetime]
 
 
-def check_run(session: Session, tenant_id: str, sales: ParsedSales, lots: ParsedLots | None) -> CheckedRun:
-    """Check and allocate; raises RunValidationFailed with every problem, sorted by file and row."""
+def check_run(
+    session: Session,
+    tenant_id: str,
+    sales: ParsedSales,
+    lots: ParsedLots | None,
+    method: costing.Method = costing.Method.FIFO,
+    *,
+    held_to_method: bool = True,
+) -> CheckedRun:
+    """Check and allocate by `method`; raises RunValidationFailed with every problem, sorted by file and row.
+    Without `held_to_method` (a dry run: a preview writes nothing) a SKU held to another method is costed
+    by `method` all the same."""
     errors: list[fifo.RowError] = [*sales.errors, *(lots.errors if lots else [])]
     for parsed, file in ((sales, "sales"), (lots, "lots")):
         if parsed is not None and parsed.tenant_ids - {tenant_id}:
@@ -70,6 +81,11 @@ def check_run(session: Session, tenant_id: str, sales: ParsedSales, lots: Parsed
     repost_mode = backdating.mode(session, tenant_id) == "repost"
     errors += check_skus(session, tenant_id, sb, lb)
     sale_errors = check_sales(session, tenant_id, sb)
+    if held_to_method:
+        errors += methods.mismatches(session, tenant_id, sb, method)
+    if held_to_method and repost_mode and method is not costing.Method.FIFO:
+        message = f"this tenant reposts backdated entries (by FIFO), so its runs cannot cost by {method}"
+        errors.append(fifo.RowError(0, "mode", REPOST_NEEDS_FIFO, message, "sales"))
     new_lots, lot_errors = check_lots(session, tenant_id, lots)
     backdated_lots = check_backdated_lots(session, tenant_id, lb, new_lots, inclusive=repost_mode)
     to_repost: dict[str, datetime] = {}
@@ -94,7 +110,14 @@ def check_run(session: Session, tenant_id: str, sales: ParsedSales, lots: Parsed
     errors += sale_errors + lot_errors
     existing = live_lots(session, tenant_id, sorted(set(sb.sku)))
     available = _concat_lots(existing, _select_lots(lb, new_lots))
-    result = fifo.allocate(sb, _provisional(available, backdated_skus, sb) if backdated_skus else available)
+    opening = averages = None
+    if method is costing.Method.MOVING_AVERAGE:
+        opening, averages = (
+            methods.opening_values(session, tenant_id, sb),
+            methods.pool_averages(session, tenant_id, sb),
+        )
+    priced = _provisional(available, backdated_skus, sb) if backdated_skus else available
+    result = costing.allocate(method, sb, priced, opening=opening, averages=averages)
     # Stock is checked even when other rows are bad, so one submission reports every problem.
     errors += result.errors
     if backdated_skus and not result.errors:

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from shared import costing
 from shared.base import utcnow
 from shared.decimals import AMOUNT_SCALE, QTY_SCALE, to_decimal
 from shared.errors import DomainError
@@ -22,7 +23,7 @@ from shared.integrations.models import EventName
 from shared.jobs import service as jobs
 from shared.jobs.kinds import JobStatus
 from shared.jobs.models import Job
-from shared.runs import backdating, checks, repost, writes
+from shared.runs import backdating, checks, methods, repost, writes
 from shared.runs import service as runs
 from shared.runs.csvio import (
     ParsedLots,
@@ -83,7 +84,8 @@ class CogsRun:
         lots = _parse_lots(*lots_input) if lots_input else None
         runs.check_rows(session, job.tenant_id, sales.row_count + (lots.row_count if lots else 0))
         run.sales_count, run.lots_count = len(sales.batch), len(lots.batch) if lots else 0
-        checked = checks.check_run(session, job.tenant_id, sales, lots)
+        method = costing.Method(run.mode)
+        checked = checks.check_run(session, job.tenant_id, sales, lots, method, held_to_method=not run.dry_run)
         repost_job = None
         run.total_quantity = to_decimal(checked.result.total_quantity, QTY_SCALE)
         run.total_cogs = to_decimal(checked.result.total_cogs, AMOUNT_SCALE)
@@ -92,6 +94,7 @@ class CogsRun:
             run.status = RunStatus.VALIDATED
         else:
             writes.write_run(session, job, run, checked)
+            methods.record(session, job.tenant_id, run.id, method)
             run.status = RunStatus.COMPLETED
             run.completed_seq = job.seq
             repost_job = backdating.queue_repost(session, job.tenant_id, checked.repost, cause=job.id)

@@ -92,6 +92,19 @@ class RunSku(Base):
     last_sale_date: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class SkuValuationMethod(Base):
+    """The costing method a SKU is held to: set by the first committed run that costs it, changed only by an
+    explicit, audited switch (shared/runs/methods.py). A run with another method for the SKU is refused."""
+
+    __tablename__ = "sku_valuation_methods"
+
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    sku: Mapped[str] = mapped_column(String(100), primary_key=True)
+    method: Mapped[str] = mapped_column(String(16))
+    since_run_id: Mapped[str | None] = mapped_column(String(40))
+    updated_at: Mapped[CreatedAt]
+
+
 class RunAllocation(Base):
     """Allocation slices of a dry run (a committed run's slices are its ISSUE ledger events)."""
 

@@ -11,7 +11,8 @@ from shared.jobs.kinds import JobStatus
 from shared.runs.models import RunStatus
 from shared.schemas import DecimalStr, ErrorRecord, Schema, UtcDatetime
 
-RunMode = Literal["fifo"]
+# The costing methods (shared.costing.Method); a run that names none takes the tenant's default.
+RunMode = Literal["fifo", "lifo", "moving_average"]
 
 # A row's field: a JSON scalar (numbers arrive as their literal text or as ints, never as floats).
 RowValue = str | int | bool | None
@@ -65,7 +66,7 @@ class RunCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     tenant_id: str | None = None
-    mode: RunMode = "fifo"
+    mode: RunMode | None = Field(default=None, description="costing method; absent or null: the tenant's default")
     dry_run: bool = False
     sales_data: list[Row] = Field(max_length=5_000_000, json_schema_extra={"items": SALE_ROW})
     lots_data: list[Row] = Field(default_factory=list, max_length=5_000_000, json_schema_extra={"items": LOT_ROW})
@@ -76,7 +77,7 @@ _CSV_FILE = {"type": "string", "format": "binary", "contentMediaType": "text/csv
 
 def _form_schema(schema: dict[str, Any]) -> None:
     # A form field is absent or present; it has no null and no default to send.
-    for name in ("lots_file", "tenant_id"):
+    for name in ("lots_file", "tenant_id", "mode"):
         schema["properties"][name].pop("default", None)
 
 
@@ -88,7 +89,16 @@ class RunUpload(BaseModel):
 
     sales_file: Annotated[bytes, WithJsonSchema({**_CSV_FILE, "description": "the sales CSV"})]
     lots_file: Annotated[bytes, WithJsonSchema({**_CSV_FILE, "description": "the lots CSV"})] = b""
-    mode: RunMode = "fifo"
+    mode: Annotated[
+        RunMode | None,
+        WithJsonSchema(
+            {
+                "type": "string",
+                "enum": ["fifo", "lifo", "moving_average"],
+                "description": "absent: the tenant's default",
+            }
+        ),
+    ] = None
     dry_run: bool = False
     tenant_id: Annotated[str | None, WithJsonSchema({"type": "string", "description": _TENANT["description"]})] = None
 
@@ -154,3 +164,37 @@ class RepostRollbackAccepted(BaseModel):
     repost_job_id: str = Field(description="the repost being rolled back")
     job_id: str = Field(description="the rollback's own job (kind `repost`), visible in GET /jobs")
     status: JobStatus
+
+
+class ValuationSettingsOut(BaseModel):
+    default_method: RunMode
+
+
+class ValuationSettingsUpdate(BaseModel):
+    """The tenant's default costing method, for runs accepted from now on that name none."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tenant_id: str | None = None
+    default_method: RunMode
+
+
+class SkuMethodOut(Schema):
+    sku: str
+    method: RunMode
+    since_run_id: str | None = None
+    updated_at: UtcDatetime
+
+
+class SkuMethodSwitched(SkuMethodOut):
+    previous_method: RunMode | None
+
+
+class SkuMethodUpdate(BaseModel):
+    """Hold a SKU to a costing method from now on: an audited switch that never revalues stock on hand
+    (409 REVALUATION_REQUIRED when it would; docs/costing.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tenant_id: str | None = None
+    method: RunMode

@@ -19,6 +19,7 @@ from shared.jobs.service import AcceptedJob
 from shared.ledger import queries
 from shared.ledger.models import EventType, LedgerEvent
 from shared.pagination import page
+from shared.runs import methods
 from shared.runs.models import IN_PROGRESS, Run, RunAllocation, RunSale, RunStatus, RunValidationError
 from shared.tenants import plans
 
@@ -31,7 +32,7 @@ def submit_run(
     tenant_id: str,
     actor: Principal,
     dry_run: bool,
-    mode: str,
+    mode: str | None,
     sales: tuple[InputFormat, bytes],
     lots: tuple[InputFormat, bytes] | None,
     sales_count_hint: int | None = None,
@@ -39,9 +40,12 @@ def submit_run(
 ) -> tuple[str, AcceptedJob]:
     """Record the run, its inputs and its audit event, then accept its job (numbered last: shared/jobs);
     returns the run's id and the job. `rows` (sales and lots together), when the caller knows them (a JSON
-    body), is held to the plan's `rows_per_run` here; CSV rows are counted and held to it by the run job."""
+    body), is held to the plan's `rows_per_run` here; CSV rows are counted and held to it by the run job. A run
+    that names no `mode` takes the tenant's default method, resolved now and recorded on the run
+    (shared/runs/methods.py)."""
     if rows is not None:
         check_rows(session, tenant_id, rows)
+    mode = methods.resolve(session, tenant_id, mode).value
     run_id, job_id = new_id("run"), jobs.new_job_id()
     inputs: dict[str, str] = {"sales": sales[0]}
     if lots is not None:

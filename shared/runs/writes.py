@@ -68,7 +68,7 @@ def write_dry_run(session: Session, run: Run, checked: CheckedRun) -> None:
         copytext.text_column([lots.lot_id[i] for i in lot_idx]),
         copytext.text_column([sb.sku[i] for i in sale_idx]),
         copytext.scaled_column(result.slice_quantity, QTY_SCALE),
-        copytext.scaled_column(lots.unit_cost[result.slice_lot], COST_SCALE),
+        copytext.scaled_column(slice_unit_cost(lots, result), COST_SCALE),
         copytext.scaled_column(result.slice_amount, AMOUNT_SCALE),
     ])  # fmt: skip
     copy_lines(session, "run_allocations", ALLOCATION_COLUMNS, lines)
@@ -102,7 +102,7 @@ def _ledger_events(job: Job, run: Run, checked: CheckedRun) -> tuple[EventBatch,
     sale_idx, lot_idx = result.slice_sale.tolist(), result.slice_lot.tolist()
     issues = EventBatch(
         EventType.ISSUE, sku=[sb.sku[i] for i in sale_idx], lot_id=[available.lot_id[i] for i in lot_idx],
-        quantity=-result.slice_quantity, unit_cost=available.unit_cost[result.slice_lot],
+        quantity=-result.slice_quantity, unit_cost=slice_unit_cost(available, result),
         amount=-result.slice_amount, occurred_at=sb.sale_date[result.slice_sale],
         reference=[sb.sale_id[i] for i in sale_idx],
     )  # fmt: skip
@@ -172,6 +172,25 @@ def _sales_text(run: Run, sb: fifo.SalesBatch, result: fifo.FifoResult) -> Itera
             copytext.scaled_column(quantities[part], QTY_SCALE), copytext.scaled_column(cogs[part], AMOUNT_SCALE),
         ])  # fmt: skip
         yield "\n".join(rows) + "\n"
+
+
+def slice_unit_cost(available: fifo.LotsBatch, result: fifo.FifoResult) -> npt.NDArray[Any]:
+    """Each slice's unit cost: its lot's, when the slice is costed at it (FIFO, LIFO); otherwise (moving
+    average) its amount / quantity rounded half-up to 10**-4, the pool's average for every slice but the
+    rounding remainder of an emptying sale."""
+    lot_cost = available.unit_cost[result.slice_lot]
+    amount, quantity = result.slice_amount, result.slice_quantity
+    if amount.dtype == object:
+        exact = [
+            c if a == q * c else (2 * a + q) // (2 * q)
+            for a, q, c in zip(amount.tolist(), quantity.tolist(), lot_cost.tolist(), strict=True)
+        ]
+        return np.array(exact, dtype=np.int64)
+    at_lot = amount == quantity * lot_cost
+    if bool(at_lot.all()):
+        return lot_cost
+    cost: npt.NDArray[np.int64] = np.where(at_lot, lot_cost, (2 * amount + quantity) // (2 * quantity))
+    return cost
 
 
 def _product(quantity: npt.NDArray[np.int64], unit_cost: npt.NDArray[np.int64]) -> npt.NDArray[Any]:

@@ -39,6 +39,8 @@ class Tenant(Base):
     inventory_account_name: Mapped[str] = mapped_column(String(100), server_default="Inventory Asset")
     # reject | repost: what a receipt, count gain or run lot dated before a costed sale does (shared/runs/repost.py)
     backdated_entries: Mapped[str] = mapped_column(String(8), server_default="reject")
+    # The costing method of a run that names none (shared.costing.Method; migration 0012).
+    valuation_method: Mapped[str] = mapped_column(String(16), server_default="fifo")
     created_at: Mapped[CreatedAt]
 
 
@@ -76,7 +78,7 @@ class ApiKey(Base):
 
 
 class ScopeKey(Base):
-    """The key that signs tenant scopes (migration 0012, docs/security.md): one row, readable only by the
+    """The key that signs tenant scopes (migration 0013, docs/security.md): one row, readable only by the
     `asora_system` role. Processes get it through `asora_sys_scope_key()`; nothing maps rows of it."""
 
     __tablename__ = "asora_scope_keys"

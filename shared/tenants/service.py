@@ -133,7 +133,7 @@ def create_key(
     key = ApiKey(id=new_id("key"), tenant_id=tenant_id, role=role, name=name, key_hash=hash_key(raw))
     if tenant_id is None:
         # An operator key belongs to no tenant: the system login writes it and its audit row
-        # (`asora_sys_create_operator_key`, migration 0012); `session` is unit_of_work(SYSTEM_SCOPE)'s.
+        # (`asora_sys_create_operator_key`, migration 0013); `session` is unit_of_work(SYSTEM_SCOPE)'s.
         session.execute(
             text("SELECT asora_sys_create_operator_key(:id, :name, :hash, :actor_key_id, :actor_role)"),
             {
@@ -213,7 +213,7 @@ key_cache = _KeyCache()
 
 def _lookup(digest: str) -> Principal | None:
     """The key's principal (an operator's without a tenant). Keys are looked up across tenants, in a
-    transaction of their own, by `asora_key_principal` (migration 0012): the one cross-tenant function the
+    transaction of their own, by `asora_key_principal` (migration 0013): the one cross-tenant function the
     tenant login may call, since it answers only for a key whose hash the caller already holds."""
     with db.unit_of_work() as session:
         row = session.execute(

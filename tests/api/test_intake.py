@@ -56,7 +56,7 @@ def test_unknown_key_is_401_in_the_envelope(base):
         b"null",
         b"[]",
         b'{"sales_data": 5}',
-        b'{"sales_data": [], "mode": "lifo"}',
+        b'{"sales_data": [], "mode": "standard"}',
         b'{"sales_data": [], "extra": 1}',
     ],
 )

@@ -186,6 +186,10 @@ ENDPOINTS: list[Endpoint] = [
     ),
     Endpoint("GET", "/integrations/{integration_id}/dispatches", P.READ, {"integration_id": "integration"}),
     Endpoint("GET", "/audit", P.READ),
+    Endpoint("GET", "/settings/valuation", P.READ),
+    Endpoint("PUT", "/settings/valuation", P.MASTER_WRITE, body=lambda _: {"default_method": "fifo"}),
+    Endpoint("GET", "/valuation-methods", P.READ),
+    Endpoint("PUT", "/valuation-methods/{sku}", P.MASTER_WRITE, {"sku": "sku"}, lambda _: {"method": "fifo"}),
     Endpoint("GET", "/ledger", P.READ),
 ]
 # Endpoints an operator may call without naming a tenant.

@@ -1,7 +1,7 @@
 """The bulk write path's cost under the database walls (docs/security.md, "Bulk writes"): the same rows
 COPYed into `run_sales` in one transaction each, three ways, interleaved so that machine noise falls on all
 three alike:
-- `writer+check`: as `asora_writer`, with the statement check of migration 0012 (what the application does);
+- `writer+check`: as `asora_writer`, with the statement check of migration 0013 (what the application does);
 - `writer only`: as `asora_writer` with that trigger disabled for the transaction (0005's path, unsafe);
 - `staged`: through a temporary table and one INSERT ... SELECT under row-level security.
 Each transaction is rolled back, so every round writes into the same table. Prints the median time of each way

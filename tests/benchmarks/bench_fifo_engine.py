@@ -1,7 +1,8 @@
 """FIFO engine benchmark: 1,000,000 sales over 10,000 SKUs and 200,000 lots, generated from a seed.
 
 Times the vectorised engine (best of 3) against the plain deque FIFO it is checked with, verifies both
-give identical results, and times parsing the same sales from a CSV file. Prints the figures and writes
+give identical results, times the LIFO and moving-average engines on the same inputs with their ratio to
+FIFO (issue 15's target: within 2x), and times parsing the same sales from a CSV file. Prints the figures and writes
 them to bench-results/fifo_engine.json.
 
 Run: `python -m tests.benchmarks.bench_fifo_engine [--sales N] [--lots N] [--skus N] [--skip-reference]`.
@@ -10,6 +11,7 @@ Run: `python -m tests.benchmarks.bench_fifo_engine [--sales N] [--lots N] [--sku
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -21,10 +23,14 @@ from typing import TypeVar
 
 import numpy as np
 
+from shared.costing import Method
+from shared.costing import allocate as allocate_by
+from shared.costing import reference_allocate as reference_by
 from shared.runs.csvio import parse_sales_csv
 from shared.runs.fifo import FifoResult, LotsBatch, SalesBatch, allocate, reference_allocate
 
 TARGET_SALES_PER_SECOND = 2_000_000
+TARGET_METHOD_RATIO = 2.0  # each method's best time over FIFO's
 RESULT_FIELDS = ("slice_sale", "slice_lot", "slice_quantity", "slice_amount", "sale_cogs", "lot_consumed")
 T = TypeVar("T")
 
@@ -161,6 +167,35 @@ def main() -> None:
         )
         if not same:
             raise SystemExit("the vectorised engine and the reference disagree")
+
+    methods: dict[str, object] = {}
+    for method in (Method.LIFO, Method.MOVING_AVERAGE):
+        costed, method_runs, method_cpu = timed(functools.partial(allocate_by, method, sales, lots), args.repeat)
+        assert costed.ok, costed.errors[:3]
+        assert costed.total_quantity == result.total_quantity
+        ratio = min(method_runs) / engine_best
+        methods[method.value] = {
+            "seconds": [round(t, 4) for t in method_runs],
+            "best_seconds": round(min(method_runs), 4),
+            "cpu_seconds": [round(t, 4) for t in method_cpu],
+            "ratio_to_fifo": round(ratio, 2),
+            "cpu_ratio_to_fifo": round(min(method_cpu) / min(engine_cpu), 2),
+            "meets_target": ratio <= TARGET_METHOD_RATIO,
+            "slices": int(costed.slice_sale.size),
+            "total_cogs": str(costed.total_cogs),
+        }
+        print(
+            f"{method.value + ':':18} best {min(method_runs):.3f}s of {args.repeat} -> {ratio:.2f}x FIFO "
+            f"(CPU {min(method_cpu) / min(engine_cpu):.2f}x; target {TARGET_METHOD_RATIO:.0f}x)"
+        )
+        if not args.skip_reference:
+            plain, plain_runs, _ = timed(functools.partial(reference_by, method, sales, lots), 1)
+            same = identical(costed, plain)
+            methods[method.value] |= {"reference_seconds": round(plain_runs[0], 4), "identical_to_reference": same}  # type: ignore[operator]
+            print(f"{'  plain ' + method.value + ':':18} {plain_runs[0]:.3f}s; identical results: {same}")
+            if not same:
+                raise SystemExit(f"the {method.value} engine and its plain implementation disagree")
+    figures["methods"] = methods
 
     with tempfile.TemporaryDirectory() as directory:
         path = Path(directory) / "sales.csv"

@@ -113,7 +113,7 @@ def test_choices_match_the_domain():
     from shared.auth import OPERATOR, ROLE_PERMISSIONS
     from shared.journals.entries import JOURNAL_FORMATS, GroupBy
     from shared.reports.schemas import REPORTS
-    from shared.runs.schemas import RunCreate
+    from shared.runs.schemas import RunMode
     from shared.tenants.schemas import TenantCreate
 
     assert {c.value for c in choices.Plan} == set(get_args(TenantCreate.model_fields["plan"].annotation))
@@ -123,8 +123,7 @@ def test_choices_match_the_domain():
     assert tuple(c.value for c in choices.Report) == REPORTS
     assert {c.value for c in choices.JournalFormat} == set(JOURNAL_FORMATS)
     assert {c.value for c in choices.JournalGrouping} == set(get_args(GroupBy))
-    # The API may offer fewer methods than the contract names (v1.1), never others.
-    assert set(get_args(RunCreate.model_fields["mode"].annotation)) <= {c.value for c in choices.CostingMode}
+    assert {c.value for c in choices.CostingMode} == set(get_args(RunMode))
 
 
 def test_an_unknown_status_is_a_usage_error_naming_the_choices():

@@ -1,4 +1,4 @@
-"""The database's own walls (docs/security.md, migration 0012), each tried by breaking it from a connection of
+"""The database's own walls (docs/security.md, migration 0013), each tried by breaking it from a connection of
 the application's own logins, as SQL injected into a tenant's session would:
 - the tenant login cannot become anyone else (RESET ROLE, SET ROLE, SET SESSION AUTHORIZATION);
 - no setting opens every tenant or another tenant: '*', another tenant's id, a signature replayed from this or
@@ -271,7 +271,7 @@ def test_the_bulk_writer_cannot_copy_another_tenants_rows(
     app: psycopg.Connection[tuple[object, ...]], two_tenants: tuple[str, str], forgery: str
 ) -> None:
     """The writer bypasses row-level security so that it can COPY. Its CHECK (migration 0005) trusts the unsigned
-    setting; the statement check of 0012 compares every row with the signed scope."""
+    setting; the statement check of 0013 compares every row with the signed scope."""
     a, b = two_tenants
     sig = {"unsigned": None, "replayed": db.scope_signature(app.info.backend_pid, a), "no scope": None}[forgery]
     with app.transaction(force_rollback=True):

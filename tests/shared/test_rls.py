@@ -105,7 +105,7 @@ def _copy_run_sale(session, tenant_id: str) -> None:
 
 def test_bulk_writer_admits_only_the_transactions_tenant(two_tenants):
     """The bulk tables are COPYed as `asora_writer`, which bypasses row-level security; the CHECK constraint of
-    migration 0005 and the signed statement check of 0012 keep the wall (tests/shared/test_db_walls.py tries
+    migration 0005 and the signed statement check of 0013 keep the wall (tests/shared/test_db_walls.py tries
     harder)."""
     a, b = two_tenants
     with db.unit_of_work(a) as session:

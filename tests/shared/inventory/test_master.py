@@ -275,7 +275,7 @@ def test_filters_and_the_tenant_bound_every_page(db_session: Session, db_tenant:
     factories.bin_(db_session, db_tenant, hub_b.id, "b0")
     other = factories.tenant(db_session)
     factories.bin_(db_session, other, name="foreign")
-    db.scope_session(db_session, db_tenant)  # (no scope spans tenants since migration 0012)
+    db.scope_session(db_session, db_tenant)  # (no scope spans tenants since migration 0013)
     assert _walk(db_session, Bin, db_tenant, 2, hub_id=hub_a.id) == [in_a[:2], in_a[2:]]
     assert sum(len(p) for p in _walk(db_session, Bin, db_tenant, 10)) == 4
 

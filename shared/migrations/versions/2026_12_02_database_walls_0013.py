@@ -20,8 +20,8 @@ passwords. Where the migrating role cannot manage roles (a managed database), an
 `asora_app`, `asora_ops`, `asora_system` and the two logins first (docs/security.md); the migration refuses to
 run without them rather than leave the walls down.
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-12-02
 """
 
@@ -30,8 +30,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0012"
-down_revision: str | None = "0011"
+revision: str = "0013"
+down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,248 @@
+"""Which costing method a run uses and which method each SKU is held to (docs/costing.md).
+
+- A run names its method (`mode`) or takes the tenant's default (`tenants.valuation_method`), resolved when
+  it is accepted and recorded on the run.
+- The first committed run that costs a SKU holds the SKU to its method (`sku_valuation_methods`). A later
+  run with another method for the SKU fails with VALUATION_METHOD_MISMATCH, one error per SKU naming it and
+  its method, and nothing is written.
+- Switching a SKU is explicit and audited, and never revalues stock on hand: from FIFO or LIFO at any time
+  (both value each lot at its own cost, and a moving-average pool starts as the sum of those), from moving
+  average only when the pool's value equals its lots' own costs, e.g. when nothing is on hand; otherwise
+  409 REVALUATION_REQUIRED. A SKU not costed yet may be assigned a method the same way.
+
+Moving average carries, per SKU, what its pool holds beyond its live lots' quantity x unit cost (the
+rounding of earlier issues at the average): the sum of the SKU's ledger amounts less its lots' own value;
+and the unit cost in force, read from the SKU's latest costed ISSUE (so several runs cost as one would).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from shared.audit import service as audit
+from shared.auth import Principal
+from shared.base import utcnow
+from shared.costing import Method
+from shared.costing.fifo import RowError, SalesBatch
+from shared.decimals import AMOUNT_SCALE, COST_SCALE
+from shared.errors import (
+    REPOST_NEEDS_FIFO,
+    REVALUATION_REQUIRED,
+    VALUATION_METHOD_MISMATCH,
+    Conflict,
+    NotFound,
+    ValidationFailed,
+)
+from shared.pagination import page
+from shared.runs.models import SkuValuationMethod
+from shared.tenants.models import Tenant
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def default_method(session: Session, tenant_id: str) -> Method:
+    method = session.scalar(select(Tenant.valuation_method).where(Tenant.id == tenant_id))
+    return Method(method or Method.FIFO)
+
+
+def resolve(session: Session, tenant_id: str, mode: str | None) -> Method:
+    """The method of a run: the one it names, else the tenant's default."""
+    return Method(mode) if mode else default_method(session, tenant_id)
+
+
+def held_methods(session: Session, tenant_id: str, skus: list[str]) -> dict[str, str]:
+    """The method each of these SKUs is held to (SKUs not costed yet are absent); the rows are share-locked so
+    an explicit switch waits for the run that read them."""
+    rows = session.execute(
+        text("""SELECT sku, method FROM sku_valuation_methods WHERE tenant_id = :t AND sku = ANY(:skus)
+                FOR SHARE"""),
+        {"t": tenant_id, "skus": skus},
+    ).all()
+    return {row[0]: row[1] for row in rows}
+
+
+def _mismatch(row: int, sku: str, held: str, method: str) -> RowError:
+    return RowError(
+        row=row,
+        field="sku",
+        reason=VALUATION_METHOD_MISMATCH,
+        message=(
+            f"SKU '{sku}' is costed under {held}; this run uses {method}. Switch the SKU explicitly first "
+            f"(PUT /valuation-methods/{sku})"
+        ),
+        file="sales",
+    )
+
+
+def mismatches(session: Session, tenant_id: str, sb: SalesBatch, method: Method) -> list[RowError]:
+    """One error per sold SKU held to another method, at the SKU's first sale row."""
+    held = held_methods(session, tenant_id, sorted(set(sb.sku)))
+    first_row: dict[str, int] = {}
+    for i, sku in enumerate(sb.sku):
+        if sku in held and held[sku] != method and sku not in first_row:
+            first_row[sku] = int(sb.row[i])
+    return [_mismatch(row, sku, held[sku], method) for sku, row in first_row.items()]
+
+
+def record(session: Session, tenant_id: str, run_id: str, method: Method) -> None:
+    """Hold the run's SKUs not held yet to its method; a SKU switched meanwhile to another fails the run."""
+    session.execute(
+        text("""
+        INSERT INTO sku_valuation_methods (tenant_id, sku, method, since_run_id)
+        SELECT tenant_id, sku, :m, run_id FROM run_skus WHERE tenant_id = :t AND run_id = :r
+        ON CONFLICT (tenant_id, sku) DO NOTHING"""),
+        {"t": tenant_id, "r": run_id, "m": method.value},
+    )
+    other = session.execute(
+        text("""
+        SELECT v.sku, v.method FROM sku_valuation_methods v JOIN run_skus s ON s.tenant_id = v.tenant_id
+        AND s.sku = v.sku WHERE v.tenant_id = :t AND s.run_id = :r AND v.method <> :m ORDER BY v.sku"""),
+        {"t": tenant_id, "r": run_id, "m": method.value},
+    ).all()
+    if other:
+        errors = [_mismatch(0, sku, held, method) for sku, held in other]
+        raise ValidationFailed(
+            errors[0].message, reason=VALUATION_METHOD_MISMATCH, details=[e.as_dict() for e in errors]
+        )
+
+
+def carried_values(session: Session, tenant_id: str, skus: list[str]) -> dict[str, Decimal]:
+    """Per SKU: the sum of its ledger amounts less its live lots' remaining quantity x unit cost (non-zero
+    only). Zero for a SKU only ever costed FIFO or LIFO; a moving-average pool's rounding otherwise."""
+    if not skus:
+        return {}
+    rows = session.execute(
+        text("""
+        WITH ledger AS (
+            SELECT sku, sum(amount) AS value FROM ledger_events WHERE tenant_id = :t AND sku = ANY(:skus)
+            GROUP BY sku
+        ), held AS (
+            SELECT sku, sum(remaining_quantity * unit_cost) AS value FROM lots
+            WHERE tenant_id = :t AND status = 'live' AND remaining_quantity <> 0 AND sku = ANY(:skus)
+            GROUP BY sku
+        )
+        SELECT ledger.sku, ledger.value - coalesce(held.value, 0) FROM ledger LEFT JOIN held USING (sku)
+        WHERE ledger.value - coalesce(held.value, 0) <> 0"""),
+        {"t": tenant_id, "skus": skus},
+    ).all()
+    return {row[0]: Decimal(row[1]) for row in rows}
+
+
+def opening_values(session: Session, tenant_id: str, sb: SalesBatch) -> dict[str, int]:
+    """The moving-average engine's `opening`: each sold SKU's carried value, scaled 10**8."""
+    carried = carried_values(session, tenant_id, sorted(set(sb.sku)))
+    return {sku: int(value.scaleb(AMOUNT_SCALE)) for sku, value in carried.items()}
+
+
+def pool_averages(session: Session, tenant_id: str, sb: SalesBatch) -> dict[str, tuple[int, int]]:
+    """The moving-average engine's `averages`: per sold SKU whose latest costed sale was costed at the moving
+    average, the unit cost of that sale (its first ISSUE slice: the pool's average, never the remainder of an
+    emptying sale unless the pool was emptied) and its instant in µs since the epoch."""
+    rows = session.execute(
+        text("""
+        SELECT DISTINCT ON (e.sku) e.sku, e.unit_cost, r.mode, e.occurred_at
+        FROM ledger_events e JOIN runs r ON r.tenant_id = :t AND r.id = e.run_id
+        WHERE e.tenant_id = :t AND e.sku = ANY(:skus) AND e.event_type = 'ISSUE'
+          AND r.status = 'completed' AND NOT r.dry_run
+        ORDER BY e.sku, e.occurred_at DESC, e.seq"""),
+        {"t": tenant_id, "skus": sorted(set(sb.sku))},
+    ).all()
+    return {
+        sku: (int(Decimal(cost).scaleb(COST_SCALE)), (at - _EPOCH) // timedelta(microseconds=1))
+        for sku, cost, mode, at in rows
+        if mode == Method.MOVING_AVERAGE
+    }
+
+
+def refuse_outside_fifo_when_reposting(tenant: Tenant, method: Method, what: str) -> None:
+    """A repost re-costs by FIFO, so a tenant in `repost` mode keeps every SKU on FIFO (docs/costing.md)."""
+    if tenant.backdated_entries == "repost" and method is not Method.FIFO:
+        raise Conflict(
+            f"{what} cannot be {method}: the tenant reposts backdated entries (backdated_entries = repost), and "
+            "a repost re-costs by FIFO; set backdated_entries to reject first",
+            reason=REPOST_NEEDS_FIFO,
+        )
+
+
+def set_default_method(session: Session, tenant_id: str, method: Method, *, actor: Principal | None) -> Tenant:
+    """The method of runs accepted from now on that name none; runs already accepted keep theirs."""
+    tenant = session.get(Tenant, tenant_id)
+    if tenant is None:
+        raise NotFound(f"tenant '{tenant_id}' not found")
+    refuse_outside_fifo_when_reposting(tenant, method, "the default method")
+    previous = tenant.valuation_method
+    tenant.valuation_method = method.value
+    session.flush()
+    audit.record(
+        session,
+        tenant_id=tenant_id,
+        actor=actor,
+        action="tenant.valuation_method_changed",
+        target=tenant_id,
+        outcome="ok",
+        details={"method": method.value, "previous_method": previous},
+    )
+    return tenant
+
+
+def switch_sku(
+    session: Session, tenant_id: str, sku: str, method: Method, *, actor: Principal | None
+) -> dict[str, Any]:
+    """Hold `sku` to `method` from now on (rule in the module docstring); audited."""
+    known = session.scalar(
+        text("SELECT 1 FROM items WHERE tenant_id = :t AND sku = :sku AND deleted_at IS NULL"),
+        {"t": tenant_id, "sku": sku},
+    )
+    if not known:
+        raise NotFound(f"SKU '{sku}' is not an item of this tenant")
+    tenant = session.get(Tenant, tenant_id)
+    assert tenant is not None
+    refuse_outside_fifo_when_reposting(tenant, method, f"SKU '{sku}'")
+    current = session.scalar(
+        select(SkuValuationMethod)
+        .where(SkuValuationMethod.tenant_id == tenant_id, SkuValuationMethod.sku == sku)
+        .with_for_update()
+    )
+    previous = current.method if current else None
+    carried = Decimal(0)
+    if previous == Method.MOVING_AVERAGE and method != Method.MOVING_AVERAGE:
+        carried = carried_values(session, tenant_id, [sku]).get(sku, Decimal(0))
+        if carried:
+            raise Conflict(
+                f"SKU '{sku}' holds {format(carried, 'f')} of value under moving average beyond its lots' own "
+                f"costs; switching to {method} would revalue stock on hand. Issue or count the SKU down to zero "
+                "first",
+                reason=REVALUATION_REQUIRED,
+                details=[{"sku": sku, "method": previous, "carried_value": format(carried, "f")}],
+            )
+    now = utcnow()
+    session.execute(
+        insert(SkuValuationMethod)
+        .values(tenant_id=tenant_id, sku=sku, method=method.value, since_run_id=None, updated_at=now)
+        .on_conflict_do_update(
+            index_elements=["tenant_id", "sku"], set_={"method": method.value, "since_run_id": None, "updated_at": now}
+        )
+    )
+    audit.record(
+        session,
+        tenant_id=tenant_id,
+        actor=actor,
+        action="sku.valuation_method_switched",
+        target=sku,
+        outcome="ok" if previous != method else "unchanged",
+        details={"sku": sku, "method": method.value, "previous_method": previous, "revalued": "0"},
+    )
+    return {"sku": sku, "method": method.value, "previous_method": previous, "updated_at": now}
+
+
+def list_methods(
+    session: Session, tenant_id: str, *, limit: int, cursor: str | None
+) -> tuple[list[SkuValuationMethod], str | None]:
+    query = select(SkuValuationMethod).where(SkuValuationMethod.tenant_id == tenant_id)
+    return page(session, query, SkuValuationMethod.sku, limit=limit, cursor=cursor)
