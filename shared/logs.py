@@ -197,11 +197,14 @@ def configure_logging(
     # raw path and query: the API writes its own, with the route's template) stay below INFO.
     for name in _QUIETED:
         logging.getLogger(name).setLevel(logging.WARNING)
-    # Servers that install handlers of their own (uvicorn) write through ours instead.
+    # Servers that install handlers and levels of their own (uvicorn's --log-level) write through ours instead,
+    # at our level.
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         server_logger = logging.getLogger(name)
         server_logger.handlers.clear()
         server_logger.propagate = True
+        if name not in _QUIETED:
+            server_logger.setLevel(logging.NOTSET)
 
 
 def reset_logging() -> None:
