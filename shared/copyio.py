@@ -31,14 +31,19 @@ _stage_ids = itertools.count(1)
 
 
 def _writer_available(connection: Connection, table: str) -> bool:
-    """Whether this login may act as the bulk writer and the writer may insert into `table` here."""
-    return bool(
-        connection.exec_driver_sql(
-            "SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = %(role)s AND pg_has_role(session_user, oid, 'MEMBER')"
-            " AND has_table_privilege(oid, %(table)s, 'INSERT'))",
-            {"role": WRITER_ROLE, "table": table},
-        ).scalar()
-    )
+    """Whether this login may act as the bulk writer and the writer may insert into `table` here. Asked once
+    per database connection and table (the answer lives in the pooled connection's `info`): roles and grants
+    change only with a migration, and a COPY refused after one fails its job, which is retried."""
+    known: dict[str, bool] = connection.connection.info.setdefault("asora.bulk_writer", {})
+    if table not in known:
+        known[table] = bool(
+            connection.exec_driver_sql(
+                "SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = %(role)s"
+                " AND pg_has_role(session_user, oid, 'MEMBER') AND has_table_privilege(oid, %(table)s, 'INSERT'))",
+                {"role": WRITER_ROLE, "table": table},
+            ).scalar()
+        )
+    return known[table]
 
 
 class _ResponsiveGil:
@@ -75,9 +80,9 @@ def copy_into(session: Session, table: str, columns: Sequence[str]) -> Iterator[
     raw = connection.connection.driver_connection
     assert raw is not None
     cols = ", ".join(columns)
-    target, restore_role = table, None
+    target, as_writer = table, False
     if table in BULK_TABLES and _writer_available(connection, table):
-        restore_role = connection.exec_driver_sql("SELECT current_user").scalar()
+        as_writer = True
         connection.exec_driver_sql(f"SET LOCAL ROLE {WRITER_ROLE}")
     elif not table.startswith("tmp_"):
         target = f"tmp_stage_{table}_{next(_stage_ids)}"
@@ -91,8 +96,10 @@ def copy_into(session: Session, table: str, columns: Sequence[str]) -> Iterator[
     ):
         yield copy
     # After a failed COPY the transaction is aborted and its rollback undoes SET LOCAL; nothing to restore.
-    if restore_role is not None:
-        connection.exec_driver_sql(f'SET LOCAL ROLE "{restore_role}"')
+    # Processes log in as the role they act as and never set another (docs/security.md), so "back" is the
+    # session's own login.
+    if as_writer:
+        connection.exec_driver_sql("SET LOCAL ROLE NONE")
     if target != table:
         connection.exec_driver_sql(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {target}")
         connection.exec_driver_sql(f"DROP TABLE {target}")

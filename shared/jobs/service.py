@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -172,6 +173,14 @@ def attach_blobs(session: Session, tenant_id: str, job_id: str, blobs: dict[str,
 
 def read_blob(session: Session, job_id: str, name: str) -> bytes | None:
     return session.scalar(select(JobBlob.content).where(JobBlob.job_id == job_id, JobBlob.name == name))
+
+
+def read_blobs(session: Session, job_id: str, names: Sequence[str]) -> dict[str, bytes]:
+    """Several inputs of one job in one round trip: name -> bytes (a name without a blob is left out)."""
+    rows = session.execute(
+        select(JobBlob.name, JobBlob.content).where(JobBlob.job_id == job_id, JobBlob.name.in_(names))
+    )
+    return dict(rows.tuples().all())
 
 
 def get_job(session: Session, tenant_id: str, job_id: str) -> Job:

@@ -45,10 +45,11 @@ def _run_of(session: Session, job: Job) -> Run:
     return run
 
 
-def _input(session: Session, job: Job, name: str) -> tuple[str, bytes] | None:
-    """An uploaded input of the job: its format and bytes, or None when it was not given."""
-    fmt = job.payload["inputs"].get(name)
-    return None if fmt is None else (fmt, jobs.read_blob(session, job.id, name) or b"")
+def _inputs(session: Session, job: Job) -> dict[str, tuple[str, bytes]]:
+    """The job's uploaded inputs (`sales`, and `lots` when given): name -> (format, bytes), in one query."""
+    formats: dict[str, str] = job.payload["inputs"]
+    blobs = jobs.read_blobs(session, job.id, list(formats))
+    return {name: (fmt, blobs.get(name, b"")) for name, fmt in formats.items()}
 
 
 def _parse_sales(fmt: str, blob: bytes) -> ParsedSales:
@@ -78,14 +79,16 @@ class CogsRun:
 
     def execute(self, session: Session, job: Job) -> dict[str, Any]:
         run = _run_of(session, job)
-        sales_input, lots_input = _input(session, job, "sales"), _input(session, job, "lots")
-        assert sales_input is not None, f"job {job.id} has no sales"
-        sales = _parse_sales(*sales_input)
-        lots = _parse_lots(*lots_input) if lots_input else None
-        runs.check_rows(session, job.tenant_id, sales.row_count + (lots.row_count if lots else 0))
+        inputs = _inputs(session, job)
+        assert "sales" in inputs, f"job {job.id} has no sales"
+        sales = _parse_sales(*inputs["sales"])
+        lots = _parse_lots(*inputs["lots"]) if "lots" in inputs else None
+        if any(fmt == "csv" for fmt, _ in inputs.values()):  # a JSON run's rows were held to the plan at intake
+            runs.check_rows(session, job.tenant_id, sales.row_count + (lots.row_count if lots else 0))
         run.sales_count, run.lots_count = len(sales.batch), len(lots.batch) if lots else 0
         method = costing.Method(run.mode)
-        checked = checks.check_run(session, job.tenant_id, sales, lots, method, held_to_method=not run.dry_run)
+        with session.no_autoflush:  # the counts go out with the run's outcome, not in an UPDATE of their own
+            checked = checks.check_run(session, job.tenant_id, sales, lots, method, held_to_method=not run.dry_run)
         repost_job = None
         run.total_quantity = to_decimal(checked.result.total_quantity, QTY_SCALE)
         run.total_cogs = to_decimal(checked.result.total_cogs, AMOUNT_SCALE)

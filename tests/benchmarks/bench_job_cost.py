@@ -19,7 +19,7 @@ from collections import Counter
 from typing import Any
 
 import redis
-from sqlalchemy import event
+from sqlalchemy import event, text
 
 from tests.benchmarks.harness import LOT, create_tenants, machine, print_table, sale, scratch_environment
 from tests.benchmarks.scratch import write_results
@@ -67,8 +67,12 @@ def measure(jobs: int) -> dict[str, Any]:
         event.remove(engine, "before_cursor_execute", counted)
         event.remove(engine, "commit", committed)
         client.close()
-    if executed != jobs:
-        raise SystemExit(f"EXECUTED {executed} OF {jobs} JOBS")
+    with db.unit_of_work(tenant.tenant_id) as session:
+        statuses = Counter(
+            session.execute(text("SELECT status FROM jobs WHERE tenant_id = :t"), {"t": tenant.tenant_id}).scalars()
+        )
+    if executed != jobs or statuses != Counter({"completed": jobs}):
+        raise SystemExit(f"EXPECTED {jobs} COMPLETED JOBS, GOT {dict(statuses)} ({executed} executed)")
     return {
         "jobs": jobs,
         "commits_per_job": commits / jobs,

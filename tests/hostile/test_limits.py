@@ -27,6 +27,7 @@ USER_FILLED: dict[tuple[str, str], int] = {
     **{(table, "name"): inventory.NAME_MAX for table in ("categories", "hubs", "bins", "vendors", "items")},
     ("items", "sku"): inventory.SKU_MAX,
     ("count_lines", "sku"): inventory.SKU_MAX,
+    ("sku_valuation_methods", "sku"): inventory.SKU_MAX,  # a SKU named in PUT /valuation-methods/{sku}
     ("ledger_events", "sku"): inventory.SKU_MAX,
     ("lots", "sku"): inventory.SKU_MAX,
     ("ledger_events", "lot_id"): inventory.LOT_ID_MAX,
@@ -90,7 +91,8 @@ GENERATED = {
     "return_lines": {"return_id", "tenant_id", "run_id", "sku", "source_lot_id", "lot_id"},
     "landed_costs": {"id", "tenant_id", "job_id"}, "landed_cost_lines": {"landed_cost_id", "tenant_id", "run_id"},
     "repost_runs": {"job_id", "tenant_id", "run_id", "reversed_by"},
-    "tenants": {"plan", "role_model", "backdated_entries", "cogs_account_code", "cogs_account_name",
+    "sku_valuation_methods": {"tenant_id", "method", "since_run_id"},
+    "tenants": {"plan", "role_model", "backdated_entries", "valuation_method", "cogs_account_code", "cogs_account_name",
                 "inventory_account_code", "inventory_account_name"},
 }  # fmt: skip
 
