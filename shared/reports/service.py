@@ -55,7 +55,9 @@ class ReportResult:
 def _lot_balances(tenant_id: str, params: ReportParams) -> Query:
     """Per lot: sku, lot_id, bin_id, unit_cost, and the quantity and value held as of `as_of` (non-zero lots
     only). The value then is the value now less the amounts of the events after the cutoff, so a landed cost
-    posted after it is not in it; the unit cost then is that value over that quantity."""
+    posted after it is not in it; the unit cost then is that value over that quantity. A moving-average SKU's
+    later events are taken off at the lot's own cost (its pool's difference is the valuation's carried value,
+    cut at the same moment)."""
     binds: dict[str, Any] = {"t": tenant_id}
     sku_lots = sku_events = ""
     if params.sku is not None:
@@ -74,7 +76,13 @@ def _lot_balances(tenant_id: str, params: ReportParams) -> Query:
     # (looked up by primary key: only lots moved after the cutoff and not in the first set).
     return (
         f"""WITH later AS (
-                SELECT e.lot_id, sum(e.quantity) AS quantity, sum(e.amount) AS amount FROM ledger_events e
+                SELECT e.lot_id, sum(e.quantity) AS quantity,
+                       sum(CASE WHEN m.sku IS NULL OR l.lot_id IS NULL THEN e.amount
+                                ELSE e.quantity * l.unit_cost END) AS amount
+                FROM ledger_events e
+                LEFT JOIN lots l ON l.tenant_id = :t AND l.lot_id = e.lot_id
+                LEFT JOIN sku_valuation_methods m
+                       ON m.tenant_id = :t AND m.sku = e.sku AND m.method = 'moving_average'
                 WHERE e.tenant_id = :t AND e.occurred_at >= :cutoff {sku_events}
                 GROUP BY e.lot_id
             ), live AS (

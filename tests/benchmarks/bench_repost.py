@@ -40,7 +40,7 @@ def _seed(skus: int) -> tuple[str, str]:
     from shared.tenants import service as tenants
     from shared.tenants.models import Tenant
 
-    with db.unit_of_work(db.SYSTEM_SCOPE) as session:
+    with db.unit_of_work() as session:  # unscoped, by the app login (docs/security.md)
         tenants.create_tenant(
             session, tenant_id=TENANT, name="bench", plan="enterprise", role_model="standard", actor=None
         )

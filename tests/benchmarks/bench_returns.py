@@ -46,7 +46,7 @@ def _measure(sales: int) -> dict[str, Any]:
     settings = get_settings()
     assert settings.redis_url is not None  # scratch_database sets it
     client = redis.Redis.from_url(settings.redis_url)
-    with db.unit_of_work(db.SYSTEM_SCOPE) as session:
+    with db.unit_of_work() as session:  # unscoped, by the app login (docs/security.md)
         tenants.create_tenant(
             session, tenant_id=TENANT, name=TENANT, plan="enterprise", role_model="standard", actor=None
         )

@@ -70,6 +70,8 @@ WITHOUT_JSON = {
     ("tenants", "create"),
     ("keys", "create"),
     ("items", "add"),
+    ("valuation", "set-default"),
+    ("valuation", "switch"),
 }
 
 

@@ -34,7 +34,7 @@ def _tenant() -> str:
     from shared.tenants import service as tenants
 
     tenant_id = f"retprop-{secrets.token_hex(4)}"
-    with db.unit_of_work(db.SYSTEM_SCOPE) as session:
+    with db.unit_of_work() as session:  # tenants are created unscoped, by the app login (docs/security.md)
         tenants.create_tenant(
             session, tenant_id=tenant_id, name=tenant_id, plan="enterprise", role_model="standard", actor=None
         )
