@@ -293,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         from shared.tenants import service as tenants
         from tests.support import IN_PROCESS
 
-        with db.unit_of_work() as session:
+        with db.unit_of_work(db.SYSTEM_SCOPE) as session:  # the system login (docs/security.md)
             tenants.ensure_operator_key(session, OPERATOR_KEY)
         walk = Walk(app, callers_for(IN_PROCESS, OPERATOR_KEY), seed=args.seed)
         tally = walk.run(args.requests)
