@@ -27,7 +27,12 @@ def get_valuation_settings(principal: Reader, session: TenantSession) -> Valuati
     return ValuationSettingsOut(default_method=methods.default_method(session, tenant_of(principal)).value)
 
 
-@router.put("/settings/valuation", response_model=ValuationSettingsOut, operation_id="valuation_settings_update")
+@router.put(
+    "/settings/valuation",
+    response_model=ValuationSettingsOut,
+    operation_id="valuation_settings_update",
+    responses=errors(409),  # REPOST_NEEDS_FIFO
+)
 def update_valuation_settings(
     principal: MasterWriter,
     session: TenantSession,
