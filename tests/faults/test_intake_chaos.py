@@ -28,15 +28,21 @@ def _http(api: Api) -> httpx.Client:
     return httpx.Client(base_url=str(api.http.base_url), headers=dict(api.http.headers), timeout=60)
 
 
-def _run(n: int) -> dict[str, Any]:
-    lot = {"lot_id": f"L{n}", "sku": "F-1", "received_date": "2024-07-01", "original_quantity": "5",
+def _run(n: int, sku: str = "F-1") -> dict[str, Any]:
+    lot = {"lot_id": f"L{n}", "sku": sku, "received_date": "2024-07-01", "original_quantity": "5",
            "remaining_quantity": "5", "unit_price": "2"}  # fmt: skip
-    return {"sales_data": [sale(f"S{n}", "F-1", "2024-07-20", "1")], "lots_data": [lot]}
+    return {"sales_data": [sale(f"S{n}", sku, "2024-07-20", "1")], "lots_data": [lot]}
 
 
-def _tenant(base: str) -> tuple[str, Api, MasterData]:
+def _tenant(base: str, *more_skus: str) -> tuple[str, Api, MasterData]:
     tenant_id, owner = make_tenant(base, prefix="flt")
-    return tenant_id, owner, seed_master_data(owner, skus=("F-1", PROBE_SKU))
+    return tenant_id, owner, seed_master_data(owner, skus=("F-1", PROBE_SKU, *more_skus))
+
+
+# s09c's runs, each on a SKU of its own: run in any order, none is a backdated entry for another (a run's lot
+# dated before another run's costed sale of the same SKU would be refused, BACKDATED_RECEIPT), and the receipts
+# (F-1) are never dated before a costed sale of theirs.
+BURST_SKUS = tuple(f"F-{100 + n}" for n in range(6))
 
 
 @pytest.mark.soak
@@ -72,7 +78,7 @@ def test_s09c_runs_exports_and_receipts_for_one_tenant_at_once(faults: Faults, h
     """Runs, exports and receipts for one tenant submitted at the same instant, and another tenant's
     receipt meanwhile: every request is answered, /health answers throughout, every job completes once."""
     faults.start_worker("w1")
-    t, owner, md = _tenant(faults.base)
+    t, owner, md = _tenant(faults.base, *BURST_SKUS)
     other, other_owner, other_md = _tenant(faults.base)
     receipt = {"vendor_id": md.vendor_id, "received_at": "2024-07-02T00:00:00Z",
                "lines": [{"sku": "F-1", "quantity": 1, "unit_cost": 2}]}  # fmt: skip
@@ -83,13 +89,15 @@ def test_s09c_runs_exports_and_receipts_for_one_tenant_at_once(faults: Faults, h
     with HealthWatch(faults.base), _http(owner) as http, _http(other_owner) as other_http:
         calls: list[Callable[[], httpx.Response]] = []
         for n in range(6):
-            calls.append(partial(http.post, "/runs", json=_run(100 + n)))
+            calls.append(partial(http.post, "/runs", json=_run(100 + n, BURST_SKUS[n])))
             calls.append(partial(http.post, "/exports", json={"report": "stock-on-hand", "params": {}}))
             calls.append(partial(http.post, "/receipts", json=receipt))
         calls.append(partial(other_http.post, "/receipts", json=other_receipt))
         answers = burst(calls)
     assert [a.status_code for a in answers] == [202] * len(calls), [a.text for a in answers if a.status_code != 202]
     holds([t, other])
+    outcomes = query("SELECT kind, status, error FROM jobs WHERE tenant_id = :t AND status <> 'completed'", {"t": t}, t)
+    assert outcomes == [], outcomes  # every one of the burst's jobs did its work, none was refused
 
 
 # --- 12: chaos over five tenants ---------------------------------------------------------------------------
