@@ -24,7 +24,7 @@ from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.orm import Session
 
 from shared.auth import Principal
-from shared.base import new_id, table_of, utcnow
+from shared.base import Base, new_id, table_of, text_limit, utcnow
 from shared.errors import NotFound, ValidationFailed
 from shared.jobs import outbox
 from shared.jobs.kinds import LEDGER_STREAM, PENDING, JobKind, JobStatus
@@ -181,6 +181,30 @@ def read_blobs(session: Session, job_id: str, names: Sequence[str]) -> dict[str,
         select(JobBlob.name, JobBlob.content).where(JobBlob.job_id == job_id, JobBlob.name.in_(names))
     )
     return dict(rows.tuples().all())
+
+
+def find_posted(
+    session: Session, tenant_id: str, document: type[Base], lines: type[Base], parent: str, document_id: str, noun: str
+) -> tuple[Any, Job, list[Any]]:
+    """A document a job posts (a return, a landed cost): its row, its job and its lines in `line` order; 404 for
+    an id that cannot be one (longer than the column, or with a NUL) or is not the tenant's."""
+    missing = NotFound(f"{noun} '{document_id}' not found")
+    if len(document_id) > text_limit(document, "id") or "\x00" in document_id:
+        raise missing
+    doc, line_table = table_of(document), table_of(lines)
+    row = session.execute(
+        select(document, Job)
+        .join(Job, Job.id == doc.c.job_id)
+        .where(doc.c.id == document_id, doc.c.tenant_id == tenant_id)
+    ).first()
+    if row is None:
+        raise missing
+    found = session.scalars(
+        select(lines)
+        .where(line_table.c[parent] == document_id, line_table.c.tenant_id == tenant_id)
+        .order_by(line_table.c.line)
+    ).all()
+    return row[0], row[1], list(found)
 
 
 def get_job(session: Session, tenant_id: str, job_id: str) -> Job:

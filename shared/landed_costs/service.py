@@ -29,15 +29,15 @@ from decimal import Decimal
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select, text
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from shared.auth import Principal
 from shared.base import new_id
 from shared.copyio import copy_rows
 from shared.decimals import AMOUNT_SCALE, COST_SCALE, QTY_SCALE, format_scaled
-from shared.errors import NotFound, ValidationFailed
-from shared.inventory import checks, master
+from shared.errors import ValidationFailed
+from shared.inventory import checks
 from shared.jobs import service as jobs
 from shared.jobs.kinds import JobKind
 from shared.jobs.models import Job
@@ -288,21 +288,7 @@ def _write_lines(session: Session, tenant_id: str, cost_id: str, alloc: Allocati
 
 
 def find_landed_cost(session: Session, tenant_id: str, cost_id: str) -> tuple[LandedCost, Job, list[LandedCostLine]]:
-    if len(cost_id) > master.MAX_ID_LENGTH or "\x00" in cost_id:
-        raise NotFound(f"landed cost '{cost_id}' not found")
-    row = session.execute(
-        select(LandedCost, Job)
-        .join(Job, Job.id == LandedCost.job_id)
-        .where(LandedCost.id == cost_id, LandedCost.tenant_id == tenant_id)
-    ).first()
-    if row is None:
-        raise NotFound(f"landed cost '{cost_id}' not found")
-    lines = session.scalars(
-        select(LandedCostLine)
-        .where(LandedCostLine.landed_cost_id == cost_id, LandedCostLine.tenant_id == tenant_id)
-        .order_by(LandedCostLine.line)
-    ).all()
-    return row[0], row[1], list(lines)
+    return jobs.find_posted(session, tenant_id, LandedCost, LandedCostLine, "landed_cost_id", cost_id, "landed cost")
 
 
 def get_landed_cost(session: Session, tenant_id: str, cost_id: str) -> dict[str, Any]:

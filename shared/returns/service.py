@@ -21,15 +21,15 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from shared.auth import Principal
 from shared.base import new_id
 from shared.copyio import copy_rows
 from shared.decimals import AMOUNT_SCALE, COST_SCALE, QTY_SCALE, format_scaled
-from shared.errors import NotFound, ValidationFailed
-from shared.inventory import checks, master
+from shared.errors import ValidationFailed
+from shared.inventory import checks
 from shared.jobs import service as jobs
 from shared.jobs.kinds import JobKind
 from shared.jobs.models import Job
@@ -300,21 +300,7 @@ def post_return(session: Session, job: Job) -> dict[str, Any]:
 
 
 def find_return(session: Session, tenant_id: str, return_id: str) -> tuple[Return, Job, list[ReturnLine]]:
-    if len(return_id) > master.MAX_ID_LENGTH or "\x00" in return_id:
-        raise NotFound(f"return '{return_id}' not found")
-    row = session.execute(
-        select(Return, Job)
-        .join(Job, Job.id == Return.job_id)
-        .where(Return.id == return_id, Return.tenant_id == tenant_id)
-    ).first()
-    if row is None:
-        raise NotFound(f"return '{return_id}' not found")
-    lines = session.scalars(
-        select(ReturnLine)
-        .where(ReturnLine.return_id == return_id, ReturnLine.tenant_id == tenant_id)
-        .order_by(ReturnLine.line)
-    ).all()
-    return row[0], row[1], list(lines)
+    return jobs.find_posted(session, tenant_id, Return, ReturnLine, "return_id", return_id, "return")
 
 
 def get_return(session: Session, tenant_id: str, return_id: str) -> dict[str, Any]:
