@@ -51,9 +51,9 @@ def service_urls() -> Iterator[dict[str, str]]:
 
     redis_url = urls.redis_url
     if configured_redis:
-        redis_url = str(make_url(redis_url.replace("redis://", "postgresql://", 1)).set(database="13")).replace(
-            "postgresql://", "redis://", 1
-        )
+        redis_url = str(
+            make_url(redis_url.replace("redis://", "postgresql://", 1)).set(database=str(_redis_test_db()))
+        ).replace("postgresql://", "redis://", 1)
     redis.Redis.from_url(redis_url).flushdb()
 
     saved = {k: os.environ.get(k) for k in (*TEST_ENV, "ASORA_DATABASE_URL", "ASORA_REDIS_URL")}
@@ -83,6 +83,15 @@ def service_urls() -> Iterator[dict[str, str]]:
         redis.Redis.from_url(redis_url).flushdb()
     stop_embedded(data_dir)
     shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _redis_test_db() -> int:
+    """The Redis database a session owns on a configured server: ASORA_TEST_REDIS_DB (default 13), plus the
+    pytest-xdist worker's index, so that parallel sessions (xdist workers, or two checkouts on one machine)
+    never flush or read each other's queues."""
+    base = int(os.environ.get("ASORA_TEST_REDIS_DB", "13"))
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    return (base + int(worker.removeprefix("gw") or 0)) % 16
 
 
 def _reset_caches() -> None:
