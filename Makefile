@@ -31,9 +31,14 @@ typecheck: $(STAMP)
 test: lint typecheck
 	$(BIN)/python -m pytest -p no:cacheprovider
 
-# Everything that needs no worker and no stack of processes (real PostgreSQL and Redis, the API in process).
+# Everything that needs no worker and no stack of processes (real PostgreSQL and Redis, the API in process), on
+# every core, with the smaller search budgets of tests/tier.py. Schemathesis' conformance tests run on their own
+# after it: their per-operation items do not survive pytest-xdist's distribution.
+CONFORMANCE := tests/api/test_openapi_conformance.py
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -p no:cacheprovider -m "not pipeline and not own_stack"
+	ASORA_TEST_TIER=fast $(BIN)/python -m pytest -p no:cacheprovider -m "not pipeline and not own_stack" \
+		-n auto --dist loadfile --ignore=$(CONFORMANCE)
+	ASORA_TEST_TIER=fast $(BIN)/python -m pytest -p no:cacheprovider $(CONFORMANCE)
 
 # The quick sizes where the full figure takes more than ~10 minutes here; tests/benchmarks/README.md has the
 # full commands (bench_pipeline --jobs 10000, bench_api_memory --requests 100000).

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import hypothesis
 import psycopg
 import pytest
 import redis
@@ -18,6 +19,7 @@ from sqlalchemy import Connection, make_url, text
 from sqlalchemy.orm import Session
 
 from shared.embedded import ensure_services, stop_embedded
+from tests.tier import FAST
 
 OPERATOR_KEY = "asora_test_operator_" + secrets.token_hex(16)
 TEST_ENV = {
@@ -30,6 +32,13 @@ TEST_ENV = {
     "ASORA_RELAY_REPUBLISH_AFTER_SECONDS": "3",
     "ASORA_JOB_RETRY_BACKOFF_SECONDS": "0.2",
 }
+
+
+# Properties that set no example count of their own draw Hypothesis's default (100) in `make test` and a quarter
+# of it in `make test-fast` (tests/tier.py).
+hypothesis.settings.register_profile("fast", max_examples=25)
+if FAST:
+    hypothesis.settings.load_profile("fast")
 
 
 def _libpq(url: str) -> str:
@@ -162,6 +171,10 @@ def _phase(item: pytest.Item) -> int:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    if os.environ.get("PYTEST_XDIST_WORKER") and any("test_openapi_conformance" in item.nodeid for item in items):
+        # Under xdist schemathesis collapses each test's operations into one item and most operations never
+        # run, silently (seen: 8 of 84). `make test-fast` runs the file in a session of its own.
+        raise pytest.UsageError("run tests/api/test_openapi_conformance.py without pytest-xdist (-n)")
     for item in items:
         if _phase(item) == 2:
             item.add_marker(pytest.mark.pipeline)

@@ -27,6 +27,7 @@ from api.main import app
 from tests.conftest import OPERATOR_KEY
 from tests.hostile.stocked import Tenant, stock_tenant
 from tests.support import Api, operator
+from tests.tier import FAST
 
 CONFORMANCE = [
     status_code_conformance,
@@ -35,8 +36,9 @@ CONFORMANCE = [
     response_schema_conformance,
 ]
 SEED = 20261201
-# Examples per operation and generation mode; raise it for a deeper search (ASORA_SCHEMATHESIS_EXAMPLES=50).
-EXAMPLES = int(os.environ.get("ASORA_SCHEMATHESIS_EXAMPLES", "5"))
+# Examples per operation and generation mode, fewer in `make test-fast` (tests/tier.py); raise it for a deeper
+# search (ASORA_SCHEMATHESIS_EXAMPLES=50).
+EXAMPLES = int(os.environ.get("ASORA_SCHEMATHESIS_EXAMPLES", "3" if FAST else "5"))
 DOCUMENT = app.openapi()
 
 
@@ -46,8 +48,9 @@ def _config(mode: str, examples: int, *, coverage: bool) -> schemathesis.Config:
     return schemathesis.Config.from_dict({"seed": SEED, "generation": generation, "phases": phases})
 
 
-# The owner: valid and invalid data, with the coverage phase's boundary values.
-OWNER_SCHEMA = schemathesis.openapi.from_dict(DOCUMENT, config=_config("all", EXAMPLES, coverage=True))
+# The owner: valid and invalid data, with the coverage phase's boundary values (in `make test`; the fast tier
+# draws generated cases only).
+OWNER_SCHEMA = schemathesis.openapi.from_dict(DOCUMENT, config=_config("all", EXAMPLES, coverage=not FAST))
 # The operator: valid data only (its refusals are the permission tests' subject).
 OPERATOR_SCHEMA = schemathesis.openapi.from_dict(DOCUMENT, config=_config("positive", EXAMPLES - 1, coverage=False))
 

@@ -19,6 +19,7 @@ from shared.jobs import runner
 from shared.registry import TABLE
 from shared.runs.csvio import parse_lots_csv, parse_sales_csv
 from tests.support import Api, make_tenant, query, seed_master_data
+from tests.tier import examples
 
 SALES_HEADER = b"sale_id,sku,sale_date,quantity_sold\n"
 LOTS_HEADER = b"lot_id,sku,received_date,original_quantity,remaining_quantity,unit_price,freight_cost_per_unit\n"
@@ -113,7 +114,7 @@ def test_formula_cells_are_ids_kept_as_given(value: str) -> None:
     assert parsed.errors == [] and parsed.batch.sale_id == [value.strip()]
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 @given(st.binary(max_size=400))
 def test_any_bytes_parse_to_rows_and_errors_never_an_exception(data: bytes) -> None:
     for parse, header in ((parse_sales_csv, SALES_HEADER), (parse_lots_csv, LOTS_HEADER)):

@@ -11,8 +11,9 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from tests.conftest import OPERATOR_KEY
 from tests.hostile.stocked import Tenant
 from tests.hostile.walk import Caller, Walk, callers_for, table, write_results
+from tests.tier import FAST
 
-SHORT_WALK = 300
+SHORT_WALK = 100 if FAST else 300  # requests; `make test-fast` walks a third (tests/tier.py)
 
 
 def test_a_short_walk_finds_no_violation(in_process: str, tmp_path: Any) -> None:

@@ -29,6 +29,7 @@ from shared.journals.entries import (
     sale_costs,
 )
 from shared.runs.fifo import Lot, LotsBatch, Sale, SalesBatch, allocate
+from tests.tier import examples
 
 RUN = "run-42"
 
@@ -349,7 +350,7 @@ sale_cost_lists = st.lists(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(sale_cost_lists, st.sampled_from(("date", "sale")), st.booleans(), st.text(alphabet="run-1\t", min_size=1))
 def test_every_format_balances(sales: list[SaleCost], group_by: GroupBy, reversing: bool, run_id: str) -> None:
     entries: list[JournalEntry] = build_journal(run_id, sales, group_by=group_by, reversing=reversing)

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from shared.errors import ValidationFailed
 from tests.support import lot, query, sale, seed_items, submit_run_direct
+from tests.tier import examples
 
 SKU = "PR-1"
 AT = "2024-03-{:02d}T12:00:00Z"
@@ -146,7 +147,7 @@ def _check_books(tenant_id: str) -> None:
     assert failed_wrote == []
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(15), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(history=histories())
 def test_returns_and_landed_costs_keep_the_books_exact(runner_env: tuple[Any, Any], history: Any) -> None:
     lots, sales, operations = history

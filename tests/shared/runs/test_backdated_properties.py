@@ -24,6 +24,7 @@ from shared.jobs import runner
 from shared.ledger import verify
 from shared.registry import TABLE
 from tests.support import MasterData, create, make_tenant, query, seed_master_data
+from tests.tier import examples
 
 COUNTER = itertools.count()
 
@@ -113,7 +114,7 @@ def _plain_fifo(entries: list[tuple[Any, ...]]) -> tuple[dict[str, Decimal], dic
 
 # Each example is a few dozen jobs on the real runner: few examples, and no shrinking (minutes per step here).
 @settings(
-    max_examples=12,
+    max_examples=examples(12),
     deadline=None,
     phases=[Phase.explicit, Phase.reuse, Phase.generate],
     suppress_health_check=[HealthCheck.function_scoped_fixture],

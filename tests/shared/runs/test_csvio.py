@@ -28,6 +28,7 @@ from shared.runs.csvio import (
     template_csv,
 )
 from shared.runs.fifo import RowError, from_datetime64
+from tests.tier import examples
 
 SALES_HEADER = ",".join(SALES_COLUMNS)
 LOTS_HEADER = ",".join(LOTS_COLUMNS)
@@ -83,7 +84,7 @@ def test_parse_scaled_rejects_anything_else(text: str) -> None:
         parse_scaled(text, 4)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.lists(st.text(alphabet="0123456789.+-e ,x", max_size=12), max_size=20))
 def test_bulk_number_parsing_agrees_with_parse_scaled(values: list[str]) -> None:
     stripped = [value.strip() for value in values]
@@ -104,7 +105,7 @@ def test_numbers_beyond_the_storable_range_are_bad() -> None:
     assert parsed.tolist() == [MAX_SCALED, MAX_SCALED - 1, 0]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.integers(-(10**13), 10**13), st.integers(0, 4))
 def test_bulk_number_parsing_round_trips_integers(value: int, places: int) -> None:
     text = str(abs(value)).rjust(places + 1, "0")
@@ -170,7 +171,7 @@ def test_malformed_dates_are_rejected(text: str) -> None:
     assert problems(parsed.errors) == [(1, "sale_date", "BAD_DATE")]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1)),
     st.sampled_from([None, 0, 60, -330, 14 * 60 - 1, -(14 * 60 - 1)]),

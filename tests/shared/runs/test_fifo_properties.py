@@ -12,9 +12,10 @@ from hypothesis import strategies as st
 
 from shared.journals.entries import JOURNAL_FORMATS, GroupBy, build_journal, render_journal, sale_costs
 from shared.runs.fifo import FifoResult, Lot, LotsBatch, Sale, SalesBatch, allocate, reference_allocate
+from tests.tier import examples
 
 BASE = datetime(2024, 1, 1, tzinfo=UTC)
-PROPERTY_SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPERTY_SETTINGS = settings(max_examples=examples(200), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # Few distinct values so that ties in SKU, date and id are common.
 skus = st.sampled_from(["A", "B", "C", "b", "SKU-1", "SKU-2"])
@@ -152,7 +153,7 @@ def test_consumption_respects_dates_and_fifo_order(data: tuple[list[Sale], list[
     assert keys == sorted(keys)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=examples(25), deadline=None)
 @given(
     st.integers(0, 2**32 - 1),
     st.integers(1, 3000),

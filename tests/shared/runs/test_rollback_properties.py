@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.support import lot, query, sale, seed_items, submit_run_direct
+from tests.tier import examples
 
 SKUS = ["P-1", "P-2", "P-3"]
 
@@ -90,7 +91,7 @@ def runs(draw):
     return sales, lots
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(12), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(run=runs())
 def test_rollback_restores_state_exactly(runner_env, run):
     tenant_id = _tenant()
