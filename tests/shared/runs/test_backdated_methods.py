@@ -29,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from tests.shared.runs.test_backdated import SKU, Books, _amounts, drain  # noqa: F401  (drain: the fixture)
+from tests.shared.runs.test_backdated import SKU, Books, _amounts
 from tests.support import query
 
 
