@@ -4,12 +4,13 @@ history is never rewritten), and reversing a repost.
 A repost job names SKUs (`shared/runs/backdating.py` queues one behind each backdated entry accepted in `repost`
 mode). For those SKUs it takes every sale costed by a live run and every live lot, gives each lot back what
 those sales took from it (its *capacity*: its balance plus what live sales consumed; what counts shrank stays
-consumed), and allocates the sales again from scratch through `recost` (the one re-costing seam). The
+consumed), and allocates the sales again from scratch through `recost` (the one re-costing seam: each SKU by
+the method it is held to, FIFO, LIFO or moving average). The
 difference between what each sale took from each lot and what it takes now is appended as COST_ADJUSTMENT
 events, one per changed (sale, lot):
 - `quantity` = the signed change of the lot's balance (units a sale gives back are positive), `unit_cost` the
-  lot's, `amount` = the signed change of the lot's value, so a sale's COGS is minus the sum of the amounts of
-  its ISSUE and COST_ADJUSTMENT events;
+  lot's (moving average: the sale's re-costed average), `amount` = the signed change of the value the sale took
+  from the lot, so a sale's COGS is minus the sum of the amounts of its ISSUE and COST_ADJUSTMENT events;
 - `occurred_at` = the sale's date (as-of balances then match costing the entries in date order), `reference` =
   the sale id, `run_id` = the sale's run, `job_id` = the repost's job.
 Lot balances move by the same quantities in the same transaction. Each affected run gets a `repost_runs` row:
