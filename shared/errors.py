@@ -19,8 +19,6 @@ STATUS_BY_CODE = {
 # a SKU is held to (422 VALIDATION_FAILED), and a switch that would revalue stock on hand (409 CONFLICT).
 VALUATION_METHOD_MISMATCH = "VALUATION_METHOD_MISMATCH"
 REVALUATION_REQUIRED = "REVALUATION_REQUIRED"
-# Reposting re-costs by FIFO: repost mode and a method other than FIFO exclude each other (docs/costing.md).
-REPOST_NEEDS_FIFO = "REPOST_NEEDS_FIFO"
 
 
 class DomainError(Exception):

@@ -31,7 +31,6 @@ def get_valuation_settings(principal: Reader, session: TenantSession) -> Valuati
     "/settings/valuation",
     response_model=ValuationSettingsOut,
     operation_id="valuation_settings_update",
-    responses=errors(409),  # REPOST_NEEDS_FIFO
 )
 def update_valuation_settings(
     principal: MasterWriter,

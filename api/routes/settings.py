@@ -7,7 +7,6 @@ from typing import Annotated
 from fastapi import APIRouter
 
 from api.deps import Reader, SettingsManager, TenantSession, json_body, tenant_of
-from api.openapi import errors
 from shared.tenants import settings
 from shared.tenants.schemas import TenantSettings, TenantSettingsUpdate
 
@@ -19,9 +18,7 @@ def get_settings(principal: Reader, session: TenantSession) -> TenantSettings:
     return settings.get_settings(session, tenant_of(principal))
 
 
-@router.patch(
-    "", response_model=TenantSettings, operation_id="settings_update", responses=errors(409)
-)  # 409 REPOST_NEEDS_FIFO
+@router.patch("", response_model=TenantSettings, operation_id="settings_update")
 def update_settings(
     principal: SettingsManager,
     session: TenantSession,

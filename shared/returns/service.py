@@ -10,6 +10,11 @@ or nothing: RETURN_IN / RETURN_OUT events, the lots they create or draw down, an
 - A purchase return sends units back to the vendor out of one live lot at its unit cost: at most what the lot
   still holds (INSUFFICIENT_STOCK).
 - Neither may be dated before what it returns (RETURN_BEFORE_SALE, RETURN_BEFORE_RECEIPT).
+- A sale return's lots are stock coming in, held to the tenant's `backdated_entries` like a receipt
+  (shared/runs/backdating.py): dated before an already-costed sale of its SKU it is refused with
+  BACKDATED_RECEIPT in `reject` mode, and in `repost` mode accepted with a repost queued behind it. A purchase
+  return is not: it takes only units its lot still holds, which no costed sale consumed, so under FIFO and LIFO
+  no costed sale would take other units had it been posted in date order (docs/costing.md).
 
 When no earlier job of the tenant is pending, the worker's answer is certain at intake, and a refusal is
 answered there (422, nothing written); otherwise the worker decides and a refusal fails the job.
@@ -18,6 +23,7 @@ answered there (422, nothing written); otherwise the worker decides and a refusa
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -39,6 +45,7 @@ from shared.ledger.models import EventType
 from shared.ledger.service import NewEvent, append_events
 from shared.returns.models import Return, ReturnKind, ReturnLine
 from shared.returns.schemas import ReturnCreate, ReturnPayload
+from shared.runs import backdating
 
 LINE_COLUMNS = (
     "return_id", "line", "tenant_id", "run_id", "sku", "source_lot_id", "lot_id", "quantity", "unit_cost", "amount",
@@ -55,6 +62,7 @@ class _Plan:
     new_lots: list[tuple[str, str, str | None, int, int]] = field(default_factory=list)  # lot, sku, bin, qty, cost
     deltas: dict[str, int] = field(default_factory=dict)
     lines: list[tuple[str, str, int, int, int]] = field(default_factory=list)  # source lot, lot, qty, cost, amount
+    to_repost: dict[str, datetime] = field(default_factory=dict)  # repost mode: the SKU and the return's date
 
 
 def _refused(message: str, reason: str, field_name: str) -> ValidationFailed:
@@ -132,7 +140,11 @@ def _plan_sale_return(session: Session, tenant_id: str, ret: ReturnPayload, *, l
             "RETURN_EXCEEDS_SOLD",
             "quantity",
         )
-    plan = _Plan(sku=sku, run_id=run_id)
+    # Its lots are dated at the return: refused (reject) or reposted (repost) before a costed sale of the SKU.
+    to_repost = backdating.check(
+        session, tenant_id, [backdating.Entry(1, sku, ret.returned_at)], field="returned_at", what="a sale return"
+    )
+    plan = _Plan(sku=sku, run_id=run_id, to_repost=to_repost)
     for source_lot, bin_id, cost, available in returnable:
         take = min(wanted, available)
         if take <= 0:
@@ -284,7 +296,9 @@ def post_return(session: Session, job: Job) -> dict[str, Any]:
             for n, (source, lot_id, qty, cost, amount) in enumerate(plan.lines, 1)
         ],
     )
+    repost = backdating.queue_repost(session, tenant_id, plan.to_repost, cause=job.id)
     return {
+        **({"repost_job_id": repost.id} if repost else {}),
         "return_id": ret.return_id,
         "kind": ret.kind.value,
         "sale_id": ret.sale_id,

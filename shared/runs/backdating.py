@@ -1,6 +1,7 @@
-"""The costing boundary for stock: a receipt, a count's gain or a run's lot dated before an already-costed sale
-of its SKU is *backdated*. The boundary is the one BACKDATED_SALE uses (`costed_skus`: each SKU's latest costed
-sale date among live runs); "before" is strictly earlier, so the same instant is allowed, as for sales.
+"""The costing boundary for stock: a receipt, a count's gain, a run's lot or a sale return's lot dated before an
+already-costed sale of its SKU is *backdated*. The boundary is the one BACKDATED_SALE uses (`costed_skus`: each
+SKU's latest costed sale date among live runs); "before" is strictly earlier, so the same instant is allowed, as
+for sales.
 
 What a backdated entry does is the tenant's `backdated_entries` setting:
 - `reject` (the default): 422 BACKDATED_RECEIPT naming the SKU and its latest costed sale date, nothing written;

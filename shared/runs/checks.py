@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from shared import copytext, costing
 from shared.copyio import copy_lines, temp_table
 from shared.decimals import COST_SCALE, QTY_SCALE, to_decimal
-from shared.errors import BACKDATED_RECEIPT, REPOST_NEEDS_FIFO, ValidationFailed
+from shared.errors import BACKDATED_RECEIPT, ValidationFailed
 from shared.ledger.models import Lot, LotStatus
 from shared.runs import backdating, fifo, methods, repost
 from shared.runs.csvio import ParsedLots, ParsedSales
@@ -83,9 +83,6 @@ def check_run(
     sale_errors = check_sales(session, tenant_id, sb)
     if held_to_method:
         errors += methods.mismatches(session, tenant_id, sb, method)
-    if held_to_method and repost_mode and method is not costing.Method.FIFO:
-        message = f"this tenant reposts backdated entries (by FIFO), so its runs cannot cost by {method}"
-        errors.append(fifo.RowError(0, "mode", REPOST_NEEDS_FIFO, message, "sales"))
     new_lots, lot_errors = check_lots(session, tenant_id, lots)
     backdated_lots = check_backdated_lots(session, tenant_id, lb, new_lots, inclusive=repost_mode)
     to_repost: dict[str, datetime] = {}

@@ -32,7 +32,6 @@ from shared.costing import Method
 from shared.costing.fifo import RowError, SalesBatch
 from shared.decimals import AMOUNT_SCALE, COST_SCALE
 from shared.errors import (
-    REPOST_NEEDS_FIFO,
     REVALUATION_REQUIRED,
     VALUATION_METHOD_MISMATCH,
     Conflict,
@@ -143,14 +142,19 @@ def opening_values(session: Session, tenant_id: str, sb: SalesBatch) -> dict[str
 def pool_averages(session: Session, tenant_id: str, sb: SalesBatch) -> dict[str, tuple[int, int]]:
     """The moving-average engine's `averages`: per sold SKU whose latest costed sale was costed at the moving
     average, the unit cost of that sale (its first ISSUE slice: the pool's average, never the remainder of an
-    emptying sale unless the pool was emptied) and its instant in µs since the epoch."""
+    emptying sale unless the pool was emptied) and its instant in µs since the epoch. A repost that re-costed
+    the sale carries its new average on its live COST_ADJUSTMENTs (shared/runs/repost.py): the latest of those
+    wins over the ISSUE at the same instant."""
     rows = session.execute(
         text("""
         SELECT DISTINCT ON (e.sku) e.sku, e.unit_cost, r.mode, e.occurred_at
         FROM ledger_events e JOIN runs r ON r.tenant_id = :t AND r.id = e.run_id
-        WHERE e.tenant_id = :t AND e.sku = ANY(:skus) AND e.event_type = 'ISSUE'
-          AND r.status = 'completed' AND NOT r.dry_run
-        ORDER BY e.sku, e.occurred_at DESC, e.seq"""),
+        WHERE e.tenant_id = :t AND e.sku = ANY(:skus) AND r.status = 'completed' AND NOT r.dry_run
+          AND (e.event_type = 'ISSUE' OR (e.event_type = 'COST_ADJUSTMENT' AND EXISTS (
+               SELECT 1 FROM repost_runs p WHERE p.tenant_id = :t AND p.run_id = e.run_id
+               AND p.job_id = e.job_id AND p.reversed_by IS NULL AND e.seq BETWEEN p.first_seq AND p.last_seq)))
+        ORDER BY e.sku, e.occurred_at DESC, e.event_type = 'COST_ADJUSTMENT' DESC,
+                 CASE WHEN e.event_type = 'ISSUE' THEN e.seq ELSE -e.seq END"""),
         {"t": tenant_id, "skus": sorted(set(sb.sku))},
     ).all()
     return {
@@ -160,22 +164,11 @@ def pool_averages(session: Session, tenant_id: str, sb: SalesBatch) -> dict[str,
     }
 
 
-def refuse_outside_fifo_when_reposting(tenant: Tenant, method: Method, what: str) -> None:
-    """A repost re-costs by FIFO, so a tenant in `repost` mode keeps every SKU on FIFO (docs/costing.md)."""
-    if tenant.backdated_entries == "repost" and method is not Method.FIFO:
-        raise Conflict(
-            f"{what} cannot be {method}: the tenant reposts backdated entries (backdated_entries = repost), and "
-            "a repost re-costs by FIFO; set backdated_entries to reject first",
-            reason=REPOST_NEEDS_FIFO,
-        )
-
-
 def set_default_method(session: Session, tenant_id: str, method: Method, *, actor: Principal | None) -> Tenant:
     """The method of runs accepted from now on that name none; runs already accepted keep theirs."""
     tenant = session.get(Tenant, tenant_id)
     if tenant is None:
         raise NotFound(f"tenant '{tenant_id}' not found")
-    refuse_outside_fifo_when_reposting(tenant, method, "the default method")
     previous = tenant.valuation_method
     tenant.valuation_method = method.value
     session.flush()
@@ -201,9 +194,6 @@ def switch_sku(
     )
     if not known:
         raise NotFound(f"SKU '{sku}' is not an item of this tenant")
-    tenant = session.get(Tenant, tenant_id)
-    assert tenant is not None
-    refuse_outside_fifo_when_reposting(tenant, method, f"SKU '{sku}'")
     current = session.scalar(
         select(SkuValuationMethod)
         .where(SkuValuationMethod.tenant_id == tenant_id, SkuValuationMethod.sku == sku)

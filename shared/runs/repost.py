@@ -4,12 +4,13 @@ history is never rewritten), and reversing a repost.
 A repost job names SKUs (`shared/runs/backdating.py` queues one behind each backdated entry accepted in `repost`
 mode). For those SKUs it takes every sale costed by a live run and every live lot, gives each lot back what
 those sales took from it (its *capacity*: its balance plus what live sales consumed; what counts shrank stays
-consumed), and allocates the sales again from scratch through `recost` (the one re-costing seam). The
+consumed), and allocates the sales again from scratch through `recost` (the one re-costing seam: each SKU by
+the method it is held to, FIFO, LIFO or moving average). The
 difference between what each sale took from each lot and what it takes now is appended as COST_ADJUSTMENT
 events, one per changed (sale, lot):
 - `quantity` = the signed change of the lot's balance (units a sale gives back are positive), `unit_cost` the
-  lot's, `amount` = the signed change of the lot's value, so a sale's COGS is minus the sum of the amounts of
-  its ISSUE and COST_ADJUSTMENT events;
+  lot's (moving average: the sale's re-costed average), `amount` = the signed change of the value the sale took
+  from the lot, so a sale's COGS is minus the sum of the amounts of its ISSUE and COST_ADJUSTMENT events;
 - `occurred_at` = the sale's date (as-of balances then match costing the entries in date order), `reference` =
   the sale id, `run_id` = the sale's run, `job_id` = the repost's job.
 Lot balances move by the same quantities in the same transaction. Each affected run gets a `repost_runs` row:
@@ -25,7 +26,7 @@ run's own rollback reverses the live adjustments made to it along with its ISSUE
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -36,9 +37,11 @@ from psycopg import sql
 from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
+from shared import costing
 from shared.audit import service as audit
 from shared.auth import Principal
 from shared.base import utcnow
+from shared.costing import Method
 from shared.decimals import AMOUNT_SCALE, COST_SCALE, QTY_SCALE, format_scaled, to_decimal
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.jobs import service as jobs
@@ -48,15 +51,82 @@ from shared.jobs.service import AcceptedJob
 from shared.ledger import canonical, lots
 from shared.ledger.models import EventType
 from shared.ledger.service import EventBatch, chain, lock_head, prepare_batches, write_chained
-from shared.runs import fifo
+from shared.runs import fifo, methods
 from shared.runs.models import RepostRun
 
 LIVE_RUN = "r.status = 'completed' AND NOT r.dry_run"
 
 
-def recost(sales: fifo.SalesBatch, available: fifo.LotsBatch) -> fifo.FifoResult:
-    """The one function a repost costs through (FIFO today; the valuation method's allocator later)."""
-    return fifo.allocate(sales, available)
+def recost(sales: fifo.SalesBatch, available: fifo.LotsBatch, held: Mapping[str, str] | None = None) -> fifo.FifoResult:
+    """The one function a repost costs through: each SKU by the method it is held to (`held`: SKU -> method;
+    FIFO when absent), from scratch, so a moving-average pool starts empty (every costed sale and live lot of
+    the SKU is in the batches). Whether a sale is short does not depend on the method (shared/costing/common.py),
+    so the errors are FIFO's under every method. Indexes of the result are into `sales` and `available`."""
+    held = held or {}
+    sale_method = [Method(held.get(sku, Method.FIFO)) for sku in sales.sku]
+    used = sorted(set(sale_method))
+    if len(used) <= 1:
+        return costing.allocate(used[0] if used else Method.FIFO, sales, available)
+    lot_method = np.array([Method(held.get(sku, Method.FIFO)) for sku in available.sku], dtype=object)
+    by_sale = np.array(sale_method, dtype=object)
+    parts = []
+    for method in used:
+        si, li = np.flatnonzero(by_sale == method), np.flatnonzero(lot_method == method)
+        parts.append((si, li, costing.allocate(method, _take_sales(sales, si), _take_lots(available, li))))
+    errors = sorted((e for _, _, p in parts for e in p.errors), key=lambda e: e.row)
+    if errors:
+        none = np.zeros(0, np.int64)
+        return fifo.FifoResult(
+            errors=errors, slice_sale=none, slice_lot=none, slice_quantity=none, slice_amount=none,
+            sale_cogs=np.zeros(len(sales), np.int64), lot_consumed=np.zeros(len(available), np.int64),
+        )  # fmt: skip
+    sale_cogs = np.zeros(len(sales), dtype=object)
+    lot_consumed = np.zeros(len(available), np.int64)
+    for si, li, p in parts:
+        sale_cogs[si] = p.sale_cogs.astype(object)
+        lot_consumed[li] = p.lot_consumed
+    return fifo.FifoResult(
+        errors=[],
+        slice_sale=np.concatenate([si[p.slice_sale] for si, _, p in parts]),
+        slice_lot=np.concatenate([li[p.slice_lot] for _, li, p in parts]),
+        slice_quantity=np.concatenate([p.slice_quantity for *_, p in parts]),
+        slice_amount=np.concatenate([p.slice_amount.astype(object) for *_, p in parts]),
+        sale_cogs=sale_cogs,
+        lot_consumed=lot_consumed,
+    )
+
+
+def _take_sales(sales: fifo.SalesBatch, idx: npt.NDArray[np.int64]) -> fifo.SalesBatch:
+    picked = idx.tolist()
+    return fifo.SalesBatch(
+        row=sales.row[idx], sale_id=[sales.sale_id[i] for i in picked], sku=[sales.sku[i] for i in picked],
+        sale_date=sales.sale_date[idx], quantity=sales.quantity[idx],
+    )  # fmt: skip
+
+
+def _take_lots(lots_: fifo.LotsBatch, idx: npt.NDArray[np.int64]) -> fifo.LotsBatch:
+    picked = idx.tolist()
+    return fifo.LotsBatch(
+        row=lots_.row[idx], lot_id=[lots_.lot_id[i] for i in picked], sku=[lots_.sku[i] for i in picked],
+        received_date=lots_.received_date[idx], quantity=lots_.quantity[idx], unit_cost=lots_.unit_cost[idx],
+    )  # fmt: skip
+
+
+def sale_unit_costs(result: fifo.FifoResult, n_sales: int) -> npt.NDArray[np.int64]:
+    """Per sale (scaled 10**4): the unit cost of its first slice, amount / quantity rounded half-up. Under moving
+    average that is the pool's average at the sale's date (an emptying sale's rounding remainder is on its last
+    slice), what a moving-average COST_ADJUSTMENT carries as `unit_cost` (docs/costing.md)."""
+    out = np.zeros(n_sales, np.int64)
+    if not len(result.slice_sale):
+        return out
+    first = np.flatnonzero(np.concatenate([[True], result.slice_sale[1:] != result.slice_sale[:-1]]))
+    q, a = result.slice_quantity[first], result.slice_amount[first]
+    if a.dtype == object or int(np.abs(a).max()) >= 2**61:
+        rounded = [(2 * int(x) + int(y)) // (2 * int(y)) for x, y in zip(a.tolist(), q.tolist(), strict=True)]
+        out[result.slice_sale[first]] = np.array(rounded, dtype=np.int64)
+    else:
+        out[result.slice_sale[first]] = (2 * a.astype(np.int64) + q) // (2 * q)
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,7 +290,8 @@ def execute_repost(session: Session, job: Job) -> dict[str, Any]:
     """Re-cost the job's SKUs and append the adjustments; nothing is written when nothing changed."""
     skus = sorted(job.payload["skus"])
     books = load_books(session, job.tenant_id, skus)
-    result = recost(books.sales, books.lots)
+    held = methods.held_methods(session, job.tenant_id, skus)  # share-locked: a switch waits for the repost
+    result = recost(books.sales, books.lots, held)
     if result.errors:
         raise ValidationFailed(
             "the backdated entries leave sales without stock when costed in date order; nothing was reposted",
@@ -231,7 +302,13 @@ def execute_repost(session: Session, job: Job) -> dict[str, Any]:
     summary: dict[str, Any] = {"skus": skus, "cause_job_id": job.payload.get("cause_job_id"), "events": len(diff)}
     if not len(diff):
         return {**summary, "runs": [], "sales_recosted": 0, "cogs_change": "0.00000000"}
-    by_run = _write_adjustments(session, job, books, diff)
+    # An event's unit cost: its lot's (FIFO, LIFO: units move at their lot's cost), or under moving average the
+    # sale's re-costed unit cost, the pool's average at its date (the unit cost in force for later runs).
+    unit_cost = books.lots.unit_cost[diff.lot]
+    averaged = np.array([held.get(books.sales.sku[i]) == Method.MOVING_AVERAGE for i in diff.sale.tolist()], bool)
+    if averaged.any():
+        unit_cost = np.where(averaged, sale_unit_costs(result, len(books.sales))[diff.sale], unit_cost)
+    by_run = _write_adjustments(session, job, books, diff, unit_cost)
     per_lot: dict[int, int] = {}
     for lot, quantity in zip(diff.lot.tolist(), diff.quantity.tolist(), strict=True):
         per_lot[lot] = per_lot.get(lot, 0) - quantity
@@ -253,7 +330,9 @@ def execute_repost(session: Session, job: Job) -> dict[str, Any]:
     }
 
 
-def _write_adjustments(session: Session, job: Job, books: Books, diff: Changes) -> dict[str, tuple[int, int]]:
+def _write_adjustments(
+    session: Session, job: Job, books: Books, diff: Changes, unit_cost: npt.NDArray[np.int64]
+) -> dict[str, tuple[int, int]]:
     """The COST_ADJUSTMENT events, run by run (in business time within each), and each run's repost_runs row."""
     runs = np.array([books.sale_run[i] for i in diff.sale.tolist()], dtype=object)
     run_ids = sorted(set(runs.tolist()))
@@ -264,7 +343,7 @@ def _write_adjustments(session: Session, job: Job, books: Books, diff: Changes) 
         batch = EventBatch(
             EventType.COST_ADJUSTMENT, sku=[books.sales.sku[i] for i in sale.tolist()],
             lot_id=[books.lots.lot_id[j] for j in lot.tolist()], quantity=-diff.quantity[idx],
-            unit_cost=books.lots.unit_cost[lot], amount=-diff.amount[idx], occurred_at=books.sales.sale_date[sale],
+            unit_cost=unit_cost[idx], amount=-diff.amount[idx], occurred_at=books.sales.sale_date[sale],
             reference=[books.sales.sale_id[i] for i in sale.tolist()],
         )  # fmt: skip
         prepared.append(prepare_batches([batch], job_id=job.id, run_id=run_id, in_time_order=True))

@@ -1,16 +1,20 @@
 """Property (issue 15): in `repost` mode, the same receipts and sales arriving in any order give the same final
-books as costing them in date order from scratch: every sale's COGS and every lot's balance, to the unit.
+books as costing them in date order from scratch: every sale's COGS and every lot's balance, to the unit, under
+every costing method (FIFO, LIFO, moving average: the SKUs are held to the method and every run costs by it).
 
 Each example posts its entries for SKU `A<n>` in the drawn arrival order (receipts dated anywhere, sales
 possibly before already-costed ones), draining the tenant's ledger stream after each (so reposts run as they
 would behind each entry), and the accepted ones again for SKU `B<n>` in date order, where nothing is ever
 backdated. A sale that arrives before the stock it needs is refused (INSUFFICIENT_STOCK, as today) and is in
-neither book. A plain FIFO over the accepted entries is checked as well, and `asora ledger verify` passes."""
+neither book. The method's plain reference implementation (`shared.costing.reference_allocate`, one sale at a
+time; and a hand-written FIFO for FIFO) over the accepted entries is checked as well, and `asora ledger verify`
+passes."""
 
 from __future__ import annotations
 
 import itertools
 from collections import deque
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -19,7 +23,9 @@ import redis
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
+from shared import costing
 from shared.config import get_settings
+from shared.costing.fifo import LotsBatch, SalesBatch
 from shared.jobs import runner
 from shared.ledger import verify
 from shared.registry import TABLE
@@ -55,7 +61,7 @@ lots_st = st.lists(st.tuples(st.integers(0, 5), st.integers(1, 6), st.integers(1
 sales_st = st.lists(st.tuples(st.integers(0, 5), st.integers(1, 6)), min_size=1, max_size=4)
 
 
-def _post(owner: Any, md: MasterData, sku: str, entry: tuple[Any, ...], drain: Any) -> bool:
+def _post(owner: Any, md: MasterData, sku: str, entry: tuple[Any, ...], drain: Any, method: str) -> bool:
     """Post one entry (("lot", id, day, qty, cost) or ("sale", id, day, qty)) and run it; whether it was taken."""
     if entry[0] == "lot":
         _, lot_id, day, qty, cost = entry
@@ -70,7 +76,7 @@ def _post(owner: Any, md: MasterData, sku: str, entry: tuple[Any, ...], drain: A
     else:
         _, sale_id, day, qty = entry
         sale = {"sale_id": f"{sku}:{sale_id}", "sku": sku, "sale_date": _day(day), "quantity_sold": str(qty)}
-        answer = owner.post("/runs", json={"mode": "fifo", "sales_data": [sale]})
+        answer = owner.post("/runs", json={"mode": method, "sales_data": [sale]})
     assert answer.status_code == 202, answer.text
     drain()
     status = query("SELECT status, error FROM jobs WHERE id = :j", {"j": answer.json()["job_id"]}, "*")[0]
@@ -112,6 +118,22 @@ def _plain_fifo(entries: list[tuple[Any, ...]]) -> tuple[dict[str, Decimal], dic
     return cogs, {lot_id: Decimal(left) for lot_id, _, left, _ in queue}
 
 
+def _reference(method: str, entries: list[tuple[Any, ...]]) -> tuple[dict[str, Decimal], dict[str, Decimal]]:
+    """(COGS by sale, balance by lot) by the method's plain reference engine, all entries in one go."""
+    lots = [e for e in entries if e[0] == "lot"]
+    sales = [e for e in entries if e[0] == "sale"]
+    at = [datetime(2024, 5, 10 + d, tzinfo=UTC) for d in range(7)]
+    sb = SalesBatch.from_sales((sid, "X", at[day], qty * 10**4) for _, sid, day, qty in sales)
+    lb = LotsBatch.from_lots((lid, "X", at[day], qty * 10**4, cost * 10**4) for _, lid, day, qty, cost in lots)
+    result = costing.reference_allocate(method, sb, lb)
+    assert result.ok, result.errors
+    cogs = {e[1]: Decimal(int(c)).scaleb(-8) for e, c in zip(sales, result.sale_cogs.tolist(), strict=True)}
+    left = {
+        e[1]: Decimal(e[3] * 10**4 - int(c)).scaleb(-4) for e, c in zip(lots, result.lot_consumed.tolist(), strict=True)
+    }
+    return cogs, left
+
+
 # Each example is a few dozen jobs on the real runner: few examples, and no shrinking (minutes per step here).
 @settings(
     max_examples=examples(12),
@@ -122,7 +144,8 @@ def _plain_fifo(entries: list[tuple[Any, ...]]) -> tuple[dict[str, Decimal], dic
 @given(lots=lots_st, sales=sales_st, keys=st.lists(st.integers(0, 20), min_size=8, max_size=8))
 # The issue's example: L1 (10 @ 10) on day 1, C1 (5) on day 3, then L0 (5 @ 20) dated day 0, then C2 (5) on day 4.
 @example(lots=[(0, 5, 20), (1, 10, 10)], sales=[(3, 5), (4, 5)], keys=[2, 0, 1, 3, 0, 0, 0, 0])
-def test_repost_gives_the_books_of_costing_in_date_order_from_scratch(books, lots, sales, keys):
+@pytest.mark.parametrize("method", ["fifo", "lifo", "moving_average"])
+def test_repost_gives_the_books_of_costing_in_date_order_from_scratch(books, method, lots, sales, keys):
     tenant_id, owner, md, drain = books
     n = next(COUNTER)
     entries: list[tuple[Any, ...]] = [("lot", f"L{i}", d, q, c) for i, (d, q, c) in enumerate(lots)]
@@ -131,17 +154,20 @@ def test_repost_gives_the_books_of_costing_in_date_order_from_scratch(books, lot
     sku_a, sku_b = f"A{n}", f"B{n}"
     for sku in (sku_a, sku_b):
         create(owner, "/items", {"sku": sku, "name": sku, "category_id": md.category_id, "default_bin_id": md.bin_id})
+        assert owner.put(f"/valuation-methods/{sku}", json={"method": method}).status_code == 200
 
-    accepted = [e for e in arrival if _post(owner, md, sku_a, e, drain)]
+    accepted = [e for e in arrival if _post(owner, md, sku_a, e, drain, method)]
     # B: the same accepted entries in date order (a day's receipts before its sales): never backdated.
     for entry in sorted(accepted, key=lambda e: (e[2], e[0] != "lot", e[1])):
-        assert _post(owner, md, sku_b, entry, drain), entry
+        assert _post(owner, md, sku_b, entry, drain, method), entry
 
     a_cogs, a_lots = _final(tenant_id, sku_a)
     b_cogs, b_lots = _final(tenant_id, sku_b)
     assert a_cogs == b_cogs
     assert a_lots == b_lots
-    assert (a_cogs, a_lots) == _plain_fifo(accepted)
+    assert (a_cogs, a_lots) == _reference(method, accepted)
+    if method == "fifo":
+        assert (a_cogs, a_lots) == _plain_fifo(accepted)
     reposts = query("SELECT payload, result FROM jobs WHERE kind = 'repost'", {}, tenant_id)
     # In date order nothing is backdated; a sale at the instant of a costed one queues a repost with nothing to do.
     assert all(r.result["events"] == 0 for r in reposts if sku_b in r.payload["skus"])
