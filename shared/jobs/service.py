@@ -118,6 +118,22 @@ def earlier_pending(session: Session, tenant_id: str, seq: int) -> bool:
     return found is not None
 
 
+def pending_with(session: Session, tenant_id: str, kind: JobKind, key: str, value: str) -> bool:
+    """Whether a pending job of `kind` whose payload has `key` = `value` is queued for the tenant: the one check
+    that refuses a second rollback of the same run or repost while the first is still waiting."""
+    found = session.scalar(
+        select(Job.id)
+        .where(
+            Job.tenant_id == tenant_id,
+            Job.kind == kind,
+            Job.status.in_(PENDING),
+            Job.payload[key].astext == value,
+        )
+        .limit(1)
+    )
+    return found is not None
+
+
 def number_pending(session: Session) -> None:
     """Number and record the jobs accepted in this transaction and not yet recorded, in acceptance order."""
     pending: list[_Pending] = session.info.pop(_PENDING, [])

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from psycopg import sql
-from sqlalchemy import func, select, text, update
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from shared import costing
@@ -45,7 +45,7 @@ from shared.costing import Method
 from shared.decimals import AMOUNT_SCALE, COST_SCALE, QTY_SCALE, format_scaled, to_decimal
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.jobs import service as jobs
-from shared.jobs.kinds import PENDING, JobKind
+from shared.jobs.kinds import JobKind
 from shared.jobs.models import Job
 from shared.jobs.service import AcceptedJob
 from shared.ledger import canonical, lots
@@ -513,17 +513,7 @@ def request_rollback(session: Session, *, tenant_id: str, actor: Principal, job_
     """Accept the rollback of a repost as a `repost` job with `reverse_job_id`, refusing now what the worker
     would refuse (it checks again under the tenant fence)."""
     original = get_repost(session, tenant_id, job_id)
-    pending = session.scalar(
-        select(func.count())
-        .select_from(Job)
-        .where(
-            Job.tenant_id == tenant_id,
-            Job.kind == JobKind.REPOST,
-            Job.status.in_(PENDING),
-            Job.payload["reverse_job_id"].astext == job_id,
-        )
-    )
-    if pending:
+    if jobs.pending_with(session, tenant_id, JobKind.REPOST, "reverse_job_id", job_id):
         raise Conflict(f"a rollback of repost '{job_id}' is already queued", reason="RUN_IN_PROGRESS")
     rows = session.scalars(select(RepostRun).where(RepostRun.tenant_id == tenant_id, RepostRun.job_id == job_id))
     check_reversible(session, original, list(rows))

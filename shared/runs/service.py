@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import insert, select, text
 from sqlalchemy.orm import Session
 
 from shared.audit import service as audit
@@ -13,8 +13,7 @@ from shared.auth import Principal
 from shared.base import new_id, table_of
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.jobs import service as jobs
-from shared.jobs.kinds import PENDING, JobKind
-from shared.jobs.models import Job
+from shared.jobs.kinds import JobKind
 from shared.jobs.service import AcceptedJob
 from shared.ledger import queries
 from shared.ledger.models import EventType, LedgerEvent
@@ -260,17 +259,7 @@ def rollback_set(session: Session, run: Run, *, cascade: bool) -> list[Run]:
 
 def request_rollback(session: Session, *, tenant_id: str, actor: Principal, run_id: str, cascade: bool) -> AcceptedJob:
     run = get_run(session, tenant_id, run_id)
-    pending = session.scalar(
-        select(func.count())
-        .select_from(Job)
-        .where(
-            Job.tenant_id == tenant_id,
-            Job.kind == JobKind.ROLLBACK,
-            Job.status.in_(PENDING),
-            Job.payload["run_id"].astext == run_id,
-        )
-    )
-    if pending:
+    if jobs.pending_with(session, tenant_id, JobKind.ROLLBACK, "run_id", run_id):
         raise Conflict(f"a rollback of run '{run_id}' is already queued", reason="RUN_IN_PROGRESS")
     rollback_set(session, run, cascade=cascade)  # refuse now what would be refused in the worker
     job_id = jobs.new_job_id()
