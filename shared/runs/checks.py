@@ -19,7 +19,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from shared import copytext, costing
-from shared.copyio import copy_lines, temp_table
+from shared.copyio import SMALL_WRITE_ROWS, copy_lines, temp_table
 from shared.decimals import COST_SCALE, QTY_SCALE, to_decimal
 from shared.errors import BACKDATED_RECEIPT, REPOST_NEEDS_FIFO, ValidationFailed
 from shared.ledger.models import Lot, LotStatus
@@ -78,21 +78,22 @@ def check_run(
             )
     sb = sales.batch
     lb = lots.batch if lots else fifo.LotsBatch.empty()
-    repost_mode = backdating.mode(session, tenant_id) == "repost"
-    errors += check_skus(session, tenant_id, sb, lb)
-    sale_errors = check_sales(session, tenant_id, sb)
+    state = tenant_state(session, tenant_id, sb, lb)
+    repost_mode = state.repost_mode
+    errors += check_skus(state, sb, lb)
+    sale_errors = check_sales(state, sb)
     if held_to_method:
         errors += methods.mismatches(session, tenant_id, sb, method)
     if held_to_method and repost_mode and method is not costing.Method.FIFO:
         message = f"this tenant reposts backdated entries (by FIFO), so its runs cannot cost by {method}"
         errors.append(fifo.RowError(0, "mode", REPOST_NEEDS_FIFO, message, "sales"))
     new_lots, lot_errors = check_lots(session, tenant_id, lots)
-    backdated_lots = check_backdated_lots(session, tenant_id, lb, new_lots, inclusive=repost_mode)
+    backdated_lots = check_backdated_lots(state, lb, new_lots, inclusive=repost_mode)
     to_repost: dict[str, datetime] = {}
     backdated_skus: set[str] = set()
     if repost_mode:  # backdated sales and lots are accepted and re-costed after the run
         sale_errors = [e for e in sale_errors if e.reason != "BACKDATED_SALE"]
-        cut = {sku: fifo.to_datetime64(d) for sku, d in backdating.boundary(session, tenant_id, sb.sku).items()}
+        cut = {sku: fifo.to_datetime64(d) for sku, d in state.boundary.items() if sku in set(sb.sku)}
         at_or_before = [i for i, sku in enumerate(sb.sku) if sku in cut and sb.sale_date[i] <= cut[sku]]
         backdated_skus = {sb.sku[i] for i in at_or_before if sb.sale_date[i] < cut[sb.sku[i]]}
         to_repost = backdating.earliest(
@@ -143,7 +144,7 @@ def _provisional(available: fifo.LotsBatch, skus: set[str], sb: fifo.SalesBatch)
 
 
 def check_backdated_lots(
-    session: Session, tenant_id: str, lb: fifo.LotsBatch, new_lots: BoolArray, *, inclusive: bool
+    state: TenantState, lb: fifo.LotsBatch, new_lots: BoolArray, *, inclusive: bool
 ) -> list[tuple[backdating.Entry, datetime]]:
     """The run's new lots received before (`inclusive`: or at) the costing boundary of their SKU (a lot already
     live is not new)."""
@@ -151,22 +152,66 @@ def check_backdated_lots(
         backdating.Entry(int(lb.row[i]), lb.sku[i], fifo.from_datetime64(lb.received_date[i]))
         for i in np.flatnonzero(new_lots).tolist()
     ]
-    return backdating.backdated(session, tenant_id, entries, inclusive=inclusive) if entries else []
+    return backdating.backdated_against(state.boundary, entries, inclusive=inclusive) if entries else []
+
+
+@dataclass(frozen=True, slots=True)
+class TenantState:
+    """What a run's checks read of the tenant, in one round trip: which of the run's SKUs are items, which of
+    its sale ids a live run already costed, the costing boundary (latest costed sale date) of its SKUs, sales'
+    and lots' alike, and whether backdated entries are reposted."""
+
+    known_skus: frozenset[str]
+    costed_sales: frozenset[str]
+    boundary: dict[str, datetime]
+    repost_mode: bool
+
+
+def tenant_state(session: Session, tenant_id: str, sb: fifo.SalesBatch, lb: fifo.LotsBatch) -> TenantState:
+    """One query (`TenantState`). A small run's sale ids go as an array parameter (`= ANY`); a large run's
+    through a scratch table COPY fills, which the planner can hash-join against run_sales."""
+    skus = sorted(set(sb.sku) | set(lb.sku))
+    live = "r.status = 'completed' AND NOT r.dry_run"
+    params: dict[str, object] = {"t": tenant_id, "skus": skus}
+    if len(sb) <= SMALL_WRITE_ROWS:
+        params["ids"] = list(sb.sale_id)
+        costed = f"""SELECT 'sale', s.sale_id, NULL::timestamptz FROM run_sales s JOIN runs r ON r.id = s.run_id
+            WHERE s.tenant_id = :t AND s.sale_id = ANY(:ids) AND {live}"""
+    else:
+        temp_table(session, "tmp_run_sales", "sale_id text")
+        copy_lines(session, "tmp_run_sales", ("sale_id",), copytext.text_column(sb.sale_id))
+        costed = f"""SELECT 'sale', s.sale_id, NULL::timestamptz FROM run_sales s JOIN runs r ON r.id = s.run_id
+            JOIN tmp_run_sales t ON t.sale_id = s.sale_id WHERE s.tenant_id = :t AND {live}"""
+    rows = session.execute(
+        text(f"""
+        SELECT 'item', sku, NULL::timestamptz FROM items
+            WHERE tenant_id = :t AND deleted_at IS NULL AND sku = ANY(:skus)
+        UNION ALL {costed}
+        UNION ALL SELECT 'cut', sku, last_sale_date FROM costed_skus
+            WHERE tenant_id = :t AND sku = ANY(:skus) AND last_sale_date IS NOT NULL
+        UNION ALL SELECT 'mode', backdated_entries, NULL FROM tenants WHERE id = :t"""),
+        params,
+    ).all()
+    known, sales, boundary, mode = set(), set(), {}, None
+    for kind, key, at in rows:
+        if kind == "item":
+            known.add(key)
+        elif kind == "sale":
+            sales.add(key)
+        elif kind == "cut":
+            boundary[key] = at
+        else:
+            mode = key
+    return TenantState(frozenset(known), frozenset(sales), boundary, mode == "repost")
 
 
 def _row_errors(rows: Iterator[tuple[int, str]], field: str, reason: str, file: str) -> list[fifo.RowError]:
     return [fifo.RowError(row=row, field=field, reason=reason, message=message, file=file) for row, message in rows]
 
 
-def check_skus(session: Session, tenant_id: str, sb: fifo.SalesBatch, lb: fifo.LotsBatch) -> list[fifo.RowError]:
-    skus = sorted(set(sb.sku) | set(lb.sku))
-    known = set(
-        session.scalars(
-            text("SELECT sku FROM items WHERE tenant_id = :t AND deleted_at IS NULL AND sku = ANY(:skus)"),
-            {"t": tenant_id, "skus": skus},
-        )
-    )
-    if len(known) == len(skus):
+def check_skus(state: TenantState, sb: fifo.SalesBatch, lb: fifo.LotsBatch) -> list[fifo.RowError]:
+    known = state.known_skus
+    if known >= set(sb.sku) | set(lb.sku):
         return []
     out: list[fifo.RowError] = []
     for batch, file in ((sb, "sales"), (lb, "lots")):
@@ -183,30 +228,10 @@ def check_skus(session: Session, tenant_id: str, sb: fifo.SalesBatch, lb: fifo.L
     return out
 
 
-def check_sales(session: Session, tenant_id: str, sb: fifo.SalesBatch) -> list[fifo.RowError]:
+def check_sales(state: TenantState, sb: fifo.SalesBatch) -> list[fifo.RowError]:
     """Sales a live run already costed, and sales dated before the latest costed sale of their SKU."""
-    temp_table(session, "tmp_run_sales", "sale_id text, sku text")
-    lines = copytext.join_rows([copytext.text_column(sb.sale_id), copytext.text_column(sb.sku)])
-    copy_lines(session, "tmp_run_sales", ("sale_id", "sku"), lines)
-    live = "r.status = 'completed' AND NOT r.dry_run"
-    costed = set(
-        session.scalars(
-            text(f"""
-        SELECT s.sale_id FROM run_sales s JOIN runs r ON r.id = s.run_id
-        JOIN tmp_run_sales t ON t.sale_id = s.sale_id
-        WHERE s.tenant_id = :t AND {live}"""),
-            {"t": tenant_id},
-        )
-    )
-    last_dates: dict[str, datetime] = {
-        row[0]: row[1]
-        for row in session.execute(
-            text("""
-        SELECT sku, last_sale_date FROM costed_skus
-        WHERE tenant_id = :t AND sku IN (SELECT DISTINCT sku FROM tmp_run_sales)"""),
-            {"t": tenant_id},
-        ).all()
-    }
+    costed = state.costed_sales
+    last_dates = state.boundary
     out = _row_errors(
         (
             (int(sb.row[i]), f"sale '{sid}' was already costed by a live run")
