@@ -11,18 +11,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import String, func, literal, select, text
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Row, text
 from sqlalchemy.orm import Session
 
 from shared import copytext, costing
 from shared.copyio import SMALL_WRITE_ROWS, copy_lines, temp_table
 from shared.decimals import COST_SCALE, QTY_SCALE, to_decimal
 from shared.errors import BACKDATED_RECEIPT, REPOST_NEEDS_FIFO, ValidationFailed
-from shared.ledger.models import Lot, LotStatus
 from shared.runs import backdating, fifo, methods, repost
 from shared.runs.csvio import ParsedLots, ParsedSales
 
@@ -87,13 +86,15 @@ def check_run(
     if held_to_method and repost_mode and method is not costing.Method.FIFO:
         message = f"this tenant reposts backdated entries (by FIFO), so its runs cannot cost by {method}"
         errors.append(fifo.RowError(0, "mode", REPOST_NEEDS_FIFO, message, "sales"))
-    new_lots, lot_errors = check_lots(session, tenant_id, lots)
+    named, existing = lots_state(session, tenant_id, lots, sorted(set(sb.sku)))
+    new_lots, lot_errors = check_lots(named, lots)
     backdated_lots = check_backdated_lots(state, lb, new_lots, inclusive=repost_mode)
     to_repost: dict[str, datetime] = {}
     backdated_skus: set[str] = set()
     if repost_mode:  # backdated sales and lots are accepted and re-costed after the run
         sale_errors = [e for e in sale_errors if e.reason != "BACKDATED_SALE"]
-        cut = {sku: fifo.to_datetime64(d) for sku, d in state.boundary.items() if sku in set(sb.sku)}
+        sold = set(sb.sku)
+        cut = {sku: fifo.to_datetime64(d) for sku, d in state.boundary.items() if sku in sold}
         at_or_before = [i for i, sku in enumerate(sb.sku) if sku in cut and sb.sale_date[i] <= cut[sku]]
         backdated_skus = {sb.sku[i] for i in at_or_before if sb.sale_date[i] < cut[sb.sku[i]]}
         to_repost = backdating.earliest(
@@ -109,7 +110,6 @@ def check_run(
             for e, d in backdated_lots
         ]
     errors += sale_errors + lot_errors
-    existing = live_lots(session, tenant_id, sorted(set(sb.sku)))
     available = _concat_lots(existing, _select_lots(lb, new_lots))
     opening = averages = None
     if method is costing.Method.MOVING_AVERAGE:
@@ -260,23 +260,44 @@ def check_sales(state: TenantState, sb: fifo.SalesBatch) -> list[fifo.RowError]:
     return out
 
 
-def check_lots(session: Session, tenant_id: str, lots: ParsedLots | None) -> tuple[BoolArray, list[fifo.RowError]]:
-    """Which input lots are new. A lot_id already live with identical values is the same lot (not received
-    twice); with other values it is a LOT_CONFLICT; a reversed lot is received anew."""
+def lots_state(
+    session: Session, tenant_id: str, lots: ParsedLots | None, skus: list[str]
+) -> tuple[dict[str, Row[Any]], fifo.LotsBatch]:
+    """In one query: the live lots the run's lots file names (by lot_id, for `check_lots`), and the tenant's
+    live lots with stock of the sold SKUs, in FIFO order (what the run may consume)."""
+    ids = list(lots.batch.lot_id) if lots is not None else []
+    rows = session.execute(
+        text("""
+        SELECT lot_id, sku, received_at, remaining_quantity, unit_cost, original_quantity, received_quantity,
+               unit_price, freight_cost_per_unit, lot_id = ANY(:ids) AS named,
+               remaining_quantity > 0 AND sku = ANY(:skus) AS on_hand
+        FROM lots
+        WHERE tenant_id = :t AND status = 'live'
+          AND (lot_id = ANY(:ids) OR (remaining_quantity > 0 AND sku = ANY(:skus)))
+        ORDER BY sku, received_at, lot_id"""),
+        {"t": tenant_id, "ids": ids, "skus": skus},
+    ).all()
+    named = {r.lot_id: r for r in rows if r.named}
+    stock = [r for r in rows if r.on_hand]
+    existing = fifo.LotsBatch(
+        row=np.zeros(len(stock), np.int64),
+        lot_id=[r[0] for r in stock],
+        sku=[r[1] for r in stock],
+        received_date=np.array([fifo.to_datetime64(r[2]) for r in stock], dtype="datetime64[us]"),
+        quantity=np.array([int(r[3].scaleb(QTY_SCALE)) for r in stock], dtype=np.int64),
+        unit_cost=np.array([int(r[4].scaleb(COST_SCALE)) for r in stock], dtype=np.int64),
+    )
+    return named, existing
+
+
+def check_lots(known: dict[str, Row[Any]], lots: ParsedLots | None) -> tuple[BoolArray, list[fifo.RowError]]:
+    """Which input lots are new (`known`: the live lots the file names, from `lots_state`). A lot_id already
+    live with identical values is the same lot (not received twice); with other values it is a LOT_CONFLICT;
+    a reversed lot is received anew."""
     if lots is None or not len(lots.batch):
         return np.ones(0, dtype=bool), []
     lb = lots.batch
     new = np.ones(len(lb), dtype=bool)
-    known = {
-        lot.lot_id: lot
-        for lot in session.scalars(
-            select(Lot).where(
-                Lot.tenant_id == tenant_id,
-                Lot.lot_id == func.any(literal(list(lb.lot_id), ARRAY(String))),
-                Lot.status == LotStatus.LIVE,
-            )
-        )
-    }
     errors = []
     for i, lot_id in enumerate(lb.lot_id):
         lot = known.get(lot_id)
@@ -302,25 +323,6 @@ def check_lots(session: Session, tenant_id: str, lots: ParsedLots | None) -> tup
                 )
             )
     return new, errors
-
-
-def live_lots(session: Session, tenant_id: str, skus: list[str]) -> fifo.LotsBatch:
-    """The tenant's live lots with stock of these SKUs, in FIFO order."""
-    rows = session.execute(
-        text("""
-        SELECT lot_id, sku, received_at, remaining_quantity, unit_cost FROM lots
-        WHERE tenant_id = :t AND status = 'live' AND remaining_quantity > 0 AND sku = ANY(:skus)
-        ORDER BY sku, received_at, lot_id"""),
-        {"t": tenant_id, "skus": skus},
-    ).all()
-    return fifo.LotsBatch(
-        row=np.zeros(len(rows), np.int64),
-        lot_id=[r[0] for r in rows],
-        sku=[r[1] for r in rows],
-        received_date=np.array([fifo.to_datetime64(r[2]) for r in rows], dtype="datetime64[us]"),
-        quantity=np.array([int(r[3].scaleb(QTY_SCALE)) for r in rows], dtype=np.int64),
-        unit_cost=np.array([int(r[4].scaleb(COST_SCALE)) for r in rows], dtype=np.int64),
-    )
 
 
 def _select_lots(lb: fifo.LotsBatch, mask: BoolArray) -> fifo.LotsBatch:

@@ -21,6 +21,7 @@ from shared.errors import DomainError
 from shared.integrations import events
 from shared.integrations.models import EventName
 from shared.jobs import service as jobs
+from shared.jobs.handlers import carry
 from shared.jobs.kinds import JobStatus
 from shared.jobs.models import Job
 from shared.runs import backdating, checks, methods, repost, writes
@@ -68,6 +69,7 @@ class CogsRun:
         now = utcnow()
         if job.status == JobStatus.RUNNING:
             run.status, run.started_at = RunStatus.RUNNING, run.started_at or now
+            carry(session, run)  # its execution, next, needs the row: no second SELECT
         elif job.status == JobStatus.QUEUED:
             run.status = RunStatus.QUEUED
         elif job.status == JobStatus.FAILED:
