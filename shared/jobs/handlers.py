@@ -12,6 +12,16 @@ from sqlalchemy.orm import Session
 from shared.errors import DomainError
 from shared.jobs.models import Job
 
+CARRIED = "asora.carried"
+
+
+def carry(session: Session, *rows: object) -> None:
+    """Keep these rows loaded for the job's execution: a handler calls this from `status_changed` when a job is
+    claimed, and the runner merges them, unchanged and without a query, into the transaction that executes the
+    job (it commits just after the claim, under the same fence). Only for rows nothing but the stream's fence
+    holder writes (a run's row): the attempt is checked against the job row first, which is always read anew."""
+    session.info.setdefault(CARRIED, []).extend(rows)
+
 
 class JobHandler(Protocol):
     """Runs inside the fenced transaction that marks the job finished."""

@@ -52,7 +52,7 @@ from shared.audit import service as audit
 from shared.base import utcnow
 from shared.config import Settings
 from shared.errors import DomainError
-from shared.jobs.handlers import JobKinds, SelfTransacting
+from shared.jobs.handlers import CARRIED, JobKinds, SelfTransacting
 from shared.jobs.kinds import LEDGER_STREAM, PENDING, JobKind, JobStatus
 from shared.jobs.models import Job
 from shared.locks import TenantLock, fence_key
@@ -119,6 +119,8 @@ class Claim:
     job_id: str
     kind: JobKind
     attempt: int
+    # rows the handler loaded as the job was claimed (`shared.jobs.handlers.carry`), for its execution
+    carried: tuple[object, ...] = field(default=(), compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -215,8 +217,47 @@ def _requeue(session: Session, kinds: JobKinds, job: Job, settings: Settings, *,
     return False
 
 
+def _claim_head(session: Session, stream: Stream, worker: str) -> Job | None:
+    """The common case in one statement: the stream's oldest pending job, when it is queued and past any
+    back-off, marked running. None when the head is running, backing off, or absent (`claim_next` then looks)."""
+    now = utcnow()
+    head = (
+        select(Job.id)
+        .where(Job.tenant_id == stream.tenant_id, Job.stream == stream.name, Job.status.in_(PENDING))
+        .order_by(Job.seq)
+        .limit(1)
+        .scalar_subquery()
+    )
+    claim = (
+        update(Job)
+        .where(
+            Job.id == head,
+            Job.status == JobStatus.QUEUED,
+            (Job.available_at.is_(None)) | (Job.available_at <= now),
+        )
+        .values(
+            status=JobStatus.RUNNING,
+            attempts=Job.attempts + 1,
+            started_at=func.coalesce(Job.started_at, now),
+            heartbeat_at=now,
+            worker=worker,
+        )
+        .returning(Job)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    )
+    return session.scalars(claim).one_or_none()
+
+
+def _claimed(session: Session, kinds: JobKinds, job: Job) -> Claim:
+    kinds.handler_for(job.kind).status_changed(session, job)
+    carried: list[object] = session.info.pop(CARRIED, [])
+    return Claim(job.id, job.kind, job.attempts, tuple(carried))
+
+
 def claim_next(session: Session, kinds: JobKinds, stream: Stream, worker: str, settings: Settings) -> Next:
     """In a transaction that holds the stream's fence: claim the stream's oldest pending job."""
+    if (claimed := _claim_head(session, stream, worker)) is not None:
+        return _claimed(session, kinds, claimed)
     while True:
         job = session.scalar(
             select(Job)
@@ -240,8 +281,7 @@ def claim_next(session: Session, kinds: JobKinds, stream: Stream, worker: str, s
         job.started_at = job.started_at or now
         job.heartbeat_at = now
         job.worker = worker
-        kinds.handler_for(job.kind).status_changed(session, job)
-        return Claim(job.id, job.kind, job.attempts)
+        return _claimed(session, kinds, job)
 
 
 class _Heartbeat(threading.Thread):
@@ -321,6 +361,9 @@ class _Drain:
             own = handler.run(_Attempt(self.stream, claim)) if isinstance(handler, SelfTransacting) else None
             with db.unit_of_work() as session:
                 job = _load_claimed(session, self.stream, claim)
+                # written at the claim, which committed under this fence; held here (the session's identity map
+                # holds its rows weakly)
+                carried = [session.merge(row, load=False) for row in claim.carried]  # noqa: F841
                 result = own if isinstance(handler, SelfTransacting) else handler.execute(session, job)
                 session.flush()
                 if self.settings.debug_job_delay_seconds:

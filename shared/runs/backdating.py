@@ -64,7 +64,13 @@ def backdated(
     """The entries dated strictly before their SKU's latest costed sale (`inclusive`: or at it), each with that
     date. Refusals use the strict rule; a repost is queued by the inclusive one, because at one instant FIFO
     orders lots and sales by id, so an entry at the boundary may change an allocation too."""
-    last = boundary(session, tenant_id, (e.sku for e in entries))
+    return backdated_against(boundary(session, tenant_id, (e.sku for e in entries)), entries, inclusive=inclusive)
+
+
+def backdated_against(
+    last: dict[str, datetime], entries: Sequence[Entry], *, inclusive: bool = False
+) -> list[tuple[Entry, datetime]]:
+    """`backdated` against a boundary already read (`boundary`: each SKU's latest costed sale date)."""
     if inclusive:
         return [(e, last[e.sku]) for e in entries if e.sku in last and _utc(e.at) <= _utc(last[e.sku])]
     return [(e, last[e.sku]) for e in entries if e.sku in last and _utc(e.at) < _utc(last[e.sku])]

@@ -11,18 +11,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import String, func, literal, select, text
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Row, text
 from sqlalchemy.orm import Session
 
 from shared import copytext, costing
-from shared.copyio import copy_lines, temp_table
+from shared.copyio import SMALL_WRITE_ROWS, copy_lines, temp_table
 from shared.decimals import COST_SCALE, QTY_SCALE, to_decimal
 from shared.errors import BACKDATED_RECEIPT, ValidationFailed
-from shared.ledger.models import Lot, LotStatus
 from shared.runs import backdating, fifo, methods, repost
 from shared.runs.csvio import ParsedLots, ParsedSales
 
@@ -78,18 +77,21 @@ def check_run(
             )
     sb = sales.batch
     lb = lots.batch if lots else fifo.LotsBatch.empty()
-    repost_mode = backdating.mode(session, tenant_id) == "repost"
-    errors += check_skus(session, tenant_id, sb, lb)
-    sale_errors = check_sales(session, tenant_id, sb)
+    state = tenant_state(session, tenant_id, sb, lb)
+    repost_mode = state.repost_mode
+    errors += check_skus(state, sb, lb)
+    sale_errors = check_sales(state, sb)
     if held_to_method:
         errors += methods.mismatches(session, tenant_id, sb, method)
-    new_lots, lot_errors = check_lots(session, tenant_id, lots)
-    backdated_lots = check_backdated_lots(session, tenant_id, lb, new_lots, inclusive=repost_mode)
+    named, existing = lots_state(session, tenant_id, lots, sorted(set(sb.sku)))
+    new_lots, lot_errors = check_lots(named, lots)
+    backdated_lots = check_backdated_lots(state, lb, new_lots, inclusive=repost_mode)
     to_repost: dict[str, datetime] = {}
     backdated_skus: set[str] = set()
     if repost_mode:  # backdated sales and lots are accepted and re-costed after the run
         sale_errors = [e for e in sale_errors if e.reason != "BACKDATED_SALE"]
-        cut = {sku: fifo.to_datetime64(d) for sku, d in backdating.boundary(session, tenant_id, sb.sku).items()}
+        sold = set(sb.sku)
+        cut = {sku: fifo.to_datetime64(d) for sku, d in state.boundary.items() if sku in sold}
         at_or_before = [i for i, sku in enumerate(sb.sku) if sku in cut and sb.sale_date[i] <= cut[sku]]
         backdated_skus = {sb.sku[i] for i in at_or_before if sb.sale_date[i] < cut[sb.sku[i]]}
         to_repost = backdating.earliest(
@@ -105,7 +107,6 @@ def check_run(
             for e, d in backdated_lots
         ]
     errors += sale_errors + lot_errors
-    existing = live_lots(session, tenant_id, sorted(set(sb.sku)))
     available = _concat_lots(existing, _select_lots(lb, new_lots))
     opening = averages = None
     if method is costing.Method.MOVING_AVERAGE:
@@ -140,7 +141,7 @@ def _provisional(available: fifo.LotsBatch, skus: set[str], sb: fifo.SalesBatch)
 
 
 def check_backdated_lots(
-    session: Session, tenant_id: str, lb: fifo.LotsBatch, new_lots: BoolArray, *, inclusive: bool
+    state: TenantState, lb: fifo.LotsBatch, new_lots: BoolArray, *, inclusive: bool
 ) -> list[tuple[backdating.Entry, datetime]]:
     """The run's new lots received before (`inclusive`: or at) the costing boundary of their SKU (a lot already
     live is not new)."""
@@ -148,22 +149,66 @@ def check_backdated_lots(
         backdating.Entry(int(lb.row[i]), lb.sku[i], fifo.from_datetime64(lb.received_date[i]))
         for i in np.flatnonzero(new_lots).tolist()
     ]
-    return backdating.backdated(session, tenant_id, entries, inclusive=inclusive) if entries else []
+    return backdating.backdated_against(state.boundary, entries, inclusive=inclusive) if entries else []
+
+
+@dataclass(frozen=True, slots=True)
+class TenantState:
+    """What a run's checks read of the tenant, in one round trip: which of the run's SKUs are items, which of
+    its sale ids a live run already costed, the costing boundary (latest costed sale date) of its SKUs, sales'
+    and lots' alike, and whether backdated entries are reposted."""
+
+    known_skus: frozenset[str]
+    costed_sales: frozenset[str]
+    boundary: dict[str, datetime]
+    repost_mode: bool
+
+
+def tenant_state(session: Session, tenant_id: str, sb: fifo.SalesBatch, lb: fifo.LotsBatch) -> TenantState:
+    """One query (`TenantState`). A small run's sale ids go as an array parameter (`= ANY`); a large run's
+    through a scratch table COPY fills, which the planner can hash-join against run_sales."""
+    skus = sorted(set(sb.sku) | set(lb.sku))
+    live = "r.status = 'completed' AND NOT r.dry_run"
+    params: dict[str, object] = {"t": tenant_id, "skus": skus}
+    if len(sb) <= SMALL_WRITE_ROWS:
+        params["ids"] = list(sb.sale_id)
+        costed = f"""SELECT 'sale', s.sale_id, NULL::timestamptz FROM run_sales s JOIN runs r ON r.id = s.run_id
+            WHERE s.tenant_id = :t AND s.sale_id = ANY(:ids) AND {live}"""
+    else:
+        temp_table(session, "tmp_run_sales", "sale_id text")
+        copy_lines(session, "tmp_run_sales", ("sale_id",), copytext.text_column(sb.sale_id))
+        costed = f"""SELECT 'sale', s.sale_id, NULL::timestamptz FROM run_sales s JOIN runs r ON r.id = s.run_id
+            JOIN tmp_run_sales t ON t.sale_id = s.sale_id WHERE s.tenant_id = :t AND {live}"""
+    rows = session.execute(
+        text(f"""
+        SELECT 'item', sku, NULL::timestamptz FROM items
+            WHERE tenant_id = :t AND deleted_at IS NULL AND sku = ANY(:skus)
+        UNION ALL {costed}
+        UNION ALL SELECT 'cut', sku, last_sale_date FROM costed_skus
+            WHERE tenant_id = :t AND sku = ANY(:skus) AND last_sale_date IS NOT NULL
+        UNION ALL SELECT 'mode', backdated_entries, NULL FROM tenants WHERE id = :t"""),
+        params,
+    ).all()
+    known, sales, boundary, mode = set(), set(), {}, None
+    for kind, key, at in rows:
+        if kind == "item":
+            known.add(key)
+        elif kind == "sale":
+            sales.add(key)
+        elif kind == "cut":
+            boundary[key] = at
+        else:
+            mode = key
+    return TenantState(frozenset(known), frozenset(sales), boundary, mode == "repost")
 
 
 def _row_errors(rows: Iterator[tuple[int, str]], field: str, reason: str, file: str) -> list[fifo.RowError]:
     return [fifo.RowError(row=row, field=field, reason=reason, message=message, file=file) for row, message in rows]
 
 
-def check_skus(session: Session, tenant_id: str, sb: fifo.SalesBatch, lb: fifo.LotsBatch) -> list[fifo.RowError]:
-    skus = sorted(set(sb.sku) | set(lb.sku))
-    known = set(
-        session.scalars(
-            text("SELECT sku FROM items WHERE tenant_id = :t AND deleted_at IS NULL AND sku = ANY(:skus)"),
-            {"t": tenant_id, "skus": skus},
-        )
-    )
-    if len(known) == len(skus):
+def check_skus(state: TenantState, sb: fifo.SalesBatch, lb: fifo.LotsBatch) -> list[fifo.RowError]:
+    known = state.known_skus
+    if known >= set(sb.sku) | set(lb.sku):
         return []
     out: list[fifo.RowError] = []
     for batch, file in ((sb, "sales"), (lb, "lots")):
@@ -180,30 +225,10 @@ def check_skus(session: Session, tenant_id: str, sb: fifo.SalesBatch, lb: fifo.L
     return out
 
 
-def check_sales(session: Session, tenant_id: str, sb: fifo.SalesBatch) -> list[fifo.RowError]:
+def check_sales(state: TenantState, sb: fifo.SalesBatch) -> list[fifo.RowError]:
     """Sales a live run already costed, and sales dated before the latest costed sale of their SKU."""
-    temp_table(session, "tmp_run_sales", "sale_id text, sku text")
-    lines = copytext.join_rows([copytext.text_column(sb.sale_id), copytext.text_column(sb.sku)])
-    copy_lines(session, "tmp_run_sales", ("sale_id", "sku"), lines)
-    live = "r.status = 'completed' AND NOT r.dry_run"
-    costed = set(
-        session.scalars(
-            text(f"""
-        SELECT s.sale_id FROM run_sales s JOIN runs r ON r.id = s.run_id
-        JOIN tmp_run_sales t ON t.sale_id = s.sale_id
-        WHERE s.tenant_id = :t AND {live}"""),
-            {"t": tenant_id},
-        )
-    )
-    last_dates: dict[str, datetime] = {
-        row[0]: row[1]
-        for row in session.execute(
-            text("""
-        SELECT sku, last_sale_date FROM costed_skus
-        WHERE tenant_id = :t AND sku IN (SELECT DISTINCT sku FROM tmp_run_sales)"""),
-            {"t": tenant_id},
-        ).all()
-    }
+    costed = state.costed_sales
+    last_dates = state.boundary
     out = _row_errors(
         (
             (int(sb.row[i]), f"sale '{sid}' was already costed by a live run")
@@ -232,23 +257,44 @@ def check_sales(session: Session, tenant_id: str, sb: fifo.SalesBatch) -> list[f
     return out
 
 
-def check_lots(session: Session, tenant_id: str, lots: ParsedLots | None) -> tuple[BoolArray, list[fifo.RowError]]:
-    """Which input lots are new. A lot_id already live with identical values is the same lot (not received
-    twice); with other values it is a LOT_CONFLICT; a reversed lot is received anew."""
+def lots_state(
+    session: Session, tenant_id: str, lots: ParsedLots | None, skus: list[str]
+) -> tuple[dict[str, Row[Any]], fifo.LotsBatch]:
+    """In one query: the live lots the run's lots file names (by lot_id, for `check_lots`), and the tenant's
+    live lots with stock of the sold SKUs, in FIFO order (what the run may consume)."""
+    ids = list(lots.batch.lot_id) if lots is not None else []
+    rows = session.execute(
+        text("""
+        SELECT lot_id, sku, received_at, remaining_quantity, unit_cost, original_quantity, received_quantity,
+               unit_price, freight_cost_per_unit, lot_id = ANY(:ids) AS named,
+               remaining_quantity > 0 AND sku = ANY(:skus) AS on_hand
+        FROM lots
+        WHERE tenant_id = :t AND status = 'live'
+          AND (lot_id = ANY(:ids) OR (remaining_quantity > 0 AND sku = ANY(:skus)))
+        ORDER BY sku, received_at, lot_id"""),
+        {"t": tenant_id, "ids": ids, "skus": skus},
+    ).all()
+    named = {r.lot_id: r for r in rows if r.named}
+    stock = [r for r in rows if r.on_hand]
+    existing = fifo.LotsBatch(
+        row=np.zeros(len(stock), np.int64),
+        lot_id=[r[0] for r in stock],
+        sku=[r[1] for r in stock],
+        received_date=np.array([fifo.to_datetime64(r[2]) for r in stock], dtype="datetime64[us]"),
+        quantity=np.array([int(r[3].scaleb(QTY_SCALE)) for r in stock], dtype=np.int64),
+        unit_cost=np.array([int(r[4].scaleb(COST_SCALE)) for r in stock], dtype=np.int64),
+    )
+    return named, existing
+
+
+def check_lots(known: dict[str, Row[Any]], lots: ParsedLots | None) -> tuple[BoolArray, list[fifo.RowError]]:
+    """Which input lots are new (`known`: the live lots the file names, from `lots_state`). A lot_id already
+    live with identical values is the same lot (not received twice); with other values it is a LOT_CONFLICT;
+    a reversed lot is received anew."""
     if lots is None or not len(lots.batch):
         return np.ones(0, dtype=bool), []
     lb = lots.batch
     new = np.ones(len(lb), dtype=bool)
-    known = {
-        lot.lot_id: lot
-        for lot in session.scalars(
-            select(Lot).where(
-                Lot.tenant_id == tenant_id,
-                Lot.lot_id == func.any(literal(list(lb.lot_id), ARRAY(String))),
-                Lot.status == LotStatus.LIVE,
-            )
-        )
-    }
     errors = []
     for i, lot_id in enumerate(lb.lot_id):
         lot = known.get(lot_id)
@@ -274,25 +320,6 @@ def check_lots(session: Session, tenant_id: str, lots: ParsedLots | None) -> tup
                 )
             )
     return new, errors
-
-
-def live_lots(session: Session, tenant_id: str, skus: list[str]) -> fifo.LotsBatch:
-    """The tenant's live lots with stock of these SKUs, in FIFO order."""
-    rows = session.execute(
-        text("""
-        SELECT lot_id, sku, received_at, remaining_quantity, unit_cost FROM lots
-        WHERE tenant_id = :t AND status = 'live' AND remaining_quantity > 0 AND sku = ANY(:skus)
-        ORDER BY sku, received_at, lot_id"""),
-        {"t": tenant_id, "skus": skus},
-    ).all()
-    return fifo.LotsBatch(
-        row=np.zeros(len(rows), np.int64),
-        lot_id=[r[0] for r in rows],
-        sku=[r[1] for r in rows],
-        received_date=np.array([fifo.to_datetime64(r[2]) for r in rows], dtype="datetime64[us]"),
-        quantity=np.array([int(r[3].scaleb(QTY_SCALE)) for r in rows], dtype=np.int64),
-        unit_cost=np.array([int(r[4].scaleb(COST_SCALE)) for r in rows], dtype=np.int64),
-    )
 
 
 def _select_lots(lb: fifo.LotsBatch, mask: BoolArray) -> fifo.LotsBatch:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import io
 import json
+from datetime import datetime
 from typing import Any
 
+from sqlalchemy import func, update
 from sqlalchemy.orm import Session
 
 from shared import costing
@@ -21,6 +23,7 @@ from shared.errors import DomainError
 from shared.integrations import events
 from shared.integrations.models import EventName
 from shared.jobs import service as jobs
+from shared.jobs.handlers import carry
 from shared.jobs.kinds import JobStatus
 from shared.jobs.models import Job
 from shared.runs import backdating, checks, methods, repost, writes
@@ -45,6 +48,20 @@ def _run_of(session: Session, job: Job) -> Run:
     return run
 
 
+def _start_run(session: Session, job: Job, now: datetime) -> Run:
+    """Mark the job's run running (its first start kept) and load it, in one statement."""
+    started = (
+        update(Run)
+        .where(Run.id == job.payload["run_id"], Run.job_id == job.id)
+        .values(status=RunStatus.RUNNING, started_at=func.coalesce(Run.started_at, now))
+        .returning(Run)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    )
+    run = session.scalars(started).one_or_none()
+    assert run is not None, f"job {job.id} has no run"
+    return run
+
+
 def _inputs(session: Session, job: Job) -> dict[str, tuple[str, bytes]]:
     """The job's uploaded inputs (`sales`, and `lots` when given): name -> (format, bytes), in one query."""
     formats: dict[str, str] = job.payload["inputs"]
@@ -64,11 +81,12 @@ class CogsRun:
     def status_changed(self, session: Session, job: Job, error: DomainError | None = None) -> None:
         if job.status == JobStatus.COMPLETED:
             return  # `execute` has set the run's outcome
-        run = _run_of(session, job)
         now = utcnow()
-        if job.status == JobStatus.RUNNING:
-            run.status, run.started_at = RunStatus.RUNNING, run.started_at or now
-        elif job.status == JobStatus.QUEUED:
+        if job.status == JobStatus.RUNNING:  # claimed: one UPDATE ... RETURNING, and its execution keeps the row
+            carry(session, _start_run(session, job, now))
+            return
+        run = _run_of(session, job)
+        if job.status == JobStatus.QUEUED:
             run.status = RunStatus.QUEUED
         elif job.status == JobStatus.FAILED:
             run.status, run.finished_at, run.error = RunStatus.FAILED, now, job.error

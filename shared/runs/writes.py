@@ -15,7 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from shared import copytext
-from shared.copyio import copy_chunks, copy_into, copy_lines, copy_rows
+from shared.copyio import SMALL_WRITE_ROWS, copy_chunks, copy_into, copy_lines, copy_rows, insert_values
 from shared.decimals import AMOUNT_SCALE, COST_SCALE, QTY_SCALE
 from shared.jobs.models import Job
 from shared.ledger.lots import NewLots, apply_deltas, encode_deltas, insert_lots
@@ -45,10 +45,14 @@ def write_run(session: Session, job: Job, run: Run, checked: CheckedRun) -> None
     # rows, so the ledger COPY that follows is a plain transfer.
     receipts, prepared = _ledger_events(job, run, checked)
     head = lock_head(session, run.tenant_id)
-    with copy_into(session, "run_sales", SALES_COLUMNS) as copy:
-        for chunk in _sales_text(run, checked.sales, checked.result):
-            copy.write(chunk)
+    if len(checked.sales) <= SMALL_WRITE_ROWS:
+        insert_values(session, [("run_sales", SALES_COLUMNS, _sales_rows(run, checked.sales, checked.result))])
         chained = chain(run.tenant_id, head, prepared.chunks())
+    else:
+        with copy_into(session, "run_sales", SALES_COLUMNS) as copy:
+            for chunk in _sales_text(run, checked.sales, checked.result):
+                copy.write(chunk)
+            chained = chain(run.tenant_id, head, prepared.chunks())
     write_chained(session, chained)
     written = appended(prepared, chained)
     run.first_seq, run.last_seq = written.first, written.last
@@ -57,11 +61,25 @@ def write_run(session: Session, job: Job, run: Run, checked: CheckedRun) -> None
 
 
 def write_dry_run(session: Session, run: Run, checked: CheckedRun) -> None:
-    """A dry run's per-sale results and allocation slices, which no ledger event carries."""
-    copy_chunks(session, "run_sales", SALES_COLUMNS, _sales_text(run, checked.sales, checked.result))
+    """A dry run's per-sale results and allocation slices, which no ledger event carries: a small run's in one
+    multi-row INSERT, a larger one's by COPY."""
     sb, lots, result = checked.sales, checked.available, checked.result
     sale_idx, lot_idx = result.slice_sale.tolist(), result.slice_lot.tolist()
     n = len(sale_idx)
+    if max(len(sb), n) <= SMALL_WRITE_ROWS:
+        slices = list(
+            zip(
+                [run.id] * n, range(1, n + 1), [run.tenant_id] * n, [sb.sale_id[i] for i in sale_idx],
+                [lots.lot_id[i] for i in lot_idx], [sb.sku[i] for i in sale_idx],
+                copytext.scaled_column(result.slice_quantity, QTY_SCALE),
+                copytext.scaled_column(slice_unit_cost(lots, result), COST_SCALE),
+                copytext.scaled_column(result.slice_amount, AMOUNT_SCALE), strict=True,
+            )
+        )  # fmt: skip
+        sales = _sales_rows(run, sb, result)
+        insert_values(session, [("run_sales", SALES_COLUMNS, sales), ("run_allocations", ALLOCATION_COLUMNS, slices)])
+        return
+    copy_chunks(session, "run_sales", SALES_COLUMNS, _sales_text(run, sb, result))
     lines = copytext.join_rows([
         copytext.constant(run.id, n), [str(i) for i in range(1, n + 1)], copytext.constant(run.tenant_id, n),
         copytext.text_column([sb.sale_id[i] for i in sale_idx]),
@@ -156,11 +174,30 @@ def _record_costed_skus(session: Session, run: Run, sb: fifo.SalesBatch) -> None
     )
 
 
-def _sales_text(run: Run, sb: fifo.SalesBatch, result: fifo.FifoResult) -> Iterator[str]:
-    """The per-sale rows in COPY text, chunk by chunk, sorted by sale_id so they extend both run_sales
-    indexes at their ends instead of at random places."""
+def _sales_order(sb: fifo.SalesBatch) -> npt.NDArray[np.int64]:
+    """Sales sorted by sale_id, so their rows extend both run_sales indexes at their ends instead of at random
+    places."""
     # (a NumPy string array would be as wide as the longest id times four bytes per character, per row)
-    order = np.array(sorted(range(len(sb)), key=sb.sale_id.__getitem__), dtype=np.int64)
+    return np.array(sorted(range(len(sb)), key=sb.sale_id.__getitem__), dtype=np.int64)
+
+
+def _sales_rows(run: Run, sb: fifo.SalesBatch, result: fifo.FifoResult) -> list[tuple[Any, ...]]:
+    """A small run's per-sale rows as values (`insert_values`), in sale_id order."""
+    order = _sales_order(sb)
+    n = len(order)
+    return list(
+        zip(
+            [run.id] * n, [sb.sale_id[i] for i in order.tolist()], [run.tenant_id] * n,
+            [sb.sku[i] for i in order.tolist()], copytext.timestamp_column(sb.sale_date[order]),
+            copytext.scaled_column(sb.quantity[order], QTY_SCALE),
+            copytext.scaled_column(result.sale_cogs[order], AMOUNT_SCALE), strict=True,
+        )
+    )  # fmt: skip
+
+
+def _sales_text(run: Run, sb: fifo.SalesBatch, result: fifo.FifoResult) -> Iterator[str]:
+    """The per-sale rows in COPY text, chunk by chunk, in sale_id order."""
+    order = _sales_order(sb)
     sale_ids, skus = [sb.sale_id[i] for i in order.tolist()], [sb.sku[i] for i in order.tolist()]
     dates, quantities, cogs = sb.sale_date[order], sb.quantity[order], result.sale_cogs[order]
     for start in range(0, len(sale_ids), 50_000):

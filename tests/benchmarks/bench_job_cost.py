@@ -6,13 +6,15 @@ no Celery, no broker round trip), with SQLAlchemy hooks counting statements and 
 commits, statements (and the statements by kind), this process's CPU and the wall time. The worker's Celery
 overhead comes on top; `bench_pipeline` measures the whole pipeline.
 
-Run: `python -m tests.benchmarks.bench_job_cost [--jobs 200] [--top 30]`. Prints a table and writes
+Run: `python -m tests.benchmarks.bench_job_cost [--jobs 200] [--top 30] [--profile FILE]` (`--profile` writes
+a cProfile of the drain: `python -m pstats FILE`). Prints a table and writes
 bench-results/job_cost.json. Uses ASORA_DATABASE_URL / ASORA_REDIS_URL when set, embedded servers otherwise.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import os
 import time
 from collections import Counter
@@ -29,7 +31,7 @@ def _shape(statement: str) -> str:
     return " ".join(statement.split())[:100]
 
 
-def measure(jobs: int) -> dict[str, Any]:
+def measure(jobs: int, profile: str | None = None) -> dict[str, Any]:
     from shared import db, registry
     from shared.config import get_settings
     from shared.jobs import runner
@@ -53,8 +55,11 @@ def measure(jobs: int) -> dict[str, Any]:
     event.listen(engine, "before_cursor_execute", counted)
     event.listen(engine, "commit", committed)
     client = redis.Redis.from_url(os.environ["ASORA_REDIS_URL"])
+    profiler = cProfile.Profile(time.process_time) if profile else None  # CPU time, not wall
     cpu, wall = time.process_time(), time.perf_counter()
     try:
+        if profiler is not None:
+            profiler.enable()
         executed = runner.drain_tenant(
             tenant.tenant_id,
             worker="bench-job-cost",
@@ -64,6 +69,9 @@ def measure(jobs: int) -> dict[str, Any]:
         )
     finally:
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        if profiler is not None and profile:
+            profiler.disable()
+            profiler.dump_stats(profile)
         event.remove(engine, "before_cursor_execute", counted)
         event.remove(engine, "commit", committed)
         client.close()
@@ -87,9 +95,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=200)
     parser.add_argument("--top", type=int, default=30, help="how many statement shapes to list")
+    parser.add_argument("--profile", metavar="FILE", help="write a cProfile of the drain here (its CPU figure rises)")
     args = parser.parse_args()
     with scratch_environment():
-        figures = measure(args.jobs)
+        figures = measure(args.jobs, args.profile)
     figures["machine"] = machine()
     print_table(
         "one small job (1 lot, 1 sale, dry run), drained in process",
