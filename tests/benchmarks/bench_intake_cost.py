@@ -23,7 +23,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import psutil
@@ -50,16 +50,17 @@ def _thread_group(name: str) -> str:
 def _thread_cpu() -> dict[str, float]:
     """CPU seconds so far by thread group (native ids mapped to Python thread names)."""
     names = {t.native_id: t.name for t in threading.enumerate()}
-    out: Counter[str] = Counter()
+    out: dict[str, float] = {}
     for thread in psutil.Process().threads():
-        out[_thread_group(names.get(thread.id, "other"))] += thread.user_time + thread.system_time
-    return dict(out)
+        group = _thread_group(names.get(thread.id, "other"))
+        out[group] = out.get(group, 0.0) + thread.user_time + thread.system_time
+    return out
 
 
 class Driver:
     """The ASGI app with its lifespan, called directly (one request = one `app(scope, receive, send)`)."""
 
-    def __init__(self, app: Callable[..., Awaitable[None]], key: str, idempotency: bool) -> None:
+    def __init__(self, app: Callable[..., Coroutine[Any, Any, None]], key: str, idempotency: bool) -> None:
         self.app, self.key, self.idempotency = app, key.encode(), idempotency
         self.statuses: Counter[int] = Counter()
         self._lifespan: asyncio.Queue[Message] = asyncio.Queue()
@@ -72,7 +73,7 @@ class Driver:
 
     async def start(self) -> None:
         scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
-        self._task = asyncio.create_task(self.app(scope, self._lifespan.get, self._lifespan_send))
+        self._task: asyncio.Task[None] = asyncio.create_task(self.app(scope, self._lifespan.get, self._lifespan_send))
         await self._lifespan.put({"type": "lifespan.startup"})
         await self._started.wait()
 
@@ -140,12 +141,12 @@ def measure(requests: int, clients: int, warmup: int, idempotency: bool) -> dict
     import uvloop
 
     [tenant] = create_tenants(1, prefix="cost")
-    from api import main
+    from worker import health
 
     # No worker runs here, and the API's worker-ping thread would outlive the benchmark's Redis database (its
     # reply queue's binding reappears after the flush and leaves the database looking claimed).
-    main.worker_health.watch_workers = lambda: None  # type: ignore[assignment]
-    app = main.app
+    health.watch_workers = lambda: None
+    from api.main import app
 
     statements: Counter[str] = Counter()
     commits = 0
