@@ -109,18 +109,33 @@ async def _end(step: Callable[[], None]) -> None:
     await anyio.to_thread.run_sync(step, limiter=anyio.CapacityLimiter(1))
 
 
+def _commit_and_close(session: Session) -> None:
+    try:
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def _roll_back_and_close(session: Session) -> None:
+    try:
+        session.rollback()
+    finally:
+        session.close()
+
+
 async def get_session() -> AsyncIterator[Session]:
-    """The request's one transaction: committed when the route returns, rolled back when it raises. Making the
-    session touches no database, so it is made on the event loop."""
+    """The request's one transaction: committed when the route returns, rolled back when it raises, and closed
+    in the same trip to the lane. Making the session touches no database, so it is made on the event loop."""
     session = db.get_sessionmaker()()
     try:
         yield session
-        await _end(session.commit)
     except BaseException:
-        await _end(session.rollback)
+        await _end(lambda: _roll_back_and_close(session))
         raise
-    finally:
-        await _end(session.close)
+    await _end(lambda: _commit_and_close(session))
 
 
 # scope="function": the commit runs as the route returns, before the response is sent, so a failed commit

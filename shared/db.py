@@ -19,13 +19,16 @@ import hashlib
 import json
 import os
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any, Final
 
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from shared import dblogin
 from shared.config import get_settings
@@ -83,8 +86,37 @@ def connection_options(*, statement_timeout_ms: int = 0) -> dict[str, Any]:
     }
 
 
-def _json_text(value: Any) -> str:
+def json_text(value: Any) -> str:
+    """How every JSONB value is written: one with a date or a decimal in it is stored as its text rather than
+    failing the transaction (the engines' serializer; statements sent as driver SQL use it too)."""
     return json.dumps(value, default=str)
+
+
+# A pooled connection that has sat unused for longer than this is pinged before it is handed out, and replaced
+# if the server no longer answers (a restart, an idle timeout, a terminated backend). One used more recently
+# than that is not: under load every checkout would otherwise cost a round trip (SQLAlchemy's pool_pre_ping),
+# and a connection that breaks in use anyway is detected by the statement that fails, which invalidates the
+# pool's older connections with it.
+PING_AFTER_IDLE_SECONDS = 1.0
+_IDLE_SINCE = "asora.idle_since"
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
+        since = record.info.pop(_IDLE_SINCE, None)
+        if since is None or time.monotonic() - since < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:  # any failure of the ping: the pool replaces the connection and retries
+            raise DisconnectionError(f"a pooled connection did not answer its ping: {exc}") from exc
+        if not alive:
+            raise DisconnectionError("a pooled connection did not answer its ping")
 
 
 def make_engine(url: str, *, statement_timeout_ms: int = 0, **kwargs: Any) -> Engine:
@@ -93,9 +125,9 @@ def make_engine(url: str, *, statement_timeout_ms: int = 0, **kwargs: Any) -> En
         "application_name": kwargs.pop("application_name", _process_name()),
         **connection_options(statement_timeout_ms=statement_timeout_ms),
     }
-    # JSONB values (job payloads, audit details) with a date or a decimal in them are stored as their text
-    # rather than failing the transaction.
-    return create_engine(url, pool_pre_ping=True, connect_args=connect_args, json_serializer=_json_text, **kwargs)
+    engine = create_engine(url, connect_args=connect_args, json_serializer=json_text, **kwargs)
+    _ping_when_idle(engine)
+    return engine
 
 
 def database_url() -> str:
@@ -160,7 +192,8 @@ def scope_signature(backend_pid: int, tenant_id: str) -> str:
     return hashlib.sha256(key + inner).hexdigest()
 
 
-_SET_SCOPE = "SELECT set_config('asora.tenant_id', :t, true), set_config('asora.tenant_sig', :s, true)"
+# Sent as driver SQL (no SQLAlchemy compilation): it opens every tenant-scoped transaction.
+_SET_SCOPE = "SELECT set_config('asora.tenant_id', %(t)s, true), set_config('asora.tenant_sig', %(s)s, true)"
 
 
 def backend_pid(connection: Connection) -> int:
@@ -177,7 +210,8 @@ def scope_params(connection: Connection, tenant_id: str) -> dict[str, str]:
 
 def set_tenant(session: Session, tenant_id: str) -> None:
     """Scope the current transaction to one tenant for row-level security."""
-    session.execute(text(_SET_SCOPE), scope_params(session.connection(), tenant_id))
+    connection = session.connection()
+    connection.exec_driver_sql(_SET_SCOPE, scope_params(connection, tenant_id))
 
 
 _SCOPE = "asora.tenant_scope"
@@ -195,7 +229,7 @@ def scope_session(session: Session, tenant_id: str) -> None:
 def _apply_scope(session: Session, _transaction: Any, connection: Any) -> None:
     tenant_id = session.info.get(_SCOPE)
     if tenant_id is not None:
-        connection.execute(text(_SET_SCOPE), scope_params(connection, tenant_id))
+        connection.exec_driver_sql(_SET_SCOPE, scope_params(connection, tenant_id))
 
 
 @contextmanager

@@ -32,6 +32,11 @@ def redact(value: Any) -> Any:
 _SAFE_KEYS = frozenset({"key_id", "idempotency_key_reused", "api_key_id"})
 
 
+# The table's INSERT, not the ORM's, built once and sent on the session's connection: audit rows are written on
+# every hot path, and building the statement per row (and the ORM session's execute) cost more than sending it.
+_INSERT = insert(table_of(AuditEvent))
+
+
 def record(
     session: Session,
     *,
@@ -47,19 +52,20 @@ def record(
     job_id: str | None = None,
     details: dict[str, Any] | None = None,
 ) -> None:
-    session.execute(  # the table's INSERT, not the ORM's: audit rows are written on every hot path
-        insert(table_of(AuditEvent)).values(
-            tenant_id=tenant_id,
-            actor_key_id=actor.key_id if actor else actor_key_id,
-            actor_role=actor.role if actor else actor_role,
-            action=action,
-            target=target,
-            outcome=outcome,
-            reason=reason,
-            request_id=request_id,
-            job_id=job_id,
-            details=redact(details) if details else None,
-        )
+    session.connection().execute(
+        _INSERT,
+        {
+            "tenant_id": tenant_id,
+            "actor_key_id": actor.key_id if actor else actor_key_id,
+            "actor_role": actor.role if actor else actor_role,
+            "action": action,
+            "target": target,
+            "outcome": outcome,
+            "reason": reason,
+            "request_id": request_id,
+            "job_id": job_id,
+            "details": redact(details) if details else None,
+        },
     )
 
 

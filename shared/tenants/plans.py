@@ -8,9 +8,10 @@ updates the same row, so it serializes with creations too. Limits live in `plan_
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
+from shared.base import table_of
 from shared.errors import NotFound, PlanLimitExceeded
 from shared.tenants.models import PlanLimit, Tenant
 
@@ -27,15 +28,23 @@ def lock_tenant(session: Session, tenant_id: str) -> str:
     return plan
 
 
+_LIMITS, _TENANTS = table_of(PlanLimit), table_of(Tenant)
+# Built once and sent on the session's connection: every JSON run's intake asks it (`rows_per_run`).
+_LIMIT_FOR = (
+    select(_LIMITS.c.maximum)
+    .join(_TENANTS, _TENANTS.c.plan == _LIMITS.c.plan)
+    .where(_TENANTS.c.id == bindparam("tenant_id"), _LIMITS.c.limit_name == bindparam("limit_name"))
+)
+
+
 def limit_for(session: Session, tenant_id: str, limit_name: str) -> int | None:
     """The tenant's ceiling for `limit_name` under its current plan; None means unlimited."""
     if limit_name not in LIMIT_NAMES:
         raise ValueError(f"unknown plan limit {limit_name!r}")
-    return session.scalar(
-        select(PlanLimit.maximum)
-        .join(Tenant, Tenant.plan == PlanLimit.plan)
-        .where(Tenant.id == tenant_id, PlanLimit.limit_name == limit_name)
+    maximum: int | None = (
+        session.connection().execute(_LIMIT_FOR, {"tenant_id": tenant_id, "limit_name": limit_name}).scalar()
     )
+    return maximum
 
 
 def check_limit(
