@@ -17,9 +17,11 @@ and the unit cost in force, read from the SKU's latest costed ISSUE (so several 
 
 from __future__ import annotations
 
+import io
+import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert
@@ -40,6 +42,7 @@ from shared.errors import (
     ValidationFailed,
 )
 from shared.pagination import page
+from shared.runs.csvio import parse_sales_csv, sales_from_records
 from shared.runs.models import SkuValuationMethod
 from shared.tenants.models import Tenant
 
@@ -88,6 +91,30 @@ def mismatches(session: Session, tenant_id: str, sb: SalesBatch, method: Method)
         if sku in held and held[sku] != method and sku not in first_row:
             first_row[sku] = int(sb.row[i])
     return [_mismatch(row, sku, held[sku], method) for sku, row in first_row.items()]
+
+
+def refuse_mismatches_at_intake(
+    session: Session, tenant_id: str, method: Method, sales: tuple[Literal["csv", "json"], bytes]
+) -> None:
+    """Refuse a run now (422 VALIDATION_FAILED, VALUATION_METHOD_MISMATCH, the worker's errors) when it sells a
+    SKU held to another method. The sales are read only when the tenant holds some SKU to another method than
+    the run's (one indexed probe otherwise). The worker checks again: a switch can land before the run executes."""
+    other = session.scalar(
+        text("SELECT EXISTS (SELECT FROM sku_valuation_methods WHERE tenant_id = :t AND method <> :m)"),
+        {"t": tenant_id, "m": method.value},
+    )
+    if not other:
+        return
+    fmt, blob = sales
+    try:
+        parsed = parse_sales_csv(io.BytesIO(blob)) if fmt == "csv" else sales_from_records(json.loads(blob))
+    except (ValidationFailed, ValueError):
+        return  # input the run job refuses as a whole: it says so with the job's error
+    if errors := mismatches(session, tenant_id, parsed.batch, method):
+        more = f" (and {len(errors) - 1} more SKUs)" if len(errors) > 1 else ""
+        raise ValidationFailed(
+            errors[0].message + more, reason=VALUATION_METHOD_MISMATCH, details=[e.as_dict() for e in errors]
+        )
 
 
 def record(session: Session, tenant_id: str, run_id: str, method: Method) -> None:
