@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
@@ -31,8 +32,9 @@ from shared.audit import service as audit
 from shared.auth import Principal
 from shared.base import utcnow
 from shared.costing import Method
+from shared.costing.common import round_half_even
 from shared.costing.fifo import RowError, SalesBatch
-from shared.decimals import AMOUNT_SCALE, COST_SCALE
+from shared.decimals import AMOUNT_SCALE, COST_SCALE, QTY_SCALE
 from shared.errors import (
     REPOST_NEEDS_FIFO,
     REVALUATION_REQUIRED,
@@ -171,6 +173,10 @@ def pool_averages(session: Session, tenant_id: str, sb: SalesBatch) -> dict[str,
     """The moving-average engine's `averages`: per sold SKU whose latest costed sale was costed at the moving
     average, the unit cost of that sale (its first ISSUE slice: the pool's average, never the remainder of an
     emptying sale unless the pool was emptied) and its instant in µs since the epoch."""
+    return _averages_in_force(session, tenant_id, sorted(set(sb.sku)))
+
+
+def _averages_in_force(session: Session, tenant_id: str, skus: list[str]) -> dict[str, tuple[int, int]]:
     rows = session.execute(
         text("""
         SELECT DISTINCT ON (e.sku) e.sku, e.unit_cost, r.mode, e.occurred_at
@@ -178,13 +184,55 @@ def pool_averages(session: Session, tenant_id: str, sb: SalesBatch) -> dict[str,
         WHERE e.tenant_id = :t AND e.sku = ANY(:skus) AND e.event_type = 'ISSUE'
           AND r.status = 'completed' AND NOT r.dry_run
         ORDER BY e.sku, e.occurred_at DESC, e.seq"""),
-        {"t": tenant_id, "skus": sorted(set(sb.sku))},
+        {"t": tenant_id, "skus": skus},
     ).all()
     return {
         sku: (int(Decimal(cost).scaleb(COST_SCALE)), (at - _EPOCH) // timedelta(microseconds=1))
         for sku, cost, mode, at in rows
         if mode == Method.MOVING_AVERAGE
     }
+
+
+@dataclass(frozen=True)
+class Pool:
+    """A moving-average SKU's pool now, every bin: quantity (10**-4), value (10**-8) and the unit cost in force
+    (10**-4; None when the pool is empty)."""
+
+    quantity: int
+    value: int
+    average: int | None
+
+
+def moving_average_pools(session: Session, tenant_id: str, skus: list[str]) -> dict[str, Pool]:
+    """The pools of those of `skus` held to moving average, as the next run would find them: the live lots'
+    stock plus the carried value, and the unit cost in force: the average last used (`averages`) while no lot
+    came in after it, else the pool's value over its quantity, rounded half-even to 10**-4 (docs/costing.md).
+    The SKUs' methods are share-locked, like a run's."""
+    held = held_methods(session, tenant_id, skus)
+    ma = sorted(sku for sku, method in held.items() if method == Method.MOVING_AVERAGE)
+    if not ma:
+        return {}
+    rows = session.execute(
+        text("""
+        SELECT sku, sum(remaining_quantity), sum(remaining_quantity * unit_cost), max(received_at) FROM lots
+        WHERE tenant_id = :t AND status = 'live' AND remaining_quantity > 0 AND sku = ANY(:skus) GROUP BY sku"""),
+        {"t": tenant_id, "skus": ma},
+    ).all()
+    stock = {sku: (q, v, at) for sku, q, v, at in rows}
+    carried = carried_values(session, tenant_id, ma)
+    in_force = _averages_in_force(session, tenant_id, ma)
+    pools: dict[str, Pool] = {}
+    for sku in ma:
+        q, v, latest = stock.get(sku, (Decimal(0), Decimal(0), None))
+        quantity = int(Decimal(q).scaleb(QTY_SCALE))
+        value = int((Decimal(v) + carried.get(sku, Decimal(0))).scaleb(AMOUNT_SCALE))
+        average: int | None = None
+        if quantity:
+            cost, used_at = in_force.get(sku, (0, None))
+            latest_us = (latest - _EPOCH) // timedelta(microseconds=1)
+            average = cost if used_at is not None and latest_us <= used_at else round_half_even(value, quantity)
+        pools[sku] = Pool(quantity, value, average)
+    return pools
 
 
 def refuse_outside_fifo_when_reposting(tenant: Tenant, method: Method, what: str) -> None:
