@@ -14,150 +14,38 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from shared.costing.fifo import (  # the engine's own ordering helpers, so every method orders exactly alike
-    FifoResult,
-    LotsBatch,
-    RowError,
-    SalesBatch,
-    _as_micros,
-    _factorize_skus,
-    _instant_keys,
-    _shortage,
-    _sorted_by_key,
-)
+from shared.costing.batches import FifoResult, LotsBatch, RowError, SalesBatch, _as_micros, _shortage
+from shared.costing.fifo import Ordered, Slices, fifo_slices, order, shortage_errors
 
 Int64Array = npt.NDArray[np.int64]
 CostingResult = FifoResult
 INT64_SAFE = 2**62
 
-
-@dataclass(frozen=True, slots=True)
-class Ordered:
-    """Sales and lots in costing order (SKU, then instant, then id, then input position).
-
-    ``sale_order``/``lot_order`` map a sorted position to the input index; ``segment[k]`` is the sorted
-    position of the latest lot received at or before sorted sale k (-1 when there is none), so the sales of
-    one lot's segment (after it and before the SKU's next lot) are contiguous and ``segment`` ascends.
-    """
-
-    sale_order: Int64Array
-    lot_order: Int64Array
-    sale_sku: Int64Array  # SKU code per sorted sale
-    lot_sku: Int64Array  # SKU code per sorted lot
-    sale_qty: Int64Array
-    lot_qty: Int64Array
-    segment: Int64Array
-    short: Int64Array  # sorted positions of the sales short of stock
-    demand: Int64Array  # S(k): the SKU's cumulative sales up to sorted sale k
-    received: Int64Array  # L(t_k): the SKU's lots received at or before sorted sale k
-    sale_micros: Int64Array  # per input sale
-    lot_cum: Int64Array  # cumulative sorted lot quantities, from 0 (the global lot line)
-    lot_base: Int64Array  # per sorted sale: where its SKU's lots start on the line
+__all__ = ["Ordered", "Slices", "fifo_slices", "order", "shortage_errors"]  # FIFO's ordering, every method's
 
 
-def order(sales: SalesBatch, lots: LotsBatch) -> Ordered:
-    """Sort both batches and check stock on the cumulative line (no Python loop per sale)."""
-    n, m = len(sales.sale_id), len(lots.lot_id)
-    sale_codes, lot_codes, n_skus = _factorize_skus(sales.sku, lots.sku)
-    sale_micros = _as_micros(sales.sale_date)
-    sale_key, lot_key = _instant_keys(sale_codes, sale_micros, lot_codes, _as_micros(lots.received_date), n_skus)
-    sale_order, sale_key = _sorted_by_key(sale_key, sales.sale_id)
-    lot_order, lot_key = _sorted_by_key(lot_key, lots.lot_id)
-    sale_qty = np.asarray(sales.quantity, dtype=np.int64)[sale_order]
-    lot_qty = np.asarray(lots.quantity, dtype=np.int64)[lot_order]
-    sale_sku = sale_codes[sale_order]
-    lot_sku = lot_codes[lot_order]
-    lot_cum = np.zeros(m + 1, np.int64)
-    np.cumsum(lot_qty, out=lot_cum[1:])
-    sale_cum = np.zeros(n + 1, np.int64)
-    np.cumsum(sale_qty, out=sale_cum[1:])
-    skus = np.arange(n_skus)
-    lot_base = lot_cum[np.searchsorted(lot_sku, skus)][sale_sku]
-    demand = sale_cum[1:] - sale_cum[np.searchsorted(sale_sku, skus)][sale_sku]
-    upto = np.searchsorted(lot_key, sale_key, side="right")
-    received = lot_cum[upto] - lot_base
-    segment = upto - 1
+def segments(o: Ordered) -> Int64Array:
+    """Per sorted sale: the sorted position of the latest lot of its SKU received at or before it (-1 when there
+    is none). The sales of one lot's *segment* (after it and before the SKU's next lot) are then contiguous and
+    the result ascends."""
+    if not o.lot_qty.size:
+        return np.full(o.sale_qty.size, -1, np.int64)
+    segment = o.upto - 1
     # A segment index that belongs to another SKU means no lot of the sale's SKU by then: short anyway.
-    if m:
-        foreign = (segment < 0) | (lot_sku[np.maximum(segment, 0)] != sale_sku)
-        segment = np.where(foreign, -1, segment)
-    else:
-        segment = np.full(n, -1, np.int64)
-    short = np.flatnonzero(demand > received)
-    return Ordered(
-        sale_order=sale_order,
-        lot_order=lot_order,
-        sale_sku=sale_sku,
-        lot_sku=lot_sku,
-        sale_qty=sale_qty,
-        lot_qty=lot_qty,
-        segment=segment.astype(np.int64, copy=False),
-        short=short,
-        demand=demand,
-        received=received,
-        sale_micros=sale_micros,
-        lot_cum=lot_cum,
-        lot_base=lot_base,
-    )
+    foreign = (segment < 0) | (o.lot_sku[np.maximum(segment, 0)] != o.sale_sku)
+    return np.where(foreign, -1, segment).astype(np.int64, copy=False)
 
 
-def fifo_slices(o: Ordered, n_lots: int) -> tuple[Int64Array, Int64Array, Int64Array, Int64Array]:
-    """The FIFO engine's physical slicing on an ordering that passed the stock check (the same arithmetic as
-    ``shared.costing.fifo.allocate``, reused by methods that take units oldest lot first): per slice its
-    sorted sale position, input lot index and quantity, and per input lot the quantity consumed."""
-    n = o.sale_qty.size
-    sale_end = o.lot_base + o.demand
-    sale_begin = sale_end - o.sale_qty
-    non_empty = o.lot_qty > 0
-    line_lots = o.lot_order[non_empty]
-    lot_end = o.lot_cum[1:][non_empty]
-    first_lot = np.searchsorted(lot_end, sale_begin, side="right")
-    counts = np.searchsorted(lot_end, sale_end, side="left") - first_lot + 1
-    first_slice = np.cumsum(counts) - counts
-    total = int(first_slice[-1] + counts[-1])
-    slice_k = np.repeat(np.arange(n), counts)
-    line_pos = np.arange(total) - np.repeat(first_slice - first_lot, counts)
-    lot_begin = lot_end - o.lot_qty[non_empty]
-    slice_qty = np.minimum(sale_end[slice_k], lot_end[line_pos]) - np.maximum(sale_begin[slice_k], lot_begin[line_pos])
-    slice_lot = line_lots[line_pos]
-    lot_changes = np.ones(total, dtype=bool)
-    lot_changes[1:] = line_pos[1:] != line_pos[:-1]
-    lot_slice_starts = np.flatnonzero(lot_changes)
-    lot_consumed = np.zeros(n_lots, np.int64)
-    lot_consumed[slice_lot[lot_slice_starts]] = np.add.reduceat(slice_qty, lot_slice_starts)
-    return slice_k, slice_lot, slice_qty, lot_consumed
-
-
-def shortage_errors(sales: SalesBatch, ordered: Ordered) -> list[RowError]:
-    """The INSUFFICIENT_STOCK errors of the short sales, in input order (FIFO's messages)."""
-    errors: list[tuple[int, RowError]] = []
-    for k in ordered.short.tolist():
-        i = int(ordered.sale_order[k])
-        requested = int(ordered.sale_qty[k])
-        error = _shortage(
-            row=int(sales.row[i]),
-            sale_id=sales.sale_id[i],
-            sku=sales.sku[i],
-            sale_date_us=int(ordered.sale_micros[i]),
-            requested=requested,
-            available=max(0, int(ordered.received[k]) - (int(ordered.demand[k]) - requested)),
-        )
-        errors.append((i, error))
-    errors.sort(key=lambda item: item[0])
-    return [error for _, error in errors]
-
-
-def segment_demand(ordered: Ordered, n_lots: int) -> Int64Array:
+def segment_demand(segment: Int64Array, sale_qty: Int64Array, n_lots: int) -> Int64Array:
     """Per sorted lot: the quantity its segment's sales take (sales are sorted, so segments are runs)."""
     out = np.zeros(n_lots, np.int64)
-    if ordered.segment.size:
-        np.add.at(out, ordered.segment, ordered.sale_qty)
+    if segment.size:
+        np.add.at(out, segment, sale_qty)
     return out
 
 

@@ -18,274 +18,55 @@ from __future__ import annotations
 
 import operator
 from collections import deque
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Final
 
 import numpy as np
 import numpy.typing as npt
 
-from shared.decimals import QTY_SCALE, format_scaled
+from shared.costing.batches import (  # the engines' data types live beside them; importable from here as before
+    _INT64_SAFE,
+    INSUFFICIENT_STOCK,
+    AmountArray,
+    DatetimeArray,
+    FifoResult,
+    Int64Array,
+    Lot,
+    LotsBatch,
+    RowError,
+    Sale,
+    SalesBatch,
+    _as_micros,
+    _check_batches,
+    _failed,
+    _fits_int64,
+    _int_array,
+    _shortage,
+    from_datetime64,
+    to_datetime64,
+)
 
-Int64Array = npt.NDArray[np.int64]
-DatetimeArray = npt.NDArray[np.datetime64]
-# Amount columns are int64, or Python ints in an object array when a value exceeds int64.
-AmountArray = npt.NDArray[Any]
-
-INSUFFICIENT_STOCK: Final = "INSUFFICIENT_STOCK"
-
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-# Products and running sums on the vectorised path stay below this bound; anything larger goes
-# through the exact reference implementation instead.
-_INT64_SAFE: Final = 2**62
-
-
-@dataclass(frozen=True, slots=True)
-class RowError:
-    """One validation problem, addressed by 1-based data row of its source file."""
-
-    row: int
-    field: str
-    reason: str
-    message: str
-    file: str
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "row": self.row,
-            "field": self.field,
-            "reason": self.reason,
-            "message": self.message,
-            "file": self.file,
-        }
-
-
-def to_datetime64(value: datetime) -> np.datetime64:
-    """A ``datetime`` as a UTC ``datetime64[us]``; naive values are taken to be UTC already."""
-    if value.tzinfo is not None:
-        value = value.astimezone(UTC).replace(tzinfo=None)
-    return np.datetime64(value, "us")
-
-
-def from_datetime64(value: np.datetime64 | int) -> datetime:
-    """An aware UTC ``datetime`` from a ``datetime64`` (any unit) or from microseconds since the epoch."""
-    if isinstance(value, np.datetime64):
-        value = int(value.astype("datetime64[us]").astype(np.int64))
-    return _EPOCH + timedelta(microseconds=int(value))
-
-
-def _as_micros(values: DatetimeArray) -> Int64Array:
-    micros = np.asarray(values).astype("datetime64[us]", copy=False).view(np.int64)
-    if micros.size and (micros == np.iinfo(np.int64).min).any():
-        raise ValueError("dates must not be NaT")
-    return micros
-
-
-@dataclass(frozen=True, slots=True)
-class Sale:
-    """A single sale for building a ``SalesBatch`` by hand; ``quantity`` is scaled by 10**4."""
-
-    sale_id: str
-    sku: str
-    sale_date: datetime
-    quantity: int
-    row: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Lot:
-    """A single lot for building a ``LotsBatch``; ``quantity`` and ``unit_cost`` are scaled by 10**4."""
-
-    lot_id: str
-    sku: str
-    received_date: datetime
-    quantity: int
-    unit_cost: int
-    row: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class SalesBatch:
-    """Sales in columns. ``row`` is the 1-based data row of each sale in its source (used in errors)."""
-
-    row: Int64Array
-    sale_id: list[str]
-    sku: list[str]
-    sale_date: DatetimeArray  # datetime64[us], UTC
-    quantity: Int64Array  # scaled 10**4, > 0
-
-    def __len__(self) -> int:
-        return len(self.sale_id)
-
-    @classmethod
-    def empty(cls) -> SalesBatch:
-        return cls(
-            row=np.zeros(0, np.int64),
-            sale_id=[],
-            sku=[],
-            sale_date=np.zeros(0, "datetime64[us]"),
-            quantity=np.zeros(0, np.int64),
-        )
-
-    @classmethod
-    def from_sales(cls, sales: Iterable[Sale | tuple[Any, ...]]) -> SalesBatch:
-        """Build from ``Sale`` objects or ``(sale_id, sku, sale_date, quantity[, row])`` tuples.
-
-        A missing ``row`` defaults to the position in the input plus one.
-        """
-        items = [s if isinstance(s, Sale) else Sale(*s) for s in sales]
-        return cls(
-            row=np.array([i + 1 if s.row is None else s.row for i, s in enumerate(items)], dtype=np.int64).reshape(-1),
-            sale_id=[s.sale_id for s in items],
-            sku=[s.sku for s in items],
-            sale_date=np.array([to_datetime64(s.sale_date) for s in items], dtype="datetime64[us]").reshape(-1),
-            quantity=np.array([s.quantity for s in items], dtype=np.int64).reshape(-1),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class LotsBatch:
-    """Lots in columns. ``row`` is 0 for lots already in the ledger (carried in from earlier runs)."""
-
-    row: Int64Array
-    lot_id: list[str]
-    sku: list[str]
-    received_date: DatetimeArray  # datetime64[us], UTC
-    quantity: Int64Array  # scaled 10**4: the quantity available to this run, >= 0
-    unit_cost: Int64Array  # scaled 10**4: unit_price + freight_cost_per_unit
-
-    def __len__(self) -> int:
-        return len(self.lot_id)
-
-    @classmethod
-    def empty(cls) -> LotsBatch:
-        return cls(
-            row=np.zeros(0, np.int64),
-            lot_id=[],
-            sku=[],
-            received_date=np.zeros(0, "datetime64[us]"),
-            quantity=np.zeros(0, np.int64),
-            unit_cost=np.zeros(0, np.int64),
-        )
-
-    @classmethod
-    def from_lots(cls, lots: Iterable[Lot | tuple[Any, ...]]) -> LotsBatch:
-        """Build from ``Lot`` objects or ``(lot_id, sku, received_date, quantity, unit_cost[, row])``.
-
-        A missing ``row`` defaults to the position in the input plus one.
-        """
-        items = [lot if isinstance(lot, Lot) else Lot(*lot) for lot in lots]
-        return cls(
-            row=np.array(
-                [i + 1 if lot.row is None else lot.row for i, lot in enumerate(items)], dtype=np.int64
-            ).reshape(-1),
-            lot_id=[lot.lot_id for lot in items],
-            sku=[lot.sku for lot in items],
-            received_date=np.array([to_datetime64(lot.received_date) for lot in items], dtype="datetime64[us]").reshape(
-                -1
-            ),
-            quantity=np.array([lot.quantity for lot in items], dtype=np.int64).reshape(-1),
-            unit_cost=np.array([lot.unit_cost for lot in items], dtype=np.int64).reshape(-1),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class FifoResult:
-    """The outcome of an allocation.
-
-    Slices are ordered by (SKU, sale order, lot order); ``slice_sale`` and ``slice_lot`` index the
-    input batches. ``sale_cogs`` (scaled 10**8) and ``lot_consumed`` (scaled 10**4) follow input order.
-    When ``errors`` is not empty the run cannot be costed: slices are empty and totals are zero.
-    """
-
-    errors: list[RowError]
-    slice_sale: Int64Array
-    slice_lot: Int64Array
-    slice_quantity: Int64Array
-    slice_amount: AmountArray
-    sale_cogs: AmountArray
-    lot_consumed: Int64Array
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors
-
-    @property
-    def total_cogs(self) -> int:
-        """Exact total COGS, scaled 10**8."""
-        return int(sum(self.sale_cogs.tolist(), 0))
-
-    @property
-    def total_quantity(self) -> int:
-        """Total quantity costed, scaled 10**4."""
-        return int(sum(self.slice_quantity.tolist(), 0))
-
-
-def _failed(errors: list[RowError], n_sales: int, n_lots: int) -> FifoResult:
-    empty = np.zeros(0, np.int64)
-    return FifoResult(
-        errors=errors,
-        slice_sale=empty,
-        slice_lot=empty.copy(),
-        slice_quantity=empty.copy(),
-        slice_amount=empty.copy(),
-        sale_cogs=np.zeros(n_sales, np.int64),
-        lot_consumed=np.zeros(n_lots, np.int64),
-    )
-
-
-def _shortage(*, row: int, sale_id: str, sku: str, sale_date_us: int, requested: int, available: int) -> RowError:
-    when = from_datetime64(sale_date_us).isoformat().replace("+00:00", "Z")
-    return RowError(
-        row=row,
-        field="quantity_sold",
-        reason=INSUFFICIENT_STOCK,
-        message=(
-            f"insufficient stock of SKU {sku!r} for sale {sale_id!r}: requested "
-            f"{format_scaled(requested, QTY_SCALE)}, available {format_scaled(available, QTY_SCALE)} "
-            f"from lots received at or before {when}"
-        ),
-        file="sales",
-    )
-
-
-def _check_batches(sales: SalesBatch, lots: LotsBatch) -> None:
-    n, m = len(sales.sale_id), len(lots.lot_id)
-    if not (len(sales.sku) == sales.row.shape[0] == sales.sale_date.shape[0] == sales.quantity.shape[0] == n):
-        raise ValueError("SalesBatch columns have different lengths")
-    if not (
-        len(lots.sku)
-        == lots.row.shape[0]
-        == lots.received_date.shape[0]
-        == lots.quantity.shape[0]
-        == lots.unit_cost.shape[0]
-        == m
-    ):
-        raise ValueError("LotsBatch columns have different lengths")
-    if n and int(sales.quantity.min()) <= 0:
-        raise ValueError("sale quantities must be positive")
-    if m and int(lots.quantity.min()) < 0:
-        raise ValueError("lot quantities must not be negative")
-
-
-def _fits_int64(sales: SalesBatch, lots: LotsBatch) -> bool:
-    """Whether every running sum and product on the vectorised path stays inside int64."""
-    n, m = len(sales.sale_id), len(lots.lot_id)
-    max_sale = int(sales.quantity.max()) if n else 0
-    max_lot = int(lots.quantity.max()) if m else 0
-    max_cost = int(np.abs(lots.unit_cost).max()) if m else 0
-    return max_sale * n < _INT64_SAFE and max_lot * m < _INT64_SAFE and max_sale * max_cost < _INT64_SAFE
-
-
-def _int_array(values: Sequence[int]) -> AmountArray:
-    try:
-        return np.array(values, dtype=np.int64).reshape(-1)
-    except OverflowError:
-        out = np.empty(len(values), dtype=object)
-        out[:] = values
-        return out
-
+__all__ = [
+    "INSUFFICIENT_STOCK",
+    "AmountArray",
+    "DatetimeArray",
+    "FifoResult",
+    "Int64Array",
+    "Lot",
+    "LotsBatch",
+    "Ordered",
+    "RowError",
+    "Sale",
+    "SalesBatch",
+    "Slices",
+    "allocate",
+    "fifo_slices",
+    "from_datetime64",
+    "order",
+    "reference_allocate",
+    "shortage_errors",
+    "to_datetime64",
+]
 
 # ---------------------------------------------------------------------------------------------
 # Vectorised engine
@@ -405,6 +186,130 @@ def _id_order(ids: list[str], group: Int64Array) -> Int64Array:
     return np.lexsort((id_rank, group)).astype(np.int64, copy=False)
 
 
+@dataclass(frozen=True, slots=True)
+class Ordered:
+    """Sales and lots in costing order (SKU, then instant, then id, then input position), and the stock check.
+
+    Every method orders and checks stock this way (``shared.costing.common``). ``sale_order``/``lot_order`` map
+    a sorted position to the input index. ``upto[k]`` is how many sorted lots (of every SKU) have a key at or
+    before sorted sale k, so ``upto - 1`` is the latest lot received by then when it is the sale's SKU's.
+    """
+
+    sale_order: Int64Array
+    lot_order: Int64Array
+    sale_sku: Int64Array  # SKU code per sorted sale
+    lot_sku: Int64Array  # SKU code per sorted lot
+    sale_qty: Int64Array
+    lot_qty: Int64Array
+    upto: Int64Array
+    short: Int64Array  # sorted positions of the sales short of stock
+    demand: Int64Array  # S(k): the SKU's cumulative sales up to sorted sale k
+    received: Int64Array  # L(t_k): the SKU's lots received at or before sorted sale k
+    sale_micros: Int64Array  # per input sale
+    lot_cum: Int64Array  # cumulative sorted lot quantities, from 0 (the global lot line)
+    lot_base: Int64Array  # per sorted sale: where its SKU's lots start on the line
+
+
+def order(sales: SalesBatch, lots: LotsBatch) -> Ordered:
+    """Sort both batches and check stock on the cumulative line (no Python loop per sale)."""
+    n, m = len(sales.sale_id), len(lots.lot_id)
+    sale_codes, lot_codes, n_skus = _factorize_skus(sales.sku, lots.sku)
+    sale_micros = _as_micros(sales.sale_date)
+    sale_key, lot_key = _instant_keys(sale_codes, sale_micros, lot_codes, _as_micros(lots.received_date), n_skus)
+    sale_order, sale_key = _sorted_by_key(sale_key, sales.sale_id)
+    lot_order, lot_key = _sorted_by_key(lot_key, lots.lot_id)
+    sale_qty = np.asarray(sales.quantity, dtype=np.int64)[sale_order]
+    lot_qty = np.asarray(lots.quantity, dtype=np.int64)[lot_order]
+    sale_sku = sale_codes[sale_order]
+    lot_sku = lot_codes[lot_order]
+
+    # All SKUs' lots, in FIFO order, laid end to end on one global quantity line.
+    lot_cum = np.zeros(m + 1, np.int64)
+    np.cumsum(lot_qty, out=lot_cum[1:])
+    sale_cum = np.zeros(n + 1, np.int64)
+    np.cumsum(sale_qty, out=sale_cum[1:])
+    skus = np.arange(n_skus)
+    lot_base = lot_cum[np.searchsorted(lot_sku, skus)][sale_sku]  # line start of the SKU
+    demand = sale_cum[1:] - sale_cum[np.searchsorted(sale_sku, skus)][sale_sku]  # S(k) within the SKU
+    # Lots whose (SKU, received instant) key is <= the sale's: the SKU's lots received by then.
+    upto = np.searchsorted(lot_key, sale_key, side="right")
+    received = lot_cum[upto] - lot_base  # L(t_k)
+    return Ordered(
+        sale_order=sale_order,
+        lot_order=lot_order,
+        sale_sku=sale_sku,
+        lot_sku=lot_sku,
+        sale_qty=sale_qty,
+        lot_qty=lot_qty,
+        upto=upto,
+        short=np.flatnonzero(demand > received),
+        demand=demand,
+        received=received,
+        sale_micros=sale_micros,
+        lot_cum=lot_cum,
+        lot_base=lot_base,
+    )
+
+
+def shortage_errors(sales: SalesBatch, ordered: Ordered) -> list[RowError]:
+    """The INSUFFICIENT_STOCK errors of the short sales, in input order."""
+    errors: list[tuple[int, RowError]] = []
+    for k in ordered.short.tolist():
+        i = int(ordered.sale_order[k])
+        requested = int(ordered.sale_qty[k])
+        error = _shortage(
+            row=int(sales.row[i]),
+            sale_id=sales.sale_id[i],
+            sku=sales.sku[i],
+            sale_date_us=int(ordered.sale_micros[i]),
+            requested=requested,
+            available=max(0, int(ordered.received[k]) - (int(ordered.demand[k]) - requested)),
+        )
+        errors.append((i, error))
+    errors.sort(key=lambda item: item[0])
+    return [error for _, error in errors]
+
+
+@dataclass(frozen=True, slots=True)
+class Slices:
+    """FIFO's physical slicing of sorted sales over the lot line: per slice its sorted sale position, input lot
+    index and quantity; per sorted sale its first slice; per input lot the quantity consumed."""
+
+    sale: Int64Array
+    lot: Int64Array
+    quantity: Int64Array
+    first: Int64Array
+    lot_consumed: Int64Array
+
+
+def fifo_slices(o: Ordered, n_lots: int) -> Slices:
+    """Slice every sale of an ordering that passed the stock check, oldest lot first: sale k covers
+    ``[end - quantity, end)`` on the global lot line."""
+    n = o.sale_qty.size
+    sale_end = o.lot_base + o.demand
+    sale_begin = sale_end - o.sale_qty
+    non_empty = o.lot_qty > 0  # empty lots take no part in consumption
+    line_lots = o.lot_order[non_empty]
+    lot_end = o.lot_cum[1:][non_empty]
+    lot_begin = lot_end - o.lot_qty[non_empty]
+
+    first_lot = np.searchsorted(lot_end, sale_begin, side="right")
+    counts = np.searchsorted(lot_end, sale_end, side="left") - first_lot + 1
+    first_slice = np.cumsum(counts) - counts
+    total = int(first_slice[-1] + counts[-1])
+    slice_k = np.repeat(np.arange(n), counts)
+    line_pos = np.arange(total) - np.repeat(first_slice - first_lot, counts)
+    slice_qty = np.minimum(sale_end[slice_k], lot_end[line_pos]) - np.maximum(sale_begin[slice_k], lot_begin[line_pos])
+    slice_lot = line_lots[line_pos]
+    # Lots are drained in line order, so each lot's slices are adjacent.
+    lot_changes = np.ones(total, dtype=bool)
+    lot_changes[1:] = line_pos[1:] != line_pos[:-1]
+    lot_slice_starts = np.flatnonzero(lot_changes)
+    lot_consumed = np.zeros(n_lots, np.int64)
+    lot_consumed[slice_lot[lot_slice_starts]] = np.add.reduceat(slice_qty, lot_slice_starts)
+    return Slices(slice_k, slice_lot, slice_qty, first_slice, lot_consumed)
+
+
 def allocate(sales: SalesBatch, lots: LotsBatch) -> FifoResult:
     """Allocate sales to lots FIFO, vectorised: no Python loop per sale or per slice.
 
@@ -417,80 +322,21 @@ def allocate(sales: SalesBatch, lots: LotsBatch) -> FifoResult:
         return _failed([], 0, m)
     if not _fits_int64(sales, lots):
         return reference_allocate(sales, lots)
-
-    sale_codes, lot_codes, n_skus = _factorize_skus(sales.sku, lots.sku)
-    sale_micros = _as_micros(sales.sale_date)
-    sale_key, lot_key = _instant_keys(sale_codes, sale_micros, lot_codes, _as_micros(lots.received_date), n_skus)
-    sale_order, sale_key = _sorted_by_key(sale_key, sales.sale_id)
-    lot_order, lot_key = _sorted_by_key(lot_key, lots.lot_id)
-    sale_qty = np.asarray(sales.quantity, dtype=np.int64)[sale_order]
-    lot_qty = np.asarray(lots.quantity, dtype=np.int64)[lot_order]
-    sale_sku = sale_codes[sale_order]
-
-    # All SKUs' lots, in FIFO order, laid end to end on one global quantity line.
-    lot_cum = np.zeros(m + 1, np.int64)
-    np.cumsum(lot_qty, out=lot_cum[1:])
-    sale_cum = np.zeros(n + 1, np.int64)
-    np.cumsum(sale_qty, out=sale_cum[1:])
-    skus = np.arange(n_skus)
-    lot_base = lot_cum[np.searchsorted(lot_codes[lot_order], skus)][sale_sku]  # line start of the SKU
-    demand = sale_cum[1:] - sale_cum[np.searchsorted(sale_sku, skus)][sale_sku]  # S(k) within the SKU
-    # Lots whose (SKU, received instant) key is <= the sale's: the SKU's lots received by then.
-    received = lot_cum[np.searchsorted(lot_key, sale_key, side="right")] - lot_base  # L(t_k)
-
-    short = np.flatnonzero(demand > received)
-    if short.size:
-        errors: list[tuple[int, RowError]] = []
-        for k in short.tolist():
-            i = int(sale_order[k])
-            requested = int(sale_qty[k])
-            error = _shortage(
-                row=int(sales.row[i]),
-                sale_id=sales.sale_id[i],
-                sku=sales.sku[i],
-                sale_date_us=int(sale_micros[i]),
-                requested=requested,
-                available=max(0, int(received[k]) - (int(demand[k]) - requested)),
-            )
-            errors.append((i, error))
-        errors.sort(key=lambda item: item[0])
-        return _failed([error for _, error in errors], n, m)
-
-    # Every sale fits: sale k covers [end - quantity, end) on the global lot line.
-    sale_end = lot_base + demand
-    sale_begin = sale_end - sale_qty
-    non_empty = lot_qty > 0  # empty lots take no part in consumption
-    line_lots = lot_order[non_empty]
-    lot_end = lot_cum[1:][non_empty]
-    lot_begin = lot_end - lot_qty[non_empty]
-
-    first_lot = np.searchsorted(lot_end, sale_begin, side="right")
-    counts = np.searchsorted(lot_end, sale_end, side="left") - first_lot + 1
-    first_slice = np.cumsum(counts) - counts
-    total = int(first_slice[-1] + counts[-1])
-    slice_k = np.repeat(np.arange(n), counts)
-    line_pos = np.arange(total) - np.repeat(first_slice - first_lot, counts)
-    slice_qty = np.minimum(sale_end[slice_k], lot_end[line_pos]) - np.maximum(sale_begin[slice_k], lot_begin[line_pos])
-    slice_lot = line_lots[line_pos]
-    slice_amount = slice_qty * np.asarray(lots.unit_cost, dtype=np.int64)[slice_lot]
-
+    o = order(sales, lots)
+    if o.short.size:
+        return _failed(shortage_errors(sales, o), n, m)
+    s = fifo_slices(o, m)
+    slice_amount = s.quantity * np.asarray(lots.unit_cost, dtype=np.int64)[s.lot]
     sale_cogs = np.zeros(n, np.int64)
-    sale_cogs[sale_order] = np.add.reduceat(slice_amount, first_slice)
-    # Lots are drained in line order, so each lot's slices are adjacent.
-    lot_changes = np.ones(total, dtype=bool)
-    lot_changes[1:] = line_pos[1:] != line_pos[:-1]
-    lot_slice_starts = np.flatnonzero(lot_changes)
-    lot_consumed = np.zeros(m, np.int64)
-    lot_consumed[slice_lot[lot_slice_starts]] = np.add.reduceat(slice_qty, lot_slice_starts)
-
+    sale_cogs[o.sale_order] = np.add.reduceat(slice_amount, s.first)
     return FifoResult(
         errors=[],
-        slice_sale=sale_order[slice_k],
-        slice_lot=slice_lot,
-        slice_quantity=slice_qty,
+        slice_sale=o.sale_order[s.sale],
+        slice_lot=s.lot,
+        slice_quantity=s.quantity,
         slice_amount=slice_amount,
         sale_cogs=sale_cogs,
-        lot_consumed=lot_consumed,
+        lot_consumed=s.lot_consumed,
     )
 
 

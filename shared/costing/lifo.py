@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from shared.costing.batches import FifoResult, LotsBatch, SalesBatch, _check_batches, _failed, _fits_int64
 from shared.costing.common import (
     by_sku,
     micros,
@@ -24,11 +25,11 @@ from shared.costing.common import (
     reference_shortages,
     result_of,
     segment_demand,
+    segments,
     shortage_errors,
     sums_by_run,
     times,
 )
-from shared.costing.fifo import FifoResult, LotsBatch, SalesBatch, _check_batches, _failed, _fits_int64
 
 
 def allocate(sales: SalesBatch, lots: LotsBatch) -> FifoResult:
@@ -43,9 +44,9 @@ def allocate(sales: SalesBatch, lots: LotsBatch) -> FifoResult:
     if o.short.size:
         return _failed(shortage_errors(sales, o), n, m)
 
-    seg_demand = segment_demand(o, m).tolist()
+    segment = segments(o)
+    seg_demand = segment_demand(segment, o.sale_qty, m).tolist()
     lot_sku, lot_qty = o.lot_sku.tolist(), o.lot_qty.tolist()
-    segment = o.segment
     seg_start = np.searchsorted(segment, np.arange(m), side="left").tolist()
     seg_end = np.searchsorted(segment, np.arange(m), side="right").tolist()
     sale_qty = o.sale_qty.tolist()

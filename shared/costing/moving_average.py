@@ -20,19 +20,26 @@ Which lots the units physically leave is FIFO's choice (oldest lot first), so lo
 under FIFO; each slice carries its quantity x ``a``, and the emptying sale's last slice carries the
 rounding remainder. Lots and sales are ordered, and stock checked, exactly as by FIFO.
 
-The engine loops in Python once per lot (a receipt), not once per sale: between two receipts every sale of
-the SKU is costed at the same ``a``, so the sales are priced in columns afterwards.
+The pool's unit cost after each lot is a recurrence along the SKU's lots (each rounding depends on the value
+the previous ones left), but SKUs are independent: the engine takes the k-th lot of every SKU at once, one
+vectorised step per rank k, in exact int64 arithmetic with its bounds checked at each step. When fewer than
+``WAVEFRONT_MIN_SKUS`` SKUs have lots left at a rank (a few SKUs with very many lots), it finishes those lot by lot
+in Python integers. Between two receipts every sale of a SKU is costed at the same ``a``, so the sales and their
+slices are then priced in columns. Inputs beyond int64 go to ``reference_allocate``.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Mapping
+from typing import Final
 
 import numpy as np
 
+from shared.costing.batches import FifoResult, Int64Array, LotsBatch, SalesBatch, _check_batches, _failed, _fits_int64
 from shared.costing.common import (
     INT64_SAFE,
+    Ordered,
     by_sku,
     fifo_slices,
     int_array,
@@ -42,10 +49,19 @@ from shared.costing.common import (
     result_of,
     round_half_even,
     segment_demand,
+    segments,
     shortage_errors,
     times,
 )
-from shared.costing.fifo import FifoResult, LotsBatch, SalesBatch, _check_batches, _failed, _fits_int64
+
+# Below this many SKUs with a lot at a rank, a vectorised step costs more than the Python loop over those lots.
+WAVEFRONT_MIN_SKUS: Final = 64
+_BOUND: Final = 2**61  # pool values and lot values stay below this, so sums and products of two stay in int64
+_NEVER: Final = -(2**63)
+
+
+class _TooLarge(Exception):
+    """A pool's figures would leave int64: the exact Python-integer implementation takes over."""
 
 
 def allocate(
@@ -65,74 +81,172 @@ def allocate(
     o = order(sales, lots)
     if o.short.size:
         return _failed(shortage_errors(sales, o), n, m)
-    slice_k, slice_lot, slice_qty, lot_consumed = fifo_slices(o, m)
-    seg_demand = segment_demand(o, m).tolist()
-    lot_sku, lot_qty = o.lot_sku.tolist(), o.lot_qty.tolist()
-    lot_cost = np.asarray(lots.unit_cost, dtype=np.int64)[o.lot_order].tolist()
-    lot_index = o.lot_order.tolist()
-    lot_at = micros(lots.received_date[o.lot_order]) if averages else [0] * m  # (0 is after no anchor)
-    carried, in_force = opening or {}, averages or {}
-    anchor_cost, anchor_at = 0, -1  # the unit cost in force for the SKU's lots up to anchor_at
-    average = [0] * m  # per sorted lot: the pool's unit cost after it, for its segment's sales
-    remainder: dict[int, int] = {}  # sorted lot -> what the sale emptying the pool in its segment adds
-    pool_qty = pool_value = 0
-    previous_sku = -1
-    for g in range(m):
-        if lot_sku[g] != previous_sku:
-            previous_sku = lot_sku[g]
-            sku = lots.sku[lot_index[g]]
-            pool_qty, pool_value = 0, carried.get(sku, 0)
-            anchor_cost, anchor_at = in_force.get(sku, (0, -(2**63)))
-        q = lot_qty[g]
+    segment = segments(o)
+    try:
+        average, emptied, remainder = _pool_costs(o, lots, segment_demand(segment, o.sale_qty, m), opening, averages)
+    except _TooLarge:
+        return reference_allocate(sales, lots, opening, averages)
+
+    s = fifo_slices(o, m)
+    sorted_unit = average[segment]  # per sorted sale: the pool's unit cost at its date
+    slice_amount = times(s.quantity, sorted_unit[s.sale])
+    unit = np.zeros(n, np.int64)
+    unit[o.sale_order] = sorted_unit
+    sale_cogs = times(np.asarray(sales.quantity, dtype=np.int64), unit)
+    if emptied.size:
+        # The sale emptying a pool is the last of its lot's segment; its remainder goes on its last slice.
+        last_sale = np.searchsorted(segment, emptied, side="right") - 1
+        last_slice = np.append(s.first, s.sale.size)[last_sale + 1] - 1
+        slice_amount = _add_at(slice_amount, last_slice, remainder)
+        sale_cogs = _add_at(sale_cogs, o.sale_order[last_sale], remainder)
+    return FifoResult(
+        errors=[],
+        slice_sale=o.sale_order[s.sale],
+        slice_lot=s.lot,
+        slice_quantity=s.quantity,
+        slice_amount=slice_amount,
+        sale_cogs=sale_cogs,
+        lot_consumed=s.lot_consumed,
+    )
+
+
+def _add_at(values: np.ndarray, at: Int64Array, extra: Int64Array) -> np.ndarray:
+    """``values`` with ``extra`` added at the distinct positions ``at``, exact (Python ints past int64)."""
+    if values.dtype != object and int(np.abs(values).max()) + int(np.abs(extra).max()) < INT64_SAFE:
+        values[at] += extra
+        return values
+    out = values.astype(object)
+    out[at] += extra.astype(object)
+    return int_array([int(v) for v in out.tolist()])
+
+
+def _pool_costs(
+    o: Ordered,
+    lots: LotsBatch,
+    seg_demand: Int64Array,
+    opening: Mapping[str, int] | None,
+    averages: Mapping[str, tuple[int, int]] | None,
+) -> tuple[Int64Array, Int64Array, Int64Array]:
+    """Per sorted lot: the pool's unit cost after it (for its segment's sales); and the sorted lots whose segment
+    empties the pool, with the remainder (value less quantity x unit cost) that sale takes on top."""
+    m = o.lot_qty.size
+    lot_cost = np.asarray(lots.unit_cost, dtype=np.int64)[o.lot_order]
+    if m and int(o.lot_qty.max()) * int(np.abs(lot_cost).max()) >= _BOUND:
+        raise _TooLarge
+    starts = np.flatnonzero(np.concatenate([[True], o.lot_sku[1:] != o.lot_sku[:-1]]))  # each SKU's first lot
+    counts = np.diff(np.append(starts, m))
+    group = np.repeat(np.arange(starts.size), counts)  # per sorted lot: its SKU's number among the lots' SKUs
+    pool_qty = np.zeros(starts.size, np.int64)
+    pool_value = np.zeros(starts.size, np.int64)
+    anchored = np.zeros(m, dtype=bool)  # a lot the pool held when its average was last used: that average stays
+    anchor_cost = np.zeros(m, np.int64)
+    if opening or averages:
+        names = [lots.sku[i] for i in o.lot_order[starts].tolist()]
+        pool_value[:] = [(opening or {}).get(name, 0) for name in names]
+        if averages:
+            held = [averages.get(name, (0, _NEVER)) for name in names]
+            anchor_cost = np.array([h[0] for h in held], dtype=np.int64)[group]
+            anchor_at = np.array([h[1] for h in held], dtype=np.int64)[group]
+            anchored = np.asarray(lots.received_date, dtype="datetime64[us]")[o.lot_order].view(np.int64) <= anchor_at
+    if starts.size and int(np.abs(pool_value).max()) >= _BOUND:
+        raise _TooLarge
+
+    rank = np.arange(m) - starts[group]
+    by_rank = np.argsort(rank, kind="stable")  # rank by rank; within a rank, SKU order
+    bounds = np.searchsorted(rank[by_rank], np.arange(int(counts.max(initial=0)) + 1)).tolist()
+    average = np.zeros(m, np.int64)
+    emptied: list[Int64Array] = []
+    remainder: list[Int64Array] = []
+    k = 0
+    while k + 1 < len(bounds) and bounds[k + 1] - bounds[k] >= WAVEFRONT_MIN_SKUS:
+        g = by_rank[bounds[k] : bounds[k + 1]]
+        j = group[g]
+        q = o.lot_qty[g]
+        qty = pool_qty[j] + q
+        value = pool_value[j] + q * lot_cost[g]
+        a, rest = np.divmod(value, np.maximum(qty, 1))  # V / Q rounded half-even: floor, then up past half
+        a += (2 * rest > qty) | ((2 * rest == qty) & (a & 1 == 1))
+        a = np.where(anchored[g], anchor_cost[g], np.where(qty > 0, a, 0))
+        if int(np.abs(a).max()) * int(qty.max()) >= INT64_SAFE:
+            raise _TooLarge
+        average[g] = a
+        need = seg_demand[g]
+        value -= a * need
+        empties = np.flatnonzero((need > 0) & (need == qty))
+        if empties.size:
+            emptied.append(g[empties])
+            remainder.append(value[empties])  # V - a x Q, with Q the whole need
+            value[empties] = 0
+        if int(np.abs(value).max()) >= _BOUND:
+            raise _TooLarge
+        pool_qty[j] = qty - need
+        pool_value[j] = value
+        k += 1
+    if k + 1 < len(bounds):
+        tail = np.sort(by_rank[bounds[k] :])
+        tail_average, tail_emptied, tail_remainder = _pool_costs_by_lot(
+            tail, group, o.lot_qty, lot_cost, seg_demand, anchored, anchor_cost, pool_qty, pool_value
+        )
+        average[tail] = tail_average
+        emptied.append(tail_emptied)
+        remainder.append(tail_remainder)
+    none = np.zeros(0, np.int64)
+    return average, np.concatenate([none, *emptied]), np.concatenate([none, *remainder])
+
+
+def _pool_costs_by_lot(
+    tail: Int64Array,
+    group: Int64Array,
+    lot_qty: Int64Array,
+    lot_cost: Int64Array,
+    seg_demand: Int64Array,
+    anchored: np.ndarray,
+    anchor_cost: Int64Array,
+    pool_qty: Int64Array,
+    pool_value: Int64Array,
+) -> tuple[Int64Array, Int64Array, Int64Array]:
+    """The same recurrence lot by lot in Python integers, for the SKUs still holding lots after the vectorised
+    ranks (``tail``: those lots in sorted order; ``pool_qty``/``pool_value`` the pools they start from)."""
+    average: list[int] = []
+    emptied: list[int] = []
+    remainder: list[int] = []
+    qty = value = 0
+    current = -1
+    for g, j, q, cost, need, held, held_cost in zip(
+        tail.tolist(), group[tail].tolist(), lot_qty[tail].tolist(), lot_cost[tail].tolist(),
+        seg_demand[tail].tolist(), anchored[tail].tolist(), anchor_cost[tail].tolist(), strict=True,
+    ):  # fmt: skip
+        if j != current:
+            current, qty, value = j, int(pool_qty[j]), int(pool_value[j])
         if q:
-            pool_qty += q
-            pool_value += q * lot_cost[g]
-        if lot_at[g] <= anchor_at:
-            a = anchor_cost  # a lot the pool held when its average was last used leaves that average in force
-        elif pool_qty:
-            a, rest = divmod(pool_value, pool_qty)  # round_half_even, inlined: this loop runs once per lot
-            if 2 * rest > pool_qty or (2 * rest == pool_qty and a & 1):
+            qty += q
+            value += q * cost
+        if held:
+            a = held_cost
+        elif qty:
+            a, rest = divmod(value, qty)  # round_half_even, inlined: this loop runs once per lot
+            if 2 * rest > qty or (2 * rest == qty and a & 1):
                 a += 1
         else:
             a = 0
-        average[g] = a
-        need = seg_demand[g]
+        average.append(a)
         if not need:
             continue
-        if need == pool_qty:
-            remainder[g] = pool_value - a * pool_qty
-            pool_qty = pool_value = 0
+        if need == qty:
+            emptied.append(g)
+            remainder.append(value - a * qty)
+            qty = value = 0
         else:
-            pool_qty -= need
-            pool_value -= a * need
-
-    sorted_unit = np.array(average, dtype=np.int64).reshape(-1)[o.segment]  # per sorted sale
-    slice_amount = times(slice_qty, sorted_unit[slice_k])
-    slice_sale = o.sale_order[slice_k]
-    unit = np.zeros(n, np.int64)  # per input sale: the pool's unit cost at its date
-    unit[o.sale_order] = sorted_unit
-    sale_cogs = times(np.asarray(sales.quantity, dtype=np.int64), unit)
-    if remainder:
-        seg_end = np.searchsorted(o.segment, np.arange(m), side="right")
-        ends = np.flatnonzero(np.concatenate([slice_k[1:] != slice_k[:-1], [True]]))
-        last_slice = np.zeros(n, np.int64)
-        last_slice[slice_sale[ends]] = ends
-        slice_amount, sale_cogs = slice_amount.astype(object), sale_cogs.astype(object)
-        for g, extra in remainder.items():
-            i = int(o.sale_order[seg_end[g] - 1])  # the segment's last sale empties the pool
-            slice_amount[last_slice[i]] += extra
-            sale_cogs[i] += extra
-        slice_amount = int_array([int(v) for v in slice_amount.tolist()])
-        sale_cogs = int_array([int(v) for v in sale_cogs.tolist()])
-    return FifoResult(
-        errors=[],
-        slice_sale=slice_sale,
-        slice_lot=slice_lot,
-        slice_quantity=slice_qty,
-        slice_amount=slice_amount,
-        sale_cogs=sale_cogs,
-        lot_consumed=lot_consumed,
-    )
+            qty -= need
+            value -= a * need
+    try:
+        return (
+            np.array(average, dtype=np.int64).reshape(-1),
+            np.array(emptied, dtype=np.int64).reshape(-1),
+            np.array(remainder, dtype=np.int64).reshape(-1),
+        )
+    except OverflowError:
+        raise _TooLarge from None
 
 
 def reference_allocate(

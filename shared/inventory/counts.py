@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -30,7 +30,7 @@ from shared.jobs.service import AcceptedJob
 from shared.ledger.lots import NewLots, apply_deltas, encode_deltas, insert_lots
 from shared.ledger.service import NewEvent, append_events
 from shared.pagination import page
-from shared.runs import backdating
+from shared.runs import backdating, methods
 
 
 def _check_count_lines(
@@ -189,7 +189,9 @@ def submit_count(
 
 def post_count(session: Session, job: Job) -> dict[str, Any]:
     """Record expected vs counted per line and ledger the differences as ADJUSTMENT events: shrink consumes
-    the bin's lots oldest first at their cost; a gain becomes a new lot `ADJ-<count id>-<line>`."""
+    the bin's lots oldest first at their cost; a gain becomes a new lot `ADJ-<count id>-<line>`. For a SKU held
+    to moving average both move at the pool's unit cost in force, and a loss that empties the pool takes its
+    whole value (shared/runs/methods.py `moving_average_pools`)."""
     count = CountPayload.model_validate(job.payload)
     tenant_id = job.tenant_id
     _check_count_lines(session, tenant_id, count.bin_id, count.lines, share=True)
@@ -201,6 +203,8 @@ def post_count(session: Session, job: Job) -> dict[str, Any]:
         session, tenant_id, _gain_entries(count, lots), field="counted_at", what="a count's gain"
     )
 
+    # A moving-average SKU's difference moves at its pool's unit cost, not its lots' (docs/costing.md).
+    pools = methods.moving_average_pools(session, tenant_id, _skus(count.lines))
     events: list[NewEvent] = []
     consumed: dict[str, int] = {}
     gains: list[tuple[str, str, int, int, int]] = []  # lot_id, sku, quantity, unit cost, event index
@@ -212,30 +216,41 @@ def post_count(session: Session, job: Job) -> dict[str, Any]:
         difference = counted - expected
         amount = 0
         unit_cost: int | None = None
+        pool = pools.get(line.sku)
         if difference < 0:
             short = -difference
             for lot in available:
                 take = min(short, lot.remaining)
                 if take <= 0:
                     break
+                cost = lot.unit_cost if pool is None or pool.average is None else pool.average
                 events.append(
                     NewEvent(
                         "ADJUSTMENT",
                         line.sku,
                         lot.lot_id,
                         -take,
-                        lot.unit_cost,
-                        -take * lot.unit_cost,
+                        cost,
+                        -take * cost,
                         count.counted_at,
                         reference=count.count_id,
                         bin_id=count.bin_id,
                     )
                 )
                 consumed[lot.lot_id] = consumed.get(lot.lot_id, 0) + take
-                amount -= take * lot.unit_cost
+                amount -= take * cost
                 short -= take
+            if pool is not None and pool.average is not None and -difference == pool.quantity:
+                # The loss empties the pool: it takes the pool's whole value, as the emptying sale does.
+                events[-1] = replace(events[-1], amount=events[-1].amount - pool.value - amount)
+                amount = -pool.value
         elif difference > 0:
-            unit_cost = checks.scaled(line.unit_cost, COST_SCALE) if line.unit_cost is not None else costs[line.sku]
+            if line.unit_cost is not None:
+                unit_cost = checks.scaled(line.unit_cost, COST_SCALE)
+            elif pool is not None and pool.average is not None:
+                unit_cost = pool.average  # a gain joins the pool at its unit cost in force
+            else:
+                unit_cost = costs[line.sku]
             lot_id = f"ADJ-{count.count_id}-{row}"
             gains.append((lot_id, line.sku, difference, unit_cost, len(events)))
             events.append(

@@ -17,9 +17,12 @@ and the unit cost in force, read from the SKU's latest costed ISSUE (so several 
 
 from __future__ import annotations
 
+import io
+import json
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert
@@ -29,8 +32,9 @@ from shared.audit import service as audit
 from shared.auth import Principal
 from shared.base import utcnow
 from shared.costing import Method
+from shared.costing.common import round_half_even
 from shared.costing.fifo import RowError, SalesBatch
-from shared.decimals import AMOUNT_SCALE, COST_SCALE
+from shared.decimals import AMOUNT_SCALE, COST_SCALE, QTY_SCALE
 from shared.errors import (
     REVALUATION_REQUIRED,
     VALUATION_METHOD_MISMATCH,
@@ -39,6 +43,7 @@ from shared.errors import (
     ValidationFailed,
 )
 from shared.pagination import page
+from shared.runs.csvio import parse_sales_csv, sales_from_records
 from shared.runs.models import SkuValuationMethod
 from shared.tenants.models import Tenant
 
@@ -87,6 +92,30 @@ def mismatches(session: Session, tenant_id: str, sb: SalesBatch, method: Method)
         if sku in held and held[sku] != method and sku not in first_row:
             first_row[sku] = int(sb.row[i])
     return [_mismatch(row, sku, held[sku], method) for sku, row in first_row.items()]
+
+
+def refuse_mismatches_at_intake(
+    session: Session, tenant_id: str, method: Method, sales: tuple[Literal["csv", "json"], bytes]
+) -> None:
+    """Refuse a run now (422 VALIDATION_FAILED, VALUATION_METHOD_MISMATCH, the worker's errors) when it sells a
+    SKU held to another method. The sales are read only when the tenant holds some SKU to another method than
+    the run's (one indexed probe otherwise). The worker checks again: a switch can land before the run executes."""
+    other = session.scalar(
+        text("SELECT EXISTS (SELECT FROM sku_valuation_methods WHERE tenant_id = :t AND method <> :m)"),
+        {"t": tenant_id, "m": method.value},
+    )
+    if not other:
+        return
+    fmt, blob = sales
+    try:
+        parsed = parse_sales_csv(io.BytesIO(blob)) if fmt == "csv" else sales_from_records(json.loads(blob))
+    except (ValidationFailed, ValueError):
+        return  # input the run job refuses as a whole: it says so with the job's error
+    if errors := mismatches(session, tenant_id, parsed.batch, method):
+        more = f" (and {len(errors) - 1} more SKUs)" if len(errors) > 1 else ""
+        raise ValidationFailed(
+            errors[0].message + more, reason=VALUATION_METHOD_MISMATCH, details=[e.as_dict() for e in errors]
+        )
 
 
 def record(session: Session, tenant_id: str, run_id: str, method: Method) -> None:
@@ -145,6 +174,10 @@ def pool_averages(session: Session, tenant_id: str, sb: SalesBatch) -> dict[str,
     emptying sale unless the pool was emptied) and its instant in µs since the epoch. A repost that re-costed
     the sale carries its new average on its live COST_ADJUSTMENTs (shared/runs/repost.py): the latest of those
     wins over the ISSUE at the same instant."""
+    return _averages_in_force(session, tenant_id, sorted(set(sb.sku)))
+
+
+def _averages_in_force(session: Session, tenant_id: str, skus: list[str]) -> dict[str, tuple[int, int]]:
     rows = session.execute(
         text("""
         SELECT DISTINCT ON (e.sku) e.sku, e.unit_cost, r.mode, e.occurred_at
@@ -155,13 +188,55 @@ def pool_averages(session: Session, tenant_id: str, sb: SalesBatch) -> dict[str,
                AND p.job_id = e.job_id AND p.reversed_by IS NULL AND e.seq BETWEEN p.first_seq AND p.last_seq)))
         ORDER BY e.sku, e.occurred_at DESC, e.event_type = 'COST_ADJUSTMENT' DESC,
                  CASE WHEN e.event_type = 'ISSUE' THEN e.seq ELSE -e.seq END"""),
-        {"t": tenant_id, "skus": sorted(set(sb.sku))},
+        {"t": tenant_id, "skus": skus},
     ).all()
     return {
         sku: (int(Decimal(cost).scaleb(COST_SCALE)), (at - _EPOCH) // timedelta(microseconds=1))
         for sku, cost, mode, at in rows
         if mode == Method.MOVING_AVERAGE
     }
+
+
+@dataclass(frozen=True)
+class Pool:
+    """A moving-average SKU's pool now, every bin: quantity (10**-4), value (10**-8) and the unit cost in force
+    (10**-4; None when the pool is empty)."""
+
+    quantity: int
+    value: int
+    average: int | None
+
+
+def moving_average_pools(session: Session, tenant_id: str, skus: list[str]) -> dict[str, Pool]:
+    """The pools of those of `skus` held to moving average, as the next run would find them: the live lots'
+    stock plus the carried value, and the unit cost in force: the average last used (`averages`) while no lot
+    came in after it, else the pool's value over its quantity, rounded half-even to 10**-4 (docs/costing.md).
+    The SKUs' methods are share-locked, like a run's."""
+    held = held_methods(session, tenant_id, skus)
+    ma = sorted(sku for sku, method in held.items() if method == Method.MOVING_AVERAGE)
+    if not ma:
+        return {}
+    rows = session.execute(
+        text("""
+        SELECT sku, sum(remaining_quantity), sum(remaining_quantity * unit_cost), max(received_at) FROM lots
+        WHERE tenant_id = :t AND status = 'live' AND remaining_quantity > 0 AND sku = ANY(:skus) GROUP BY sku"""),
+        {"t": tenant_id, "skus": ma},
+    ).all()
+    stock = {sku: (q, v, at) for sku, q, v, at in rows}
+    carried = carried_values(session, tenant_id, ma)
+    in_force = _averages_in_force(session, tenant_id, ma)
+    pools: dict[str, Pool] = {}
+    for sku in ma:
+        q, v, latest = stock.get(sku, (Decimal(0), Decimal(0), None))
+        quantity = int(Decimal(q).scaleb(QTY_SCALE))
+        value = int((Decimal(v) + carried.get(sku, Decimal(0))).scaleb(AMOUNT_SCALE))
+        average: int | None = None
+        if quantity:
+            cost, used_at = in_force.get(sku, (0, None))
+            latest_us = (latest - _EPOCH) // timedelta(microseconds=1)
+            average = cost if used_at is not None and latest_us <= used_at else round_half_even(value, quantity)
+        pools[sku] = Pool(quantity, value, average)
+    return pools
 
 
 def set_default_method(session: Session, tenant_id: str, method: Method, *, actor: Principal | None) -> Tenant:

@@ -40,11 +40,14 @@ def submit_run(
     """Record the run, its inputs and its audit event, then accept its job (numbered last: shared/jobs);
     returns the run's id and the job. `rows` (sales and lots together), when the caller knows them (a JSON
     body), is held to the plan's `rows_per_run` here; CSV rows are counted and held to it by the run job. A run
-    that names no `mode` takes the tenant's default method, resolved now and recorded on the run
-    (shared/runs/methods.py)."""
+    that names no `mode` takes the tenant's default method, resolved now and recorded on the run; a run that sells
+    a SKU held to another method is refused now (shared/runs/methods.py)."""
     if rows is not None:
         check_rows(session, tenant_id, rows)
-    mode = methods.resolve(session, tenant_id, mode).value
+    method = methods.resolve(session, tenant_id, mode)
+    if not dry_run:  # a dry run is a preview and may cost by another method
+        methods.refuse_mismatches_at_intake(session, tenant_id, method, sales)
+    mode = method.value
     run_id, job_id = new_id("run"), jobs.new_job_id()
     inputs: dict[str, str] = {"sales": sales[0]}
     if lots is not None:

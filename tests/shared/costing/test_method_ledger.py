@@ -12,6 +12,8 @@ from sqlalchemy import text
 from shared import db
 from shared.auth import Principal
 from shared.config import get_settings
+from shared.costing import Method
+from shared.errors import ValidationFailed
 from shared.jobs import runner
 from shared.ledger import verify
 from shared.registry import TABLE
@@ -105,19 +107,39 @@ def test_a_moving_average_pool_carries_its_value_across_runs_and_rollbacks(drain
         runs.request_rollback(session, tenant_id=tenant_id, actor=actor, run_id=second, cascade=False)
     drain(tenant_id)
     assert carried() == Decimal(-25)
-    # A dry run previews another method (nothing is written, so nothing switches); a real one is refused.
+    # A dry run previews another method (nothing is written, so nothing switches); a real one is refused at intake.
     preview, _ = submit_run_direct(tenant_id, [sale("S3", "A", "2024-05-05", "5")], None, dry_run=True, mode="lifo")
-    refused, _ = submit_run_direct(tenant_id, [sale("S3", "A", "2024-05-05", "5")], None, mode="lifo")
+    with pytest.raises(ValidationFailed) as refused:
+        submit_run_direct(tenant_id, [sale("S3", "A", "2024-05-05", "5")], None, mode="lifo")
+    assert refused.value.reason == "VALUATION_METHOD_MISMATCH"
+    assert [(d["row"], d["field"], d["file"]) for d in refused.value.details] == [(1, "sku", "sales")]
+    assert "'A' is costed under moving_average" in refused.value.message
     drain(tenant_id)
     outcome = {
         r[0]: (r[1], r[2], (r[3] or {}).get("reason"))
         for r in query("SELECT id, status, total_cogs, error FROM runs", tenant_id=tenant_id)
     }
     assert outcome[preview] == ("validated", Decimal(100), None)  # L2's 5 at 20: LIFO ignores the pool
-    assert outcome[refused] == ("failed", Decimal(0), "VALUATION_METHOD_MISMATCH")
     submit_run_direct(tenant_id, [sale("S3", "A", "2024-05-05", "5")], None, mode="moving_average")
     drain(tenant_id)
     assert _costs(tenant_id)["S3"] == Decimal(75)  # the pool's value: 5 x 15, and the pool is empty
     assert carried() == 0
     assert query("SELECT sum(amount) FROM ledger_events", tenant_id=tenant_id) == [(0,)]
     _verified(tenant_id)
+
+
+def test_a_switch_between_intake_and_execution_fails_the_run_in_the_worker(drain):
+    """Intake refuses a run for a SKU held to another method, but a switch can land after a run is accepted:
+    the worker checks again under the tenant fence, and the run fails writing nothing."""
+    tenant_id = create_tenant_direct("mth5")
+    seed_items(tenant_id, ["A"])
+    submit_run_direct(tenant_id, [sale("S1", "A", "2024-05-03", "1")], LOTS[2:4], mode="fifo")
+    drain(tenant_id)
+    accepted, _ = submit_run_direct(tenant_id, [sale("S2", "A", "2024-05-04", "1")], None, mode="fifo")
+    actor = Principal(key_id="test", role="owner", role_model="standard", tenant_id=tenant_id)
+    with db.unit_of_work(tenant_id) as session:
+        methods.switch_sku(session, tenant_id, "A", Method.LIFO, actor=actor)
+    drain(tenant_id)
+    [(status, error)] = query("SELECT status, error FROM runs WHERE id = :r", {"r": accepted}, tenant_id=tenant_id)
+    assert (status, error["reason"]) == ("failed", "VALUATION_METHOD_MISMATCH")
+    assert query("SELECT count(*) FROM ledger_events WHERE run_id = :r", {"r": accepted}, tenant_id=tenant_id) == [(0,)]

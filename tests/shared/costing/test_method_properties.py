@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 from decimal import Decimal
+from unittest.mock import patch
 
 import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.costing import Method, allocate, reference_allocate
+from shared.costing import Method, allocate, moving_average, reference_allocate
 from shared.costing.fifo import FifoResult, Lot, LotsBatch, Sale, SalesBatch
 from tests.shared.costing import reference
 from tests.shared.runs.test_fifo_properties import BASE, PROPERTY_SETTINGS, inputs
@@ -68,6 +69,28 @@ def test_engine_matches_its_plain_implementation(
     assert_same(
         allocate(method, sales, lots, opening=carried), reference_allocate(method, sales, lots, opening=carried)
     )
+
+
+# The unit cost in force from an earlier run, used at an instant inside the inputs' window (BASE + 0..48 h).
+in_force = st.dictionaries(
+    st.sampled_from(["A", "B", "C", "SKU-1"]),
+    st.tuples(st.integers(0, 2_000_000), st.integers(0, 48).map(lambda h: int(BASE.timestamp() + h * 3600) * 10**6)),
+    max_size=2,
+)
+
+
+@PROPERTY_SETTINGS
+@given(inputs, openings, in_force, st.integers(0, 3))
+def test_moving_average_ranks_vectorised_and_lot_by_lot_agree(
+    data: tuple[list[Sale], list[Lot]], opening: dict[str, int], averages: dict[str, tuple[int, int]], least: int
+) -> None:
+    """The engine takes the k-th lot of every SKU in one vectorised step while at least WAVEFRONT_MIN_SKUS SKUs
+    have one, then goes lot by lot: with a threshold of 0 or 1 every rank is vectorised, with 2 or 3 the ranks
+    switch over part way (the default, 64, sends these small inputs lot by lot)."""
+    sales, lots = SalesBatch.from_sales(data[0]), LotsBatch.from_lots(data[1])
+    with patch.object(moving_average, "WAVEFRONT_MIN_SKUS", least):
+        fast = allocate(Method.MOVING_AVERAGE, sales, lots, opening=opening, averages=averages)
+    assert_same(fast, reference_allocate(Method.MOVING_AVERAGE, sales, lots, opening=opening, averages=averages))
 
 
 @PROPERTY_SETTINGS

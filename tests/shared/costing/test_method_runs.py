@@ -77,16 +77,38 @@ def test_the_tenant_default_applies_to_runs_naming_no_method_and_a_sku_cannot_si
     first = run(owner, [sale("S1", "A", "2024-05-03", "15")], TWO_LOTS, None)
     assert (first["status"], first["mode"], Decimal(first["total_cogs"])) == ("completed", "lifo", Decimal(250))
 
-    refused = run(
-        owner, [sale("S2", "B", "2024-05-04", "1"), sale("S3", "A", "2024-05-04", "1")],
-        [lot("LB", "B", "2024-05-01", "5", "3")], "fifo",
-    )  # fmt: skip
-    assert refused["status"] == "failed"
-    assert refused["error"]["code"] == "VALIDATION_FAILED"
-    assert refused["error"]["reason"] == "VALUATION_METHOD_MISMATCH"
-    errors = owner.get(f"/runs/{refused['run_id']}/validation-errors").json()["items"]
-    assert [(e["row"], e["field"], e["reason"]) for e in errors] == [(2, "sku", "VALUATION_METHOD_MISMATCH")]
+    # Refused at intake, before a job is accepted: one error per SKU held to another method, at its first row.
+    refused = owner.post(
+        "/runs",
+        json={
+            "mode": "fifo",
+            "sales_data": [sale("S2", "B", "2024-05-04", "1"), sale("S3", "A", "2024-05-04", "1")],
+            "lots_data": [lot("LB", "B", "2024-05-01", "5", "3")],
+        },
+    )
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["error"]["code"] == "VALIDATION_FAILED"
+    assert refused.json()["error"]["reason"] == "VALUATION_METHOD_MISMATCH"
+    errors = refused.json()["error"]["details"]
+    assert [(e["row"], e["field"], e["reason"], e["file"]) for e in errors] == [
+        (2, "sku", "VALUATION_METHOD_MISMATCH", "sales")
+    ]
     assert "'A'" in errors[0]["message"] and "lifo" in errors[0]["message"]
+    assert query("SELECT count(*) FROM runs", tenant_id=tenant_id) == [(1,)]
+    # A CSV upload is read at intake too (only when the tenant holds a SKU to another method than the run's).
+    uploaded = owner.post(
+        "/runs",
+        data={"mode": "moving_average"},
+        files={"sales_file": ("s.csv", b"sale_id,sku,sale_date,quantity_sold\nS4,A,2024-05-05,1\n", "text/csv")},
+    )
+    assert uploaded.status_code == 422, uploaded.text
+    assert uploaded.json()["error"]["details"][0]["row"] == 1
+    assert "lifo" in uploaded.json()["error"]["message"]
+    # A dry run is a preview: it may cost A by another method.
+    preview = owner.post(
+        "/runs", json={"mode": "fifo", "dry_run": True, "sales_data": [sale("S3", "A", "2024-05-04", "1")]}
+    )
+    assert preview.status_code == 202, preview.text
     # Nothing of the refused run was written: B is not costed, LB not received.
     assert query("SELECT count(*) FROM lots WHERE lot_id = 'LB'", tenant_id=tenant_id) == [(0,)]
     assert query("SELECT sku FROM sku_valuation_methods ORDER BY sku", tenant_id=tenant_id) == [("A",)]
@@ -117,11 +139,14 @@ def test_switching_is_explicit_audited_and_never_revalues_stock_on_hand(base: st
     assert (switched.json()["method"], switched.json()["previous_method"]) == ("lifo", "moving_average")
     listed = owner.get("/valuation-methods").json()["items"]
     assert [(i["sku"], i["method"]) for i in listed] == [("A", "lifo")]
-    third = run(
-        owner, [sale("S3", "A", "2024-05-06", "3")],
-        [lot("L3", "A", "2024-05-05", "2", "7"), lot("L4", "A", "2024-05-05T12:00:00Z", "2", "9")], None,
-    )  # fmt: skip
-    assert third["status"] == "failed" and third["error"]["reason"] == "VALUATION_METHOD_MISMATCH"  # default fifo
+    third = owner.post(
+        "/runs",
+        json={
+            "sales_data": [sale("S3", "A", "2024-05-06", "3")],
+            "lots_data": [lot("L3", "A", "2024-05-05", "2", "7"), lot("L4", "A", "2024-05-05T12:00:00Z", "2", "9")],
+        },
+    )
+    assert third.status_code == 422 and third.json()["error"]["reason"] == "VALUATION_METHOD_MISMATCH"  # default
     fourth = run(
         owner, [sale("S3", "A", "2024-05-06", "3")],
         [lot("L3", "A", "2024-05-05", "2", "7"), lot("L4", "A", "2024-05-05T12:00:00Z", "2", "9")], "lifo",
