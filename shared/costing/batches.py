@@ -264,7 +264,8 @@ def _fits_int64(sales: SalesBatch, lots: LotsBatch) -> bool:
     return max_sale * n < _INT64_SAFE and max_lot * m < _INT64_SAFE and max_sale * max_cost < _INT64_SAFE
 
 
-def _int_array(values: Sequence[int]) -> AmountArray:
+def int_array(values: Sequence[int]) -> AmountArray:
+    """int64 when every value fits, else Python ints in an object array (the engines' amounts)."""
     try:
         return np.array(values, dtype=np.int64).reshape(-1)
     except OverflowError:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from shared.costing.batches import FifoResult, LotsBatch, RowError, SalesBatch, _as_micros, _shortage
+from shared.costing.batches import FifoResult, LotsBatch, RowError, SalesBatch, _as_micros, _shortage, int_array
 from shared.costing.fifo import Ordered, Slices, fifo_slices, order, shortage_errors
 
 Int64Array = npt.NDArray[np.int64]
@@ -47,16 +47,6 @@ def segment_demand(segment: Int64Array, sale_qty: Int64Array, n_lots: int) -> In
     if segment.size:
         np.add.at(out, segment, sale_qty)
     return out
-
-
-def int_array(values: list[int]) -> npt.NDArray[Any]:
-    """int64 when every value fits, else Python ints in an object array (as the FIFO engine's amounts)."""
-    try:
-        return np.array(values, dtype=np.int64).reshape(-1)
-    except OverflowError:
-        out = np.empty(len(values), dtype=object)
-        out[:] = values
-        return out
 
 
 def times(quantity: Int64Array, unit_cost: npt.NDArray[Any]) -> npt.NDArray[Any]:

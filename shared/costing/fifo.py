@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import operator
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -40,9 +41,9 @@ from shared.costing.batches import (  # the engines' data types live beside them
     _check_batches,
     _failed,
     _fits_int64,
-    _int_array,
     _shortage,
     from_datetime64,
+    int_array,
     to_datetime64,
 )
 
@@ -310,21 +311,34 @@ def fifo_slices(o: Ordered, n_lots: int) -> Slices:
     return Slices(slice_k, slice_lot, slice_qty, first_slice, lot_consumed)
 
 
+def opening(
+    sales: SalesBatch, lots: LotsBatch, reference: Callable[[SalesBatch, LotsBatch], FifoResult]
+) -> Ordered | FifoResult:
+    """What the vectorised engines (FIFO, LIFO) do first: check the batches, answer at once when there is
+    nothing to cost, hand inputs too large for int64 to the engine's plain ``reference``, and report every sale
+    short of stock; otherwise the sales and lots in order."""
+    _check_batches(sales, lots)
+    n, m = len(sales.sale_id), len(lots.lot_id)
+    if n == 0:
+        return _failed([], 0, m)
+    if not _fits_int64(sales, lots):
+        return reference(sales, lots)
+    o = order(sales, lots)
+    if o.short.size:
+        return _failed(shortage_errors(sales, o), n, m)
+    return o
+
+
 def allocate(sales: SalesBatch, lots: LotsBatch) -> FifoResult:
     """Allocate sales to lots FIFO, vectorised: no Python loop per sale or per slice.
 
     All sales short of stock are reported together as INSUFFICIENT_STOCK errors. Results are exact;
     inputs large enough to risk int64 overflow are delegated to ``reference_allocate``.
     """
-    _check_batches(sales, lots)
+    o = opening(sales, lots, reference_allocate)
+    if isinstance(o, FifoResult):
+        return o
     n, m = len(sales.sale_id), len(lots.lot_id)
-    if n == 0:
-        return _failed([], 0, m)
-    if not _fits_int64(sales, lots):
-        return reference_allocate(sales, lots)
-    o = order(sales, lots)
-    if o.short.size:
-        return _failed(shortage_errors(sales, o), n, m)
     s = fifo_slices(o, m)
     slice_amount = s.quantity * np.asarray(lots.unit_cost, dtype=np.int64)[s.lot]
     sale_cogs = np.zeros(n, np.int64)
@@ -408,7 +422,7 @@ def reference_allocate(sales: SalesBatch, lots: LotsBatch) -> FifoResult:
         slice_sale=np.array([s[0] for s in slices], dtype=np.int64).reshape(-1),
         slice_lot=np.array([s[1] for s in slices], dtype=np.int64).reshape(-1),
         slice_quantity=np.array([s[2] for s in slices], dtype=np.int64).reshape(-1),
-        slice_amount=_int_array(amounts),
-        sale_cogs=_int_array(sale_cogs),
+        slice_amount=int_array(amounts),
+        sale_cogs=int_array(sale_cogs),
         lot_consumed=np.array(lot_consumed, dtype=np.int64).reshape(-1),
     )

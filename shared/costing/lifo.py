@@ -17,32 +17,26 @@ from __future__ import annotations
 
 import numpy as np
 
-from shared.costing.batches import FifoResult, LotsBatch, SalesBatch, _check_batches, _failed, _fits_int64
+from shared.costing.batches import FifoResult, LotsBatch, SalesBatch, _check_batches, _failed
 from shared.costing.common import (
     by_sku,
     micros,
-    order,
     reference_shortages,
     result_of,
     segment_demand,
     segments,
-    shortage_errors,
     sums_by_run,
     times,
 )
+from shared.costing.fifo import opening
 
 
 def allocate(sales: SalesBatch, lots: LotsBatch) -> FifoResult:
     """Allocate sales to lots LIFO. Inputs too large for int64 go to ``reference_allocate``."""
-    _check_batches(sales, lots)
+    o = opening(sales, lots, reference_allocate)
+    if isinstance(o, FifoResult):
+        return o
     n, m = len(sales.sale_id), len(lots.lot_id)
-    if n == 0:
-        return _failed([], 0, m)
-    if not _fits_int64(sales, lots):
-        return reference_allocate(sales, lots)
-    o = order(sales, lots)
-    if o.short.size:
-        return _failed(shortage_errors(sales, o), n, m)
 
     segment = segments(o)
     seg_demand = segment_demand(segment, o.sale_qty, m).tolist()

@@ -36,13 +36,21 @@ from typing import Final
 
 import numpy as np
 
-from shared.costing.batches import FifoResult, Int64Array, LotsBatch, SalesBatch, _check_batches, _failed, _fits_int64
+from shared.costing.batches import (
+    FifoResult,
+    Int64Array,
+    LotsBatch,
+    SalesBatch,
+    _check_batches,
+    _failed,
+    _fits_int64,
+    int_array,
+)
 from shared.costing.common import (
     INT64_SAFE,
     Ordered,
     by_sku,
     fifo_slices,
-    int_array,
     micros,
     order,
     reference_shortages,
