@@ -532,7 +532,9 @@ def reap_stale_jobs(
     settings: Settings, kinds: JobKinds, stale_after_seconds: int | None = None
 ) -> list[dict[str, Any]]:
     """Re-queue (after a back-off) or fail, past the cap, running jobs whose worker stopped heartbeating. A
-    stream whose fence is held has a live transaction and is left alone."""
+    stream whose fence is held has a live transaction: left alone, unless its holder is frozen mid-statement
+    waiting on its client (migration 0014), which no timeout of PostgreSQL's ends; that backend is terminated and
+    the job reaped on the next look."""
     stale = stale_after_seconds if stale_after_seconds is not None else settings.job_stale_after_seconds
     cutoff = utcnow() - timedelta(seconds=stale)
     with db.unit_of_work(db.SYSTEM_SCOPE) as session:
@@ -544,6 +546,11 @@ def reap_stale_jobs(
         stream = Stream(tenant_id, stream_name)
         with db.unit_of_work(tenant_id) as session:
             if not session.scalar(select(func.pg_try_advisory_xact_lock(stream.lock_key))):
+                with db.unit_of_work(db.SYSTEM_SCOPE) as system:
+                    ended = system.scalar(text("SELECT asora_sys_end_frozen_fence_holder(:k)"), {"k": stream.lock_key})
+                if ended:
+                    log.warning("ended the frozen holder of %s's fence (job %s)", stream.lease_name, job_id)
+                    outcomes.append({"job_id": job_id, "tenant_id": tenant_id, "action": "holder_ended"})
                 continue
             job = session.get(Job, job_id, populate_existing=True)
             if job is None or job.status != JobStatus.RUNNING or job.heartbeat_at is None or job.heartbeat_at >= cutoff:

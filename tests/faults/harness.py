@@ -194,6 +194,25 @@ def fence_holders(service_urls: dict[str, str]) -> list[tuple[int, str]]:
     return [(int(r[0]), str(r[1])) for r in rows]
 
 
+def copying_holder(service_urls: dict[str, str]) -> int | None:
+    """The backend pid of a worker connection that holds a fence and is in the middle of a COPY, if any."""
+    from tests.support import owner_connection
+
+    with owner_connection(service_urls) as conn:
+        row = conn.execute(
+            """SELECT a.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+               WHERE l.locktype = 'advisory' AND l.granted AND a.datname = current_database()
+                 AND a.application_name LIKE 'asora:celery:%' AND a.state = 'active' AND a.query ILIKE 'COPY%'"""
+        ).fetchone()
+    return None if row is None else int(row[0])
+
+
+def large_run(tenant_id: str, sales: int, *, sku: str = "F-2") -> str:
+    """One run of `sales` one-unit sales out of one lot (the COPY path: more than 500 rows); returns its job."""
+    rows = [sale(f"B{i}", sku, "2023-06-02", "1") for i in range(sales)]
+    return submit_run_direct(tenant_id, rows, [lot("BIG", sku, "2023-06-01", str(sales), "2")])[1]
+
+
 def terminate_backend(service_urls: dict[str, str], pid: int) -> bool:
     from tests.support import owner_connection
 

@@ -4,8 +4,9 @@ and time, also written to bench-results/soak.json.
     python -m tests.faults.soak --runs 20 [--full] [-k EXPR]
 
 One pytest session per pass (a fresh database, fresh processes), so one pass's leftovers never hide another's
-violation. A violation is an invariant that did not hold (tests/faults/invariants.py); a scenario that failed
-for another reason (a bound waited out, an assertion of the scenario's own) is counted as a failure.
+violation; a pass that fails keeps its processes' logs in bench-results/soak-logs/pass-N/. A violation is an
+invariant that did not hold (tests/faults/invariants.py); a scenario that failed for another reason (a bound
+waited out, an assertion of the scenario's own) is counted as a failure.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -100,11 +102,17 @@ def main(argv: list[str] | None = None) -> int:
         record = args.out.parent / f"soak-pass-{n + 1}.jsonl"
         record.parent.mkdir(parents=True, exist_ok=True)
         record.unlink(missing_ok=True)
+        # Each pass's processes log under its own base temporary directory, kept when the pass found anything.
+        logs = (args.out.parent / "soak-logs" / f"pass-{n + 1}").resolve()
         argv_ = [sys.executable, "-m", "pytest", str(HERE), "-p", "no:cacheprovider", "-p", "tests.faults.soak", "-q"]
-        argv_ += ["-k", args.k] if args.k else []
-        subprocess.run(argv_, env=os.environ | {RECORD_ENV: str(record), "ASORA_FAULTS_ALL": "1"}, check=False)
+        argv_ += ["--basetemp", str(logs)] + (["-k", args.k] if args.k else [])
+        done = subprocess.run(argv_, env=os.environ | {RECORD_ENV: str(record), "ASORA_FAULTS_ALL": "1"}, check=False)
         collect(record, rows)
         record.unlink(missing_ok=True)
+        if done.returncode != 0:
+            print(f"pass {n + 1} found something; its processes' logs are kept in {logs}", flush=True)
+        else:
+            shutil.rmtree(logs, ignore_errors=True)
     ordered = sorted(rows.values(), key=lambda r: r.scenario)
     print(table(ordered, args.runs))
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -13,8 +13,10 @@ from tests.faults.harness import (
     Faults,
     backlog,
     completed,
+    copying_holder,
     fence_holders,
     kill_fence_holder,
+    large_run,
     size,
     status,
     tenant,
@@ -95,6 +97,27 @@ def test_s05_sigstop_the_lock_holder_past_its_lease(faults: Faults, holds) -> No
     holds([paused, other])
     _, attempts, lost, _ = status(held)
     assert attempts >= 2 and lost >= 1, "the paused attempt was superseded and counted as lost"
+
+
+@pytest.mark.soak
+def test_s05b_sigstop_the_lock_holder_in_the_middle_of_a_copy(faults: Faults, holds) -> None:
+    """The fence holder is paused while its large run streams a COPY: its backend is active, waiting on the
+    client, where no idle timeout applies. The reaper ends that backend once the job's heartbeat is stale, so
+    another worker completes the tenant's jobs during the pause; the resumed attempt fails, nothing twice."""
+    faults.start_worker("w1")
+    paused = tenant()
+    jobs = [large_run(paused, size(60_000, 200_000)), *backlog(paused, 2)]
+    holder = wait_for(lambda: copying_holder(faults.service_urls), 180, "w1 never streamed a COPY holding the fence")
+    faults.send("w1", signal.SIGSTOP)
+    try:
+        assert copying_holder(faults.service_urls) == holder, "the pause missed the COPY"
+        faults.start_worker("w2")
+        wait_for(lambda: completed(jobs) == len(jobs), 180, "the paused worker's tenant stalled for the pause")
+    finally:
+        faults.send("w1", signal.SIGCONT)
+    holds([paused])
+    _, attempts, lost, _ = status(jobs[0])
+    assert attempts >= 2 and lost >= 1, "the frozen attempt was ended and counted as lost"
 
 
 @pytest.mark.soak

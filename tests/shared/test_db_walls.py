@@ -33,6 +33,7 @@ SYSTEM_FUNCTIONS = (
     "asora_sys_purge_idempotency_keys(now())",
     "asora_sys_run_activity()",
     "asora_sys_weekly_runs()",
+    "asora_sys_end_frozen_fence_holder(0)",
 )
 GLOBAL_WRITES = (
     "UPDATE plan_limits SET maximum = NULL",
@@ -321,7 +322,26 @@ def test_every_system_function_is_a_definer_with_a_pinned_search_path(
     for name, definer, config, owner in rows:
         assert definer, name
         assert config == ["search_path=pg_catalog, public, pg_temp"], name
-        assert owner == "asora_system", name
+        assert owner == ("asora_reaper" if name == "asora_sys_end_frozen_fence_holder" else "asora_system"), name
+
+
+def test_the_reaper_role_may_signal_backends_and_touch_no_table(app: psycopg.Connection[tuple[object, ...]]) -> None:
+    """`asora_reaper` owns the one function that may end a frozen fence holder (migration 0014): it has
+    PostgreSQL's signalling and statistics powers, no privilege on any table, and no login is a member of it."""
+    row = app.execute(
+        "SELECT pg_has_role('asora_reaper', 'pg_signal_backend', 'USAGE'),"
+        " pg_has_role('asora_reaper', 'pg_read_all_stats', 'USAGE'),"
+        " (SELECT rolcanlogin OR rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = 'asora_reaper')"
+    ).fetchone()
+    assert row == (True, True, False)
+    tables = app.execute(
+        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public'"
+        " AND c.relkind = 'r' AND (has_table_privilege('asora_reaper', c.oid, 'SELECT')"
+        " OR has_table_privilege('asora_reaper', c.oid, 'INSERT, UPDATE, DELETE'))"
+    ).fetchall()
+    assert tables == []
+    for login in (dblogin.APP_LOGIN, dblogin.OPS_LOGIN):
+        assert app.execute("SELECT pg_has_role(%s, 'asora_reaper', 'MEMBER')", (login,)).fetchone() == (False,)
 
 
 def test_no_tenant_id_a_caller_supplies_selects_the_system_login(service_urls: dict[str, str]) -> None:
