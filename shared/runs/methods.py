@@ -55,11 +55,6 @@ def default_method(session: Session, tenant_id: str) -> Method:
     return Method(method or Method.FIFO)
 
 
-def resolve(session: Session, tenant_id: str, mode: str | None) -> Method:
-    """The method of a run: the one it names, else the tenant's default."""
-    return Method(mode) if mode else default_method(session, tenant_id)
-
-
 def held_methods(session: Session, tenant_id: str, skus: list[str]) -> dict[str, str]:
     """The method each of these SKUs is held to (SKUs not costed yet are absent); the rows are share-locked so
     an explicit switch waits for the run that read them."""
@@ -95,15 +90,23 @@ def mismatches(session: Session, tenant_id: str, sb: SalesBatch, method: Method)
 
 
 def refuse_mismatches_at_intake(
-    session: Session, tenant_id: str, method: Method, sales: tuple[Literal["csv", "json"], bytes]
+    session: Session,
+    tenant_id: str,
+    method: Method,
+    sales: tuple[Literal["csv", "json"], bytes],
+    *,
+    held_to_other: bool | None = None,
 ) -> None:
     """Refuse a run now (422 VALIDATION_FAILED, VALUATION_METHOD_MISMATCH, the worker's errors) when it sells a
     SKU held to another method. The sales are read only when the tenant holds some SKU to another method than
-    the run's (one indexed probe otherwise). The worker checks again: a switch can land before the run executes."""
-    other = session.scalar(
-        text("SELECT EXISTS (SELECT FROM sku_valuation_methods WHERE tenant_id = :t AND method <> :m)"),
-        {"t": tenant_id, "m": method.value},
-    )
+    the run's (one indexed probe otherwise, or `held_to_other` when the caller has read it already). The worker
+    checks again: a switch can land before the run executes."""
+    other = held_to_other
+    if other is None:
+        other = session.scalar(
+            text("SELECT EXISTS (SELECT FROM sku_valuation_methods WHERE tenant_id = :t AND method <> :m)"),
+            {"t": tenant_id, "m": method.value},
+        )
     if not other:
         return
     fmt, blob = sales

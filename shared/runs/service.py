@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from shared.audit import service as audit
 from shared.auth import Principal
 from shared.base import new_id, table_of
+from shared.costing import Method
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.jobs import service as jobs
 from shared.jobs.kinds import JobKind
@@ -23,6 +24,15 @@ from shared.runs.models import IN_PROGRESS, Run, RunAllocation, RunSale, RunStat
 from shared.tenants import plans
 
 InputFormat = Literal["csv", "json"]
+ROWS_PER_RUN = "rows per run (sales and lots together)"
+# What intake needs to know of the tenant before it accepts a run, in one round trip: its default method, its
+# plan's `rows_per_run` ceiling (NULL: unlimited), and whether it holds any SKU to a method other than the run's.
+_RUN_TERMS = text("""
+SELECT t.valuation_method,
+       (SELECT l.maximum FROM plan_limits l WHERE l.plan = t.plan AND l.limit_name = 'rows_per_run'),
+       EXISTS (SELECT FROM sku_valuation_methods v
+               WHERE v.tenant_id = t.id AND v.method <> coalesce(CAST(:mode AS text), t.valuation_method))
+FROM tenants t WHERE t.id = :t""")
 
 
 def submit_run(
@@ -42,11 +52,15 @@ def submit_run(
     body), is held to the plan's `rows_per_run` here; CSV rows are counted and held to it by the run job. A run
     that names no `mode` takes the tenant's default method, resolved now and recorded on the run; a run that sells
     a SKU held to another method is refused now (shared/runs/methods.py)."""
+    terms = session.execute(_RUN_TERMS, {"t": tenant_id, "mode": mode}).one_or_none()
+    if terms is None:
+        raise NotFound(f"tenant '{tenant_id}' not found")
+    held, rows_max, held_to_other = terms
     if rows is not None:
-        check_rows(session, tenant_id, rows)
-    method = methods.resolve(session, tenant_id, mode)
+        plans.refuse_oversize(rows_max, "rows_per_run", rows, what=ROWS_PER_RUN)
+    method = Method(mode or held)
     if not dry_run:  # a dry run is a preview and may cost by another method
-        methods.refuse_mismatches_at_intake(session, tenant_id, method, sales)
+        methods.refuse_mismatches_at_intake(session, tenant_id, method, sales, held_to_other=held_to_other)
     mode = method.value
     run_id, job_id = new_id("run"), jobs.new_job_id()
     inputs: dict[str, str] = {"sales": sales[0]}
@@ -94,7 +108,7 @@ def submit_run(
 
 def check_rows(session: Session, tenant_id: str, rows: int) -> None:
     """A run may carry at most the plan's `rows_per_run` data rows, sales and lots together (402)."""
-    plans.check_size(session, tenant_id, "rows_per_run", rows, what="rows per run (sales and lots together)")
+    plans.check_size(session, tenant_id, "rows_per_run", rows, what=ROWS_PER_RUN)
 
 
 def records_blob(records: list[dict[str, Any]]) -> bytes:

@@ -79,7 +79,11 @@ def check_limit(
 def check_size(session: Session, tenant_id: str, limit_name: str, size: int, *, what: str) -> None:
     """Refuse with 402 PLAN_LIMIT_EXCEEDED one request larger than the plan's ceiling for `limit_name` (a
     per-request ceiling, such as a run's rows: nothing is counted or locked). `what` names the thing measured."""
-    maximum = limit_for(session, tenant_id, limit_name)
+    refuse_oversize(limit_for(session, tenant_id, limit_name), limit_name, size, what=what)
+
+
+def refuse_oversize(maximum: int | None, limit_name: str, size: int, *, what: str) -> None:
+    """`check_size` with the ceiling already read (a caller that reads it with other terms in one statement)."""
     if maximum is None or size <= maximum:
         return
     raise PlanLimitExceeded(

@@ -249,11 +249,14 @@ def test_tenant_name_and_id_limits(in_process: str) -> None:
 
 def test_an_idempotency_key_past_its_column_is_422(tenant: tuple[str, Api, MasterData]) -> None:
     _, owner, md = tenant
-    body = {"bin_id": md.bin_id, "counted_at": "2024-01-01T00:00:00Z", "lines": [{"sku": "A", "counted_quantity": 1}]}
+    # unit_cost: the count must not depend on an earlier test of the module having received SKU A
+    line = {"sku": "A", "counted_quantity": 1, "unit_cost": "1.00"}
+    body = {"bin_id": md.bin_id, "counted_at": "2024-01-01T00:00:00Z", "lines": [line]}
     response = owner.post("/counts", json=body, headers={"Idempotency-Key": "k" * 201})
     error = _refusal(response, 422)
     assert any(d["field"] == "Idempotency-Key" for d in error["details"]), error
-    assert owner.post("/counts", json=body, headers={"Idempotency-Key": "k" * 200}).status_code == 202
+    second = owner.post("/counts", json=body, headers={"Idempotency-Key": "k" * 200})
+    assert second.status_code == 202, second.text
 
 
 # --- a run's rows under the plan -----------------------------------------------------------------------------
