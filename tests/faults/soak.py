@@ -104,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         record.unlink(missing_ok=True)
         # Each pass's processes log under its own base temporary directory, kept when the pass found anything.
         logs = (args.out.parent / "soak-logs" / f"pass-{n + 1}").resolve()
+        logs.parent.mkdir(parents=True, exist_ok=True)  # pytest makes --basetemp itself, not its parents
         argv_ = [sys.executable, "-m", "pytest", str(HERE), "-p", "no:cacheprovider", "-p", "tests.faults.soak", "-q"]
         argv_ += ["--basetemp", str(logs)] + (["-k", args.k] if args.k else [])
         done = subprocess.run(argv_, env=os.environ | {RECORD_ENV: str(record), "ASORA_FAULTS_ALL": "1"}, check=False)
