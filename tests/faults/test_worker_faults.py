@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 
 import pytest
 
@@ -107,10 +108,18 @@ def test_s05b_sigstop_the_lock_holder_in_the_middle_of_a_copy(faults: Faults, ho
     faults.start_worker("w1")
     paused = tenant()
     jobs = [large_run(paused, size(60_000, 200_000)), *backlog(paused, 2)]
-    holder = wait_for(lambda: copying_holder(faults.service_urls), 180, "w1 never streamed a COPY holding the fence")
-    faults.send("w1", signal.SIGSTOP)
+    for _ in range(5):  # a run streams several COPYs; a pause that lands just after one ends tries the next
+        holder = wait_for(
+            lambda: copying_holder(faults.service_urls), 180, "w1 never streamed a COPY holding the fence"
+        )
+        faults.send("w1", signal.SIGSTOP)
+        time.sleep(0.5)  # what the client had sent is consumed; a COPY still open now waits on the paused client
+        if copying_holder(faults.service_urls) == holder:
+            break
+        faults.send("w1", signal.SIGCONT)
+    else:
+        pytest.fail("five pauses in a row missed w1's COPYs")
     try:
-        assert copying_holder(faults.service_urls) == holder, "the pause missed the COPY"
         faults.start_worker("w2")
         wait_for(lambda: completed(jobs) == len(jobs), 180, "the paused worker's tenant stalled for the pause")
     finally:
