@@ -14,6 +14,7 @@ from shared.ledger.verify import snapshot, verify_ledger
 from shared.runs import methods
 from tests.shared.costing.test_method_runs import TWO_LOTS, run
 from tests.support import make_tenant, operator, query, sale, seed_items
+from tests.worker.test_receipts import fence_held
 
 
 @pytest.fixture(scope="module")
@@ -161,21 +162,26 @@ def test_a_switch_with_nothing_carried_stays_synchronous(base: str) -> None:
     assert revalued == [("0",)]
 
 
-def test_a_revaluation_whose_carried_value_is_gone_by_then_only_switches(base: str) -> None:
-    """Accepted while 5 units carry -25; a run accepted before it (ordered first in the ledger stream) sells the
-    last 5, emptying the pool: the job finds nothing carried, posts no event, and switches."""
+def test_a_revaluation_whose_carried_value_is_gone_by_then_only_switches(
+    base: str, service_urls: dict[str, str]
+) -> None:
+    """Accepted while 5 units carry -25 (the fence held, so no job runs meanwhile); a run accepted before it
+    (ordered first in the ledger stream) sells the last 5, emptying the pool: the job finds nothing carried,
+    posts no event, and switches."""
     tenant_id, owner = make_tenant(base, prefix="rv-gone")
     seed_items(tenant_id, ["A"])
     run(owner, [sale("S1", "A", "2024-05-03", "15")], TWO_LOTS, "moving_average")
-    emptying = owner.post("/runs", json={"mode": "moving_average", "sales_data": [sale("S2", "A", "2024-05-04", "5")]})
-    assert emptying.status_code == 202, emptying.text
-    accepted = owner.put("/valuation-methods/A", json={"method": "fifo", "revalue": True})
-    if accepted.status_code == 200:  # the worker was quicker than this request: nothing was carried any more
-        assert accepted.json()["method"] == "fifo"
-        return
-    assert accepted.status_code == 202, accepted.text
+    with fence_held(service_urls, tenant_id):
+        emptying = owner.post(
+            "/runs", json={"mode": "moving_average", "sales_data": [sale("S2", "A", "2024-05-04", "5")]}
+        )
+        assert emptying.status_code == 202, emptying.text
+        accepted = owner.put("/valuation-methods/A", json={"method": "fifo", "revalue": True})
+        assert accepted.status_code == 202, accepted.text
+        assert accepted.json()["carried_value"] == "-25.00000000"
     job = owner.wait_job(accepted.json()["job_id"])
     assert job["status"] == "completed", job
+    assert owner.get(f"/runs/{emptying.json()['run_id']}").json()["status"] == "completed"
     (result,) = query("SELECT result FROM jobs WHERE id = :j", {"j": job["job_id"]}, tenant_id=tenant_id)[0]
     assert (result["revalued"], result["lots"], result["first_seq"]) == ("0.00000000", 0, None)
     assert query("SELECT count(*) FROM ledger_events WHERE event_type = 'REVALUATION'", tenant_id=tenant_id) == [(0,)]
