@@ -67,8 +67,13 @@ def test_a_switch_with_revalue_posts_the_pool_to_its_lots_own_costs(base: str) -
     # The operator never writes the ledger, not even through a switch.
     as_operator = operator(base, tenant_id).put("/valuation-methods/A", json={"method": "fifo", "revalue": True})
     assert as_operator.status_code == 403, as_operator.text
+    assert "runs.write" in as_operator.json()["error"]["message"]
     assert _counts(tenant_id) == before
 
+    hook = owner.post(
+        "/integrations", json={"name": "erp", "url": "http://127.0.0.1:9/hook", "events": ["sku.revalued"]}
+    )
+    assert hook.status_code == 201, hook.text
     accepted = owner.put("/valuation-methods/A", json={"method": "fifo", "revalue": True})
     assert accepted.status_code == 202, accepted.text
     answer = accepted.json()
@@ -100,6 +105,8 @@ def test_a_switch_with_revalue_posts_the_pool_to_its_lots_own_costs(base: str) -
         ("L2", Decimal(0), Decimal(0), Decimal("16.66666667"), answer["job_id"], None),
     ]
     assert _carried(tenant_id) == {}
+    outbox = owner.get(f"/integrations/{hook.json()['id']}/outbox").json()["items"]
+    assert [(item["type"], item["payload"]["data"]["revalued"]) for item in outbox] == [("sku.revalued", "25.00000000")]
     assert query("SELECT method FROM sku_valuation_methods WHERE sku = 'A'", tenant_id=tenant_id) == [("fifo",)]
     audit = query(
         "SELECT details->>'previous_method', details->>'method', details->>'revalued', job_id FROM audit_events "
