@@ -20,7 +20,7 @@ from shared.jobs.handlers import JobHandler
 from shared.jobs.kinds import JobKind, Queue
 from shared.landed_costs.handlers import LandedCostJob
 from shared.returns.handlers import ReturnJob
-from shared.runs.handlers import CogsRun, Repost, Rollback
+from shared.runs.handlers import CogsRun, Repost, Revaluation, Rollback
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,7 @@ KINDS: Final = MappingProxyType({
     JobKind.COGS_RUN: KindSpec(Queue.RUNS, CogsRun()),
     JobKind.ROLLBACK: KindSpec(Queue.RUNS, Rollback()),
     JobKind.REPOST: KindSpec(Queue.RUNS, Repost()),
+    JobKind.REVALUATION: KindSpec(Queue.RUNS, Revaluation()),
     JobKind.RECEIPT: KindSpec(Queue.INVENTORY, Receipt()),
     JobKind.COUNT: KindSpec(Queue.INVENTORY, Count()),
     JobKind.RETURN: KindSpec(Queue.INVENTORY, ReturnJob()),

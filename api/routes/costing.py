@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
 
 from api.deps import CursorQuery, LimitQuery, MasterWriter, Reader, TenantSession, json_body, tenant_of
 from api.openapi import errors
+from api.routes.runs import JOURNAL_RESPONSES
+from shared.auth import Permission
 from shared.costing import Method
+from shared.journals import service as journals
 from shared.runs import methods
 from shared.runs.schemas import (
     SkuMethodOut,
     SkuMethodSwitched,
     SkuMethodUpdate,
+    SkuRevaluationAccepted,
     ValuationSettingsOut,
     ValuationSettingsUpdate,
 )
@@ -54,14 +59,53 @@ def list_valuation_methods(
     "/valuation-methods/{sku}",
     response_model=SkuMethodSwitched,
     operation_id="valuation_methods_switch",
-    responses=errors(404, 409),
+    description=(
+        "Hold a SKU to a costing method from now on (audited). From FIFO or LIFO, and from moving average when "
+        "its pool carries no value beyond its lots' own costs: 200, switched. A switch away from moving average "
+        "that would revalue stock on hand: 409 REVALUATION_REQUIRED, unless the body asks for it with "
+        '`"revalue": true` (the `runs.write` permission as well); then 202 with a `revaluation` job that posts '
+        "the revaluation and switches the SKU in the tenant's ledger order (docs/costing.md)."
+    ),
+    responses={
+        **errors(404, 409),
+        202: {"model": SkuRevaluationAccepted, "description": "the revaluation job, accepted"},
+    },
 )
 def switch_valuation_method(
+    request: Request,
     sku: str,
     principal: MasterWriter,
     session: TenantSession,
     body: Annotated[SkuMethodUpdate, json_body(SkuMethodUpdate)],
-) -> SkuMethodSwitched:
+) -> SkuMethodSwitched | JSONResponse:
     tenant_id = tenant_of(principal, body.tenant_id)
-    switched = methods.switch_sku(session, tenant_id, sku, Method(body.method), actor=principal)
+    if body.revalue:
+        principal.require(Permission.RUNS_WRITE)  # a revaluation writes the ledger: never the operator
+    switched = methods.switch_sku(
+        session, tenant_id, sku, Method(body.method), actor=principal, revalue=body.revalue,
+        request_id=request.state.request_id,
+    )  # fmt: skip
+    if isinstance(switched, methods.RevaluationAccepted):
+        answer = SkuRevaluationAccepted(
+            job_id=switched.job.id, kind=switched.job.kind, status=switched.job.status, sku=switched.sku,
+            method=switched.method.value, previous_method=switched.previous_method,
+            carried_value=switched.carried_value,
+        )  # fmt: skip
+        return JSONResponse(status_code=202, content=answer.model_dump(mode="json"))
     return SkuMethodSwitched.model_validate(switched)
+
+
+@router.get(
+    "/revaluations/{job_id}/journal-entry",
+    operation_id="revaluations_journal_entry",
+    response_class=Response,
+    responses=JOURNAL_RESPONSES,
+    description="The journal entry of a revaluation job (Inventory against COGS); 422 NO_DATA if it posted none.",
+)
+def revaluation_journal_entry(
+    job_id: str, principal: Reader, session: TenantSession, format: Literal["json", "csv", "iif", "xero"] = "json"
+) -> Response:
+    content, media_type, filename = journals.render_for_revaluation(session, tenant_of(principal), job_id, format)
+    return Response(
+        content=content, media_type=media_type, headers={"Content-Disposition": f'attachment; filename="{filename}"'}
+    )

@@ -1,5 +1,5 @@
 """`asora valuation`: the tenant's default costing method and the method each SKU is held to, through the API
-(docs/costing.md). Switching a SKU is an audited operation that never revalues stock on hand."""
+(docs/costing.md). Switching a SKU is audited; one that revalues stock on hand does so only with --revalue."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from typing import Annotated, Any
 import typer
 
 from shared.cli.choices import CostingMode
-from shared.cli.client import ApiClient
-from shared.cli.output import print_json, print_table, row, success, table
-from shared.cli.runs import JsonOption, TenantOption
+from shared.cli.client import DEFAULT_TIMEOUT, ApiClient
+from shared.cli.errors import CliError, error_lines, error_sentence
+from shared.cli.output import info, print_json, print_table, row, success, table
+from shared.cli.runs import JsonOption, TenantOption, TimeoutOption
 
 app = typer.Typer(help="Costing methods: the tenant's default and each SKU's, through the API.", no_args_is_help=True)
 
@@ -59,8 +60,35 @@ def switch(
     sku: Annotated[str, typer.Argument(help="The SKU to switch.")],
     method: Annotated[CostingMode, typer.Argument(help="The method to hold it to from now on.")],
     tenant_id: TenantOption = None,
+    revalue: Annotated[
+        bool,
+        typer.Option(
+            "--revalue",
+            help="Post the revaluation a switch away from moving average needs (a ledger write: a revaluation job).",
+        ),
+    ] = False,
+    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="With --revalue: wait for the job to finish.")] = True,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
 ) -> None:
-    """Switch a SKU to another costing method (audited). Refused (409 REVALUATION_REQUIRED) when it would revalue
-    stock on hand: a moving-average SKU whose pool holds value beyond its lots' own costs."""
-    answer = ApiClient(tenant_id).json("PUT", f"/valuation-methods/{sku}", json=_body(tenant_id, method=method.value))
-    success(f"SKU {answer['sku']}: {answer['previous_method'] or 'not costed'} -> {answer['method']}")
+    """Switch a SKU to another costing method (audited). A moving-average SKU whose pool holds value beyond its
+    lots' own costs is refused (409 REVALUATION_REQUIRED) unless --revalue asks for the revaluation; it is then
+    posted by a job in the tenant's ledger order, and the switch happens with it."""
+    client = ApiClient(tenant_id)
+    response = client.request(
+        "PUT", f"/valuation-methods/{sku}", json=_body(tenant_id, method=method.value, revalue=revalue)
+    )
+    answer = response.json()
+    if response.status_code != 202:
+        success(f"SKU {answer['sku']}: {answer['previous_method'] or 'not costed'} -> {answer['method']}")
+        return
+    info(f"revaluation of SKU {sku} accepted (job {answer['job_id']}; carried value {answer['carried_value']})")
+    if not wait:
+        return
+    job = client.wait_job(answer["job_id"], "revaluing", timeout, hint=f"see `asora valuation show`; SKU {sku}")
+    if job["status"] == "failed":
+        error = job.get("error") or {}
+        raise CliError(f"the revaluation failed: {error_sentence(error)}", lines=error_lines(error))
+    success(
+        f"SKU {sku}: {answer['previous_method']} -> {answer['method']}, revalued (journal entry: "
+        f"`GET /revaluations/{answer['job_id']}/journal-entry`)"
+    )

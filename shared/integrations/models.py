@@ -25,6 +25,7 @@ class EventName(StrEnum):
     EXPORT_COMPLETED = "export.completed"
     RETURN_POSTED = "return.posted"
     LANDED_COST_POSTED = "landed_cost.posted"
+    SKU_REVALUED = "sku.revalued"
 
 
 class DeliveryStatus(StrEnum):

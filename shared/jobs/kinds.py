@@ -26,6 +26,7 @@ class JobKind(StrEnum):
     REPOST = "repost"  # re-cost the sales a backdated entry changed (shared/runs/repost.py), or reverse a repost
     RETURN = "return"
     LANDED_COST = "landed_cost"
+    REVALUATION = "revaluation"  # a switch away from moving average that revalues stock (shared/runs/revaluation.py)
 
 
 class JobStatus(StrEnum):

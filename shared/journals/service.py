@@ -17,7 +17,7 @@ from shared.landed_costs import service as landed_costs
 from shared.landed_costs.models import Target
 from shared.returns import service as returns
 from shared.returns.models import ReturnKind
-from shared.runs import repost
+from shared.runs import repost, revaluation
 from shared.runs import service as runs
 from shared.runs.models import Run, RunSale, RunStatus
 from shared.tenants.models import Tenant
@@ -144,3 +144,26 @@ def render_for_landed_cost(
     )
     rendered = entries.render_journal(journal, fmt)
     return rendered.content, rendered.media_type, f"journal_{cost.id}{rendered.filename_suffix}"
+
+
+def render_for_revaluation(
+    session: Session, tenant_id: str, job_id: str, fmt: entries.JournalFormat
+) -> tuple[bytes, str, str]:
+    """A revaluation (shared/runs/revaluation.py): Dr Inventory, Cr COGS when it raised the SKU's value, the
+    reverse when it lowered it; dated the day the switch was requested (UTC), rounded half up to cents."""
+    job, amount = revaluation.find_revaluation(session, tenant_id, job_id)
+    _require_posted(job, "revaluation", job_id, 1 if amount else 0)
+    accounts = _accounts(session, tenant_id)
+    cents = round_half_up_cents(abs(amount), AMOUNT_SCALE)
+    inventory = (accounts.inventory_code, accounts.inventory_name, cents)
+    cogs = (accounts.cogs_code, accounts.cogs_name, cents)
+    result = job.result or {}
+    memo = (
+        f"Revaluation of SKU {result.get('sku')} on its switch from {result.get('previous_method')} to "
+        f"{result.get('method')} (moving-average pool to its lots' own costs)"
+    )
+    debits, credits = ([inventory], [cogs]) if amount > 0 else ([cogs], [inventory])
+    day = datetime.fromisoformat(job.payload["requested_at"]).astimezone(UTC).date()
+    journal = entries.document_entry(job_id, day, memo, debits, credits)
+    rendered = entries.render_journal(journal, fmt)
+    return rendered.content, rendered.media_type, f"journal_{job_id}{rendered.filename_suffix}"

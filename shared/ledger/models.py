@@ -28,6 +28,10 @@ class EventType(StrEnum):
     RETURN_IN = "RETURN_IN"
     RETURN_OUT = "RETURN_OUT"
     LANDED_COST = "LANDED_COST"
+    # A switch away from moving average with `revalue` (shared/runs/revaluation.py): quantity 0, unit cost 0,
+    # `amount` the signed part of the pool's carried value given to the lot, so that afterwards the SKU's ledger
+    # amounts sum to its live lots' quantity x unit cost.
+    REVALUATION = "REVALUATION"
 
 
 class LotStatus(StrEnum):

@@ -7,7 +7,8 @@ The ledger is the truth. Two kinds of findings:
   These are reported, never repaired: the ledger is append-only and nothing here writes it.
 - derived tables, recomputed set-based from the ledger: `lots.remaining_quantity` (sum of the lot's ledger
   quantities, through every event type: returns move units, a repost's COST_ADJUSTMENTs move units between
-  lots at each lot's cost, landed cost and its COST_ADJUSTMENTs move value only), `lots.unit_cost` of a lot
+  lots at each lot's cost, landed cost and its COST_ADJUSTMENTs and a revaluation's REVALUATIONs move value
+  only), `lots.unit_cost` of a lot
   with landed cost (its creating event's cost plus the LANDED_COST increments), `lots.status` (`reversed`
   when the lot's latest RECEIPT was reversed), `lots.receipt_seq`, lot rows missing or without any event, for
   completed or rolled-back runs the totals and per-sale results against their ISSUE events (what the run

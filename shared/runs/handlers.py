@@ -26,7 +26,7 @@ from shared.jobs import service as jobs
 from shared.jobs.handlers import carry
 from shared.jobs.kinds import JobStatus
 from shared.jobs.models import Job
-from shared.runs import backdating, checks, methods, repost, writes
+from shared.runs import backdating, checks, methods, repost, revaluation, writes
 from shared.runs import service as runs
 from shared.runs.csvio import (
     ParsedLots,
@@ -173,3 +173,16 @@ class Repost:
         if "reverse_job_id" in job.payload:
             return repost.reverse_repost(session, job)
         return repost.execute_repost(session, job)
+
+
+class Revaluation:
+    """A switch away from moving average with `revalue` (shared/runs/revaluation.py); its status is its job's."""
+
+    def status_changed(self, session: Session, job: Job, error: DomainError | None = None) -> None:
+        """Nothing to mirror."""
+
+    def execute(self, session: Session, job: Job) -> dict[str, Any]:
+        result = revaluation.post_revaluation(session, job)
+        if result["first_seq"] is not None:
+            events.emit(session, job.tenant_id, EventName.SKU_REVALUED, {"job_id": job.id, **result})
+        return result

@@ -5,10 +5,12 @@
 - The first committed run that costs a SKU holds the SKU to its method (`sku_valuation_methods`). A later
   run with another method for the SKU fails with VALUATION_METHOD_MISMATCH, one error per SKU naming it and
   its method, and nothing is written.
-- Switching a SKU is explicit and audited, and never revalues stock on hand: from FIFO or LIFO at any time
-  (both value each lot at its own cost, and a moving-average pool starts as the sum of those), from moving
-  average only when the pool's value equals its lots' own costs, e.g. when nothing is on hand; otherwise
-  409 REVALUATION_REQUIRED. A SKU not costed yet may be assigned a method the same way.
+- Switching a SKU is explicit and audited: from FIFO or LIFO at any time, value-neutral (both value each lot
+  at its own cost, and a moving-average pool starts as the sum of those); from moving average at once when
+  the pool's value equals its lots' own costs, e.g. when nothing is on hand. Otherwise the switch revalues
+  stock on hand: refused (409 REVALUATION_REQUIRED) unless asked for with `revalue`, then accepted as a
+  `revaluation` job that posts it under the tenant's fence (shared/runs/revaluation.py). A SKU not costed
+  yet may be assigned a method the same way.
 
 Moving average carries, per SKU, what its pool holds beyond its live lots' quantity x unit cost (the
 rounding of earlier issues at the average): the sum of the SKU's ledger amounts less its lots' own value;
@@ -42,9 +44,14 @@ from shared.errors import (
     NotFound,
     ValidationFailed,
 )
+from shared.jobs import service as jobs
+from shared.jobs.kinds import JobKind
+from shared.jobs.models import Job
+from shared.jobs.service import AcceptedJob
 from shared.pagination import page
 from shared.runs.csvio import parse_sales_csv, sales_from_records
 from shared.runs.models import SkuValuationMethod
+from shared.runs.schemas import RevaluationPayload
 from shared.tenants.models import Tenant
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -262,10 +269,30 @@ def set_default_method(session: Session, tenant_id: str, method: Method, *, acto
     return tenant
 
 
+@dataclass(frozen=True)
+class RevaluationAccepted:
+    """A switch that needs a revaluation, accepted as a `revaluation` job (shared/runs/revaluation.py)."""
+
+    job: AcceptedJob
+    sku: str
+    method: Method
+    previous_method: str | None
+    carried_value: Decimal
+
+
 def switch_sku(
-    session: Session, tenant_id: str, sku: str, method: Method, *, actor: Principal | None
-) -> dict[str, Any]:
-    """Hold `sku` to `method` from now on (rule in the module docstring); audited."""
+    session: Session,
+    tenant_id: str,
+    sku: str,
+    method: Method,
+    *,
+    actor: Principal | None,
+    revalue: bool = False,
+    request_id: str | None = None,
+) -> dict[str, Any] | RevaluationAccepted:
+    """Hold `sku` to `method` from now on (rule in the module docstring); audited. A switch away from moving
+    average whose pool carries value is refused without `revalue`, and accepted as a `revaluation` job with it:
+    only the worker writes the ledger, under the tenant's fence."""
     known = session.scalar(
         text("SELECT 1 FROM items WHERE tenant_id = :t AND sku = :sku AND deleted_at IS NULL"),
         {"t": tenant_id, "sku": sku},
@@ -278,17 +305,46 @@ def switch_sku(
         .with_for_update()
     )
     previous = current.method if current else None
-    carried = Decimal(0)
     if previous == Method.MOVING_AVERAGE and method != Method.MOVING_AVERAGE:
         carried = carried_values(session, tenant_id, [sku]).get(sku, Decimal(0))
-        if carried:
+        if carried and not revalue:
             raise Conflict(
                 f"SKU '{sku}' holds {format(carried, 'f')} of value under moving average beyond its lots' own "
-                f"costs; switching to {method} would revalue stock on hand. Issue or count the SKU down to zero "
-                "first",
+                f'costs; switching to {method} revalues stock on hand. Ask for it with "revalue": true '
+                "(asora valuation switch --revalue), or issue or count the SKU down to zero first",
                 reason=REVALUATION_REQUIRED,
                 details=[{"sku": sku, "method": previous, "carried_value": format(carried, "f")}],
             )
+        if carried:
+            payload = RevaluationPayload(sku=sku, method=method.value, requested_at=utcnow())
+            job = jobs.accept_job(
+                session, tenant_id=tenant_id, kind=JobKind.REVALUATION, payload=payload.model_dump(mode="json"),
+                actor=actor,
+            )  # fmt: skip
+            audit.record(
+                session, tenant_id=tenant_id, actor=actor, action="sku.revaluation_accepted", target=sku,
+                outcome="ok", request_id=request_id, job_id=job.id,
+                details={"sku": sku, "method": method.value, "previous_method": previous,
+                         "carried_value": format(carried, "f")},
+            )  # fmt: skip
+            return RevaluationAccepted(job, sku, method, previous, carried)
+    return hold_sku(session, tenant_id, sku, method, previous, actor=actor, request_id=request_id)
+
+
+def hold_sku(
+    session: Session,
+    tenant_id: str,
+    sku: str,
+    method: Method,
+    previous: str | None,
+    *,
+    actor: Principal | None = None,
+    job: Job | None = None,
+    request_id: str | None = None,
+    revalued: Decimal = Decimal(0),
+) -> dict[str, Any]:
+    """Write the SKU's method row and the audit record `sku.valuation_method_switched` (`revalued`: the amount a
+    revaluation job posted, else 0)."""
     now = utcnow()
     session.execute(
         insert(SkuValuationMethod)
@@ -301,10 +357,14 @@ def switch_sku(
         session,
         tenant_id=tenant_id,
         actor=actor,
+        actor_key_id=job.actor_key_id if job else None,
+        actor_role=job.actor_role if job else None,
         action="sku.valuation_method_switched",
         target=sku,
         outcome="ok" if previous != method else "unchanged",
-        details={"sku": sku, "method": method.value, "previous_method": previous, "revalued": "0"},
+        request_id=request_id,
+        job_id=job.id if job else None,
+        details={"sku": sku, "method": method.value, "previous_method": previous, "revalued": format(revalued, "f")},
     )
     return {"sku": sku, "method": method.value, "previous_method": previous, "updated_at": now}
 

@@ -191,10 +191,39 @@ class SkuMethodSwitched(SkuMethodOut):
 
 
 class SkuMethodUpdate(BaseModel):
-    """Hold a SKU to a costing method from now on: an audited switch that never revalues stock on hand
-    (409 REVALUATION_REQUIRED when it would; docs/costing.md)."""
+    """Hold a SKU to a costing method from now on: an audited switch. Without `revalue` it never revalues stock
+    on hand (409 REVALUATION_REQUIRED when it would); with it, a moving-average SKU whose pool carries value
+    beyond its lots' own costs is revalued to them by a `revaluation` job (202; docs/costing.md)."""
 
     model_config = ConfigDict(extra="forbid")
 
     tenant_id: str | None = None
     method: RunMode
+    revalue: bool = Field(
+        default=False,
+        description=(
+            "post the revaluation a switch away from moving average needs (202 with a `revaluation` job); "
+            "without it such a switch is refused with 409 REVALUATION_REQUIRED"
+        ),
+    )
+
+
+class RevaluationPayload(BaseModel):
+    """A `revaluation` job: switch `sku` to `method`, revaluing its stock on hand to its lots' own costs."""
+
+    sku: str
+    method: RunMode
+    requested_at: UtcDatetime
+
+
+class SkuRevaluationAccepted(BaseModel):
+    """A `202` answer to a switch with `revalue`: the job that will revalue and switch the SKU, and the carried
+    value seen at intake (the job re-reads it under the tenant's fence)."""
+
+    job_id: str
+    kind: str
+    status: JobStatus
+    sku: str
+    method: RunMode
+    previous_method: RunMode | None
+    carried_value: DecimalStr

@@ -212,8 +212,9 @@ def later_runs_sharing_skus(session: Session, tenant_id: str, run_ids: list[str]
 
 
 def _held_by_later_costs(session: Session, tenant_id: str, run_ids: list[str]) -> dict[str, str]:
-    """Runs whose ledger effects later returns or landed costs (shared/returns, shared/landed_costs) built on:
-    a returned sale, a COGS adjustment on a sale, or a lot it received that was revalued or sent back."""
+    """Runs whose ledger effects later returns, landed costs or revaluations (shared/returns, shared/landed_costs,
+    shared/runs/revaluation.py) built on: a returned sale, a COGS adjustment on a sale, a lot it received that was
+    revalued or sent back, or a SKU of it revalued on a switch away from moving average."""
     rows = session.execute(
         text("""
         SELECT rl.run_id, 'a sale of the run was returned' FROM return_lines rl
@@ -229,7 +230,13 @@ def _held_by_later_costs(session: Session, tenant_id: str, run_ids: list[str]) -
         UNION ALL
         SELECT l.source_run_id, 'units of a lot it received went back to the vendor' FROM return_lines rl
         JOIN lots l ON l.tenant_id = rl.tenant_id AND l.lot_id = rl.source_lot_id
-        WHERE rl.tenant_id = :t AND rl.run_id IS NULL AND l.source_run_id = ANY(:runs)"""),
+        WHERE rl.tenant_id = :t AND rl.run_id IS NULL AND l.source_run_id = ANY(:runs)
+        UNION ALL
+        SELECT s.run_id, 'a later revaluation of its SKU (a switch away from moving average) built on it'
+        FROM run_skus s JOIN runs r ON r.tenant_id = s.tenant_id AND r.id = s.run_id
+        JOIN jobs j ON j.tenant_id = s.tenant_id AND j.kind = 'revaluation' AND j.status = 'completed'
+             AND j.result ->> 'sku' = s.sku AND (j.result ->> 'first_seq')::bigint > r.completed_seq
+        WHERE s.tenant_id = :t AND s.run_id = ANY(:runs)"""),
         {"t": tenant_id, "runs": run_ids},
     ).all()
     held: dict[str, str] = {}
@@ -265,8 +272,8 @@ def rollback_set(session: Session, run: Run, *, cascade: bool) -> list[Run]:
         chosen.extend(later)
     if held := _held_by_later_costs(session, run.tenant_id, chosen):
         raise Conflict(
-            f"later returns or landed costs depend on run(s) {', '.join(sorted(held))}; a rollback would return "
-            "units at a cost their lots no longer carry",
+            f"later returns, landed costs or revaluations depend on run(s) {', '.join(sorted(held))}; a rollback "
+            "would return units at a cost their lots no longer carry",
             reason="ROLLBACK_BLOCKED",
             details=[{"run_id": rid, "message": why} for rid, why in sorted(held.items())],
         )

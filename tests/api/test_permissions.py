@@ -190,6 +190,7 @@ ENDPOINTS: list[Endpoint] = [
     Endpoint("PUT", "/settings/valuation", P.MASTER_WRITE, body=lambda _: {"default_method": "fifo"}),
     Endpoint("GET", "/valuation-methods", P.READ),
     Endpoint("PUT", "/valuation-methods/{sku}", P.MASTER_WRITE, {"sku": "sku"}, lambda _: {"method": "fifo"}),
+    Endpoint("GET", "/revaluations/{job_id}/journal-entry", P.READ, {"job_id": "job"}),
     Endpoint("GET", "/ledger", P.READ),
 ]
 # Endpoints an operator may call without naming a tenant.

@@ -1,10 +1,12 @@
 """The costing methods through the `asora` CLI: `run --mode` (a multipart upload), `valuation set-default`,
-`valuation show` and the audited `valuation switch`, refused while it would revalue stock on hand."""
+`valuation show` and the audited `valuation switch`, refused while it would revalue stock on hand unless
+`--revalue` asks for the revaluation."""
 
 from __future__ import annotations
 
 import json
 import os
+from decimal import Decimal
 
 import pytest
 
@@ -58,6 +60,7 @@ def test_methods_through_the_cli(base, tmp_path):
 
     blocked = asora(env, "valuation", "switch", "A", "fifo", check=False)
     assert blocked.returncode != 0 and "REVALUATION_REQUIRED" in blocked.stderr
+    assert "--revalue" in blocked.stderr
     assert "not costed -> fifo" in asora(env, "valuation", "switch", "B", "fifo").stderr  # messages go to stderr
     assert asora(env, "valuation", "switch", "A", "sideways", check=False).returncode == 2
     actions = query("SELECT action FROM audit_events ORDER BY id", tenant_id=tenant_id)
@@ -65,3 +68,12 @@ def test_methods_through_the_cli(base, tmp_path):
         "tenant.valuation_method_changed",
         "sku.valuation_method_switched",
     ]
+
+    # With --revalue: 5 left worth 75 in the pool, 100 at L2's own cost; the job posts +25 and switches A.
+    revalued = asora(env, "valuation", "switch", "A", "fifo", "--revalue")
+    assert "carried value -25.00000000" in revalued.stderr and "moving_average -> fifo" in revalued.stderr
+    assert query("SELECT lot_id, amount FROM ledger_events WHERE event_type = 'REVALUATION'", tenant_id=tenant_id) == [
+        ("L2", Decimal(25))
+    ]
+    shown = json.loads(asora(env, "valuation", "show", "--json").stdout)
+    assert [(s["sku"], s["method"]) for s in shown["skus"]] == [("A", "fifo"), ("B", "fifo")]
