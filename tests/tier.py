@@ -12,6 +12,9 @@ import os
 FAST = os.environ.get("ASORA_TEST_TIER", "full") == "fast"
 
 
-def examples(full: int) -> int:
-    """A generated test's example count: `full` in `make test`, a quarter of it (at least 10) in `make test-fast`."""
-    return max(10, full // 4) if FAST else full
+def examples(full: int, fast: int | None = None) -> int:
+    """A generated test's example count: `full` in `make test`; in `make test-fast`, `fast` when given (for a
+    property whose every example is a whole run of jobs), else a quarter of `full` (at least 10)."""
+    if not FAST:
+        return full
+    return fast if fast is not None else max(10, full // 4)

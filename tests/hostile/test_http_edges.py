@@ -97,15 +97,23 @@ HOSTILE_HEADS = {
 
 
 def _raw(port: int, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    """One response read off a raw socket: up to its Content-Length, or to the server's close when it has none
+    (a request the server keeps alive would otherwise be read until its keep-alive timeout)."""
     with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
         sock.sendall(request)
         data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
+        while (chunk := sock.recv(65536)) and not _complete(data := data + chunk):
+            pass
     head, _, body = data.partition(b"\r\n\r\n")
     status_line, *lines = head.decode("latin-1").split("\r\n")
     headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines)}
     return int(status_line.split()[1]), headers, body
+
+
+def _complete(data: bytes) -> bool:
+    head, separator, body = data.partition(b"\r\n\r\n")
+    lengths = [line.partition(b":")[2] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")]
+    return bool(separator and lengths) and len(body) >= int(lengths[0])
 
 
 def _assert_refused_in_envelope(port: int, request: bytes) -> None:

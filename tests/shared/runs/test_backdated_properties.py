@@ -135,8 +135,9 @@ def _reference(method: str, entries: list[tuple[Any, ...]]) -> tuple[dict[str, D
 
 
 # Each example is a few dozen jobs on the real runner: few examples, and no shrinking (minutes per step here).
+# The fast tier draws 4 per method beside the explicit example (a third of the full budget).
 @settings(
-    max_examples=examples(12),
+    max_examples=examples(12, fast=4),
     deadline=None,
     phases=[Phase.explicit, Phase.reuse, Phase.generate],
     suppress_health_check=[HealthCheck.function_scoped_fixture],
