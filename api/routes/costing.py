@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from api.deps import CursorQuery, LimitQuery, MasterWriter, Reader, TenantSession, json_body, tenant_of
 from api.openapi import errors
-from api.routes.runs import JOURNAL_RESPONSES
+from api.routes.runs import JOURNAL_RESPONSES, journal_response
 from shared.auth import Permission
 from shared.costing import Method
 from shared.journals import service as journals
@@ -105,7 +105,4 @@ def switch_valuation_method(
 def revaluation_journal_entry(
     job_id: str, principal: Reader, session: TenantSession, format: Literal["json", "csv", "iif", "xero"] = "json"
 ) -> Response:
-    content, media_type, filename = journals.render_for_revaluation(session, tenant_of(principal), job_id, format)
-    return Response(
-        content=content, media_type=media_type, headers={"Content-Disposition": f'attachment; filename="{filename}"'}
-    )
+    return journal_response(journals.render_for_revaluation(session, tenant_of(principal), job_id, format))

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from api.accept import accept
 from api.deps import IdempotencyKeyHeader, Reader, RunsWriter, TenantSession, json_body, tenant_of
-from api.routes.runs import JOURNAL_RESPONSES
+from api.routes.runs import JOURNAL_RESPONSES, journal_response
 from shared.jobs import service as jobs
 from shared.journals import service as journals
 from shared.landed_costs import service as landed_costs
@@ -55,9 +55,4 @@ def journal_entry(
     session: TenantSession,
     format: Literal["json", "csv", "iif", "xero"] = "json",
 ) -> Response:
-    content, media_type, filename = journals.render_for_landed_cost(
-        session, tenant_of(principal), landed_cost_id, format
-    )
-    return Response(
-        content=content, media_type=media_type, headers={"Content-Disposition": f'attachment; filename="{filename}"'}
-    )
+    return journal_response(journals.render_for_landed_cost(session, tenant_of(principal), landed_cost_id, format))

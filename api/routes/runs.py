@@ -263,6 +263,14 @@ JOURNAL_RESPONSES: dict[int | str, Any] = {
 }
 
 
+def journal_response(rendered: tuple[bytes, str, str]) -> Response:
+    """A rendered journal entry (`journals.render_for_*`: content, media type, filename) as a download."""
+    content, media_type, filename = rendered
+    return Response(
+        content=content, media_type=media_type, headers={"Content-Disposition": f'attachment; filename="{filename}"'}
+    )
+
+
 @router.get(
     "/{run_id}/journal-entry", operation_id="runs_journal_entry", response_class=Response, responses=JOURNAL_RESPONSES
 )
@@ -273,7 +281,4 @@ def journal_entry(
     format: Literal["json", "csv", "iif", "xero"] = "json",
     group_by: Literal["date", "sale"] = "date",
 ) -> Response:
-    content, media_type, filename = journals.render_for_run(session, tenant_of(principal), run_id, format, group_by)
-    return Response(
-        content=content, media_type=media_type, headers={"Content-Disposition": f'attachment; filename="{filename}"'}
-    )
+    return journal_response(journals.render_for_run(session, tenant_of(principal), run_id, format, group_by))

@@ -96,6 +96,13 @@ class ApiClient:
         return written, filename
 
 
+def raise_if_failed(job: dict[str, Any], failed: str) -> None:
+    """A waited-for job that ended failed, as `failed` ("the export failed") and its error's sentence and lines."""
+    if job["status"] == "failed":
+        error = job.get("error") or {}
+        raise CliError(f"{failed}: {error_sentence(error)}", lines=error_lines(error))
+
+
 def refusal(response: httpx.Response) -> CliError:
     """An error answer as a sentence and readable detail lines; 503 (a dependency down) exits 3."""
     code = ExitCode.UNREACHABLE if response.status_code == 503 else ExitCode.FAILED

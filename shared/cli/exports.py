@@ -13,8 +13,8 @@ from typing import Annotated, Any
 import typer
 
 from shared.cli.choices import Report
-from shared.cli.client import DEFAULT_TIMEOUT, ApiClient
-from shared.cli.errors import CliError, ExitCode, error_lines, error_sentence
+from shared.cli.client import DEFAULT_TIMEOUT, ApiClient, raise_if_failed
+from shared.cli.errors import CliError, ExitCode
 from shared.cli.output import Written, info, is_stdout, print_json, print_table, row, success, table
 from shared.cli.runs import JsonOption, TenantOption, TimeoutOption
 from shared.reports.schemas import TIME_PARAMS
@@ -85,9 +85,7 @@ def request_export(
         return
     hint = f"`asora export status {export_id}` shows it"
     job = client.wait_job(accepted["job_id"], f"exporting {report.value}", timeout, hint)
-    if job["status"] == "failed":
-        error = job.get("error") or {}
-        raise CliError(f"the export failed: {error_sentence(error)}", lines=error_lines(error))
+    raise_if_failed(job, "the export failed")
     _download(client, client.json("GET", f"/exports/{export_id}"), output_file, as_json)
 
 

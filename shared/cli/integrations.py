@@ -7,8 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from shared.cli.client import DEFAULT_TIMEOUT, ApiClient
-from shared.cli.errors import CliError, error_lines, error_sentence
+from shared.cli.client import DEFAULT_TIMEOUT, ApiClient, raise_if_failed
 from shared.cli.output import info, print_json, print_table, row, success, table
 from shared.cli.runs import JsonOption, TenantOption, TimeoutOption
 
@@ -50,9 +49,7 @@ def dispatch(
         for field in ("dispatch_id", "status", "sent", "delivered", "stopped_at_event_id", "outcome"):
             shown.add_row(*row((field, outcome.get(field))))
         print_table(shown)
-    if job["status"] == "failed":
-        error = job.get("error") or {}
-        raise CliError(f"the dispatch stopped: {error_sentence(error)}", lines=error_lines(error))
+    raise_if_failed(job, "the dispatch stopped")
     success(f"delivered {outcome.get('delivered', 0)} payload(s)")
 
 

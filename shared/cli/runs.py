@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from shared.cli.choices import CostingMode, JournalFormat, JournalGrouping, RunStatus
-from shared.cli.client import DEFAULT_TIMEOUT, ApiClient, ProgressReader
+from shared.cli.client import DEFAULT_TIMEOUT, ApiClient, ProgressReader, raise_if_failed
 from shared.cli.errors import CliError, ExitCode, error_lines, error_sentence
 from shared.cli.output import info, is_stdout, print_json, print_table, progress, row, success, table, warn
 
@@ -147,9 +147,7 @@ def rollback(
     if not wait:
         return
     job = client.wait_job(accepted["job_id"], "rolling back", timeout, hint=f"see `asora list-runs`; run {run_id}")
-    if job["status"] == "failed":
-        error = job.get("error") or {}
-        raise CliError(f"the rollback failed: {error_sentence(error)}", lines=error_lines(error))
+    raise_if_failed(job, "the rollback failed")
     rolled_back = (job.get("result") or {}).get("rolled_back") or [run_id]
     success(f"rolled back: {', '.join(rolled_back)}")
 

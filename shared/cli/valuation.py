@@ -8,8 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from shared.cli.choices import CostingMode
-from shared.cli.client import DEFAULT_TIMEOUT, ApiClient
-from shared.cli.errors import CliError, error_lines, error_sentence
+from shared.cli.client import DEFAULT_TIMEOUT, ApiClient, raise_if_failed
 from shared.cli.output import info, print_json, print_table, row, success, table
 from shared.cli.runs import JsonOption, TenantOption, TimeoutOption
 
@@ -85,9 +84,7 @@ def switch(
     if not wait:
         return
     job = client.wait_job(answer["job_id"], "revaluing", timeout, hint=f"see `asora valuation show`; SKU {sku}")
-    if job["status"] == "failed":
-        error = job.get("error") or {}
-        raise CliError(f"the revaluation failed: {error_sentence(error)}", lines=error_lines(error))
+    raise_if_failed(job, "the revaluation failed")
     success(
         f"SKU {sku}: {answer['previous_method']} -> {answer['method']}, revalued (journal entry: "
         f"`GET /revaluations/{answer['job_id']}/journal-entry`)"

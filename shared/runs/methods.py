@@ -102,19 +102,13 @@ def refuse_mismatches_at_intake(
     method: Method,
     sales: tuple[Literal["csv", "json"], bytes],
     *,
-    held_to_other: bool | None = None,
+    held_to_other: bool,
 ) -> None:
     """Refuse a run now (422 VALIDATION_FAILED, VALUATION_METHOD_MISMATCH, the worker's errors) when it sells a
     SKU held to another method. The sales are read only when the tenant holds some SKU to another method than
-    the run's (one indexed probe otherwise, or `held_to_other` when the caller has read it already). The worker
-    checks again: a switch can land before the run executes."""
-    other = held_to_other
-    if other is None:
-        other = session.scalar(
-            text("SELECT EXISTS (SELECT FROM sku_valuation_methods WHERE tenant_id = :t AND method <> :m)"),
-            {"t": tenant_id, "m": method.value},
-        )
-    if not other:
+    the run's (`held_to_other`, which intake reads with the run's other terms). The worker checks again: a switch
+    can land before the run executes."""
+    if not held_to_other:
         return
     fmt, blob = sales
     try:

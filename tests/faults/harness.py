@@ -180,31 +180,25 @@ def completed(job_ids: list[str]) -> int:
     return int(query("SELECT count(*) FROM jobs WHERE id = ANY(:j) AND status = 'completed'", {"j": job_ids})[0][0])
 
 
-def fence_holders(service_urls: dict[str, str]) -> list[tuple[int, str]]:
+def fence_holders(service_urls: dict[str, str], also: str = "") -> list[tuple[int, str]]:
     """(backend pid, application_name) of every worker connection holding a stream's fence (an advisory lock)
-    in this test database."""
+    in this test database (and meeting the SQL condition `also`, on `pg_stat_activity a`)."""
     from tests.support import owner_connection
 
     with owner_connection(service_urls) as conn:
         rows = conn.execute(
             """SELECT a.pid, a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
                WHERE l.locktype = 'advisory' AND l.granted AND a.datname = current_database()
-                 AND a.application_name LIKE 'asora:celery:%'"""
+                 AND a.application_name LIKE 'asora:celery:%' """
+            + also
         ).fetchall()
     return [(int(r[0]), str(r[1])) for r in rows]
 
 
 def copying_holder(service_urls: dict[str, str]) -> int | None:
     """The backend pid of a worker connection that holds a fence and is in the middle of a COPY, if any."""
-    from tests.support import owner_connection
-
-    with owner_connection(service_urls) as conn:
-        row = conn.execute(
-            """SELECT a.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-               WHERE l.locktype = 'advisory' AND l.granted AND a.datname = current_database()
-                 AND a.application_name LIKE 'asora:celery:%' AND a.state = 'active' AND a.query ILIKE 'COPY%'"""
-        ).fetchone()
-    return None if row is None else int(row[0])
+    copying = fence_holders(service_urls, "AND a.state = 'active' AND a.query ILIKE 'COPY%'")
+    return copying[0][0] if copying else None
 
 
 def large_run(tenant_id: str, sales: int, *, sku: str = "F-2") -> str:
