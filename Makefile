@@ -52,6 +52,7 @@ bench: $(STAMP)
 	$(BIN)/python -m tests.benchmarks.bench_repost
 	@command -v wrk >/dev/null || { echo "wrk is needed for the HTTP benchmarks: apt-get install -y wrk"; exit 1; }
 	$(BIN)/python -m tests.benchmarks.bench_intake
+	$(BIN)/python -m tests.benchmarks.bench_http_floor
 	$(BIN)/python -m tests.benchmarks.bench_pipeline --jobs 3000
 	$(BIN)/python -m tests.benchmarks.bench_job_cost
 	$(BIN)/python -m tests.benchmarks.bench_large_run_ratio

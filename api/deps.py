@@ -12,7 +12,12 @@ route never commits; jobs it accepted are published after that commit (`shared.j
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import functools
+import inspect
 import json
+import weakref
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
@@ -20,8 +25,9 @@ from typing import Annotated, Any, TypeVar
 import anyio
 import anyio.to_thread
 import structlog
-from fastapi import Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
@@ -102,21 +108,96 @@ SettingsManager = Annotated[Principal, Depends(require(Permission.SETTINGS_MANAG
 # --- 3. the session -----------------------------------------------------------------------------------------
 
 
-async def _end(step: Callable[[], None]) -> None:
-    """Runs a COMMIT, ROLLBACK or close in a thread of its own lane, never the shared pool: a transaction that
-    holds a row lock must be able to end while every pooled thread waits on that lock (the shared pool would
-    deadlock until lock_timeout). FastAPI ends sync dependencies the same way."""
-    await anyio.to_thread.run_sync(step, limiter=anyio.CapacityLimiter(1))
+# The request's session, for the one-trip route below: set by `get_session` in the request's context, which the
+# threadpool call copies, so the endpoint's thread sees the same session its dependencies were given.
+_REQUEST_SESSION: contextvars.ContextVar[Session | None] = contextvars.ContextVar("asora_request_session", default=None)
 
 
-def _commit_and_close(session: Session) -> None:
+def _end_transaction(session: Session, failed: bool) -> None:
+    """Commit (or, after a failure, roll back) the request's transaction. A failed commit rolls back and raises,
+    so the route answers the error rather than a 2xx."""
+    if failed:
+        session.rollback()
+        return
     try:
         session.commit()
     except BaseException:
         session.rollback()
         raise
-    finally:
-        session.close()
+
+
+def _call_and_end(endpoint: Callable[..., Any], arguments: dict[str, Any]) -> Any:
+    session = _REQUEST_SESSION.get()
+    try:
+        result = endpoint(**arguments)
+    except BaseException:
+        if session is not None:
+            _end_transaction(session, failed=True)
+        raise
+    if session is not None:
+        _end_transaction(session, failed=False)
+    return result
+
+
+_LANES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, anyio.CapacityLimiter]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def lane(name: str, threads: int) -> anyio.CapacityLimiter:
+    """A named lane of `threads` threads beside the shared pool, one per event loop (a test client runs its own):
+    work in it never queues behind the pool's."""
+    lanes = _LANES.setdefault(asyncio.get_running_loop(), {})
+    found = lanes.get(name)
+    if found is None:
+        found = lanes[name] = anyio.CapacityLimiter(threads)
+    return found
+
+
+def reads_lane() -> anyio.CapacityLimiter:
+    """GET routes run in a lane of their own (half as many threads as the shared pool, at least two): a client
+    polling its job is never queued behind a burst of intake holding every pooled thread."""
+    return lane("reads", max(2, get_settings().api_threads // 2))
+
+
+def in_one_trip(endpoint: Callable[..., Any], *, reads: bool = False) -> Callable[..., Any]:
+    """A sync route as FastAPI's one trip to the threadpool: the route runs there, and its transaction is
+    committed (or rolled back) in the same thread right after it, before the response is sent. FastAPI would
+    otherwise make three trips for a GET (the route, the response model's validation, and the commit), each a
+    hand-off between threads that costs more CPU than the query it waits for (docs/performance.md). Being a
+    coroutine to FastAPI, the wrapper's response model is checked on the event loop: the route's value is
+    already a validated model, so that is cheap. `reads`: the route runs in the reads lane (`reads_lane`)."""
+
+    @functools.wraps(endpoint)
+    async def route(**arguments: Any) -> Any:
+        limiter = reads_lane() if reads else None
+        return await anyio.to_thread.run_sync(_call_and_end, endpoint, arguments, limiter=limiter)
+
+    route.one_trip = True  # type: ignore[attr-defined]  # read by tests/api/test_route_style.py
+
+    return route
+
+
+class OneTripRoute(APIRoute):
+    """The route class of every router (`api.deps.api_router`): sync endpoints run through `in_one_trip`, GET
+    routes in the reads lane."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        if not inspect.iscoroutinefunction(endpoint):
+            endpoint = in_one_trip(endpoint, reads=set(kwargs.get("methods") or ()) == {"GET"})
+        super().__init__(path, endpoint, **kwargs)
+
+
+def api_router(**kwargs: Any) -> APIRouter:
+    """An `APIRouter` whose routes are `OneTripRoute`s: every route module makes its router here."""
+    return APIRouter(route_class=OneTripRoute, **kwargs)
+
+
+async def _end(step: Callable[[], None]) -> None:
+    """Runs a ROLLBACK or close in a thread of its own lane, never the shared pool, for the rare request whose
+    transaction is still open when its route did not run (a dependency after the session failed): a
+    transaction that holds a row lock must be able to end while every pooled thread waits on that lock."""
+    await anyio.to_thread.run_sync(step, limiter=anyio.CapacityLimiter(1))
 
 
 def _roll_back_and_close(session: Session) -> None:
@@ -127,15 +208,19 @@ def _roll_back_and_close(session: Session) -> None:
 
 
 async def get_session() -> AsyncIterator[Session]:
-    """The request's one transaction: committed when the route returns, rolled back when it raises, and closed
-    in the same trip to the lane. Making the session touches no database, so it is made on the event loop."""
+    """The request's one transaction, ended by the route's own trip to the threadpool (`in_one_trip`): committed
+    when the route returns, rolled back when it raises. Making the session touches no database, so it is made on
+    the event loop, and closing one whose transaction has ended touches none either."""
     session = db.get_sessionmaker()()
+    _REQUEST_SESSION.set(session)
     try:
         yield session
-    except BaseException:
-        await _end(lambda: _roll_back_and_close(session))
-        raise
-    await _end(lambda: _commit_and_close(session))
+    finally:
+        _REQUEST_SESSION.set(None)
+        if session.in_transaction():  # the route never ran (a later dependency failed): end it off the loop
+            await _end(lambda: _roll_back_and_close(session))
+        else:
+            session.close()
 
 
 # scope="function": the commit runs as the route returns, before the response is sent, so a failed commit

@@ -22,6 +22,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Final
 
@@ -99,6 +100,30 @@ def json_text(value: Any) -> str:
 # pool's older connections with it.
 PING_AFTER_IDLE_SECONDS = 1.0
 _IDLE_SINCE = "asora.idle_since"
+
+
+@dataclass(frozen=True, slots=True)
+class Insert:
+    """One INSERT as driver SQL whose parameters are written `%({p}name)s`: sent as a statement of its own
+    (`execute_insert`), or as a CTE of a larger statement, where `{p}` becomes that CTE's own prefix so that two
+    of them never share a parameter name (the job numbering statement, shared/jobs/service.py)."""
+
+    sql: str
+    params: dict[str, Any]
+
+    def text(self, prefix: str = "") -> str:
+        return self.sql.replace("{p}", prefix)
+
+    def size(self) -> int:
+        """The bytes its text and binary parameters carry."""
+        return sum(len(v) for v in self.params.values() if isinstance(v, str | bytes))
+
+    def prefixed(self, prefix: str) -> dict[str, Any]:
+        return {prefix + name: value for name, value in self.params.items()}
+
+
+def execute_insert(session: Session, insert: Insert) -> None:
+    session.connection().exec_driver_sql(insert.text(), insert.params)
 
 
 def _ping_when_idle(engine: Engine) -> None:

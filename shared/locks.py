@@ -42,3 +42,12 @@ class TenantLock:
 
     def release(self) -> None:
         self.client.eval(_RELEASE, 1, self.key, self.token)
+
+
+def begin_drain(client: redis.Redis, wake_key: str, queued_keys: list[str], lease_seconds: int) -> None:
+    """A drain's first step, in one round trip: the stream's queued wake-ups are now being served (their marks
+    go, worker/publisher.py), and the lease holder, if there is one, is told to look again when it ends."""
+    pipe = client.pipeline(transaction=False)
+    pipe.delete(*queued_keys)
+    pipe.set(wake_key, 1, ex=max(lease_seconds * 2, 60))
+    pipe.execute()

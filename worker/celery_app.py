@@ -72,6 +72,6 @@ def _configure_logging(loglevel: int | str | None = None, **_: object) -> None:
 def _wire_worker(**_: object) -> None:
     """Jobs a worker accepts (a job that queues another) are published after their commit, like the API's."""
     from shared.jobs import outbox
-    from worker.publisher import publish
+    from worker.publisher import wake
 
-    outbox.set_publisher(publish)
+    outbox.set_publisher(wake)

@@ -11,9 +11,14 @@ import logging
 import queue
 import threading
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 
+import redis
+
+from shared.config import get_settings
 from shared.jobs.kinds import JobKind
 from shared.jobs.outbox import Wakeup
+from shared.jobs.runner import Stream
 from shared.registry import queue_for
 from worker.celery_app import app
 
@@ -23,18 +28,32 @@ def task_name(kind: JobKind) -> str:
 
 
 def coalesce(wakeups: Iterable[Wakeup]) -> list[Wakeup]:
-    """One wake-up per stream, the first of each (the oldest job, in commit order)."""
-    seen: set[tuple[str, str]] = set()
+    """One wake-up per stream and queue, the first of each (the oldest job, in commit order)."""
+    seen: set[tuple[str, str, str]] = set()
     out = []
     for wakeup in wakeups:
-        if (wakeup.tenant_id, wakeup.stream) not in seen:
-            seen.add((wakeup.tenant_id, wakeup.stream))
+        key = (wakeup.tenant_id, wakeup.stream, str(queue_for(wakeup.kind)))
+        if key not in seen:
+            seen.add(key)
             out.append(wakeup)
     return out
 
 
 def publish(wakeups: Iterable[Wakeup]) -> list[str]:
-    """Send one message per job; returns the ids sent. A message only says "this stream has work"."""
+    """Send one message per job; returns the ids sent. A message only says "this stream has work". Each stream
+    sent to is marked as having a wake-up queued (`wake`), so that jobs committed before its drain begins need
+    none of their own."""
+    wakeups = list(wakeups)
+    if wakeups:
+        _mark_queued(wakeups)
+    try:
+        return _send(wakeups)
+    except Exception:
+        _unmark(wakeups)
+        raise
+
+
+def _send(wakeups: Sequence[Wakeup]) -> list[str]:
     published = []
     with app.producer_or_acquire() as producer:
         for wakeup in wakeups:
@@ -60,6 +79,58 @@ def publish(wakeups: Iterable[Wakeup]) -> list[str]:
 
 
 log = logging.getLogger("asora.publisher")
+
+
+@lru_cache(maxsize=1)
+def _redis() -> redis.Redis:
+    return redis.Redis.from_url(get_settings().redis_url or "")
+
+
+def _queued_key(wakeup: Wakeup) -> str:
+    return Stream(wakeup.tenant_id, wakeup.stream).queued_key(queue_for(wakeup.kind))
+
+
+def _marker_seconds() -> int:
+    # A lost message leaves its marker until it expires; the relay re-sends its jobs' wake-ups after as long.
+    return max(1, get_settings().relay_republish_after_seconds)
+
+
+def _mark_queued(wakeups: Sequence[Wakeup]) -> None:
+    with _redis().pipeline(transaction=False) as pipe:
+        for wakeup in wakeups:
+            pipe.set(_queued_key(wakeup), 1, ex=_marker_seconds())
+        pipe.execute()
+
+
+def wake(wakeups: Iterable[Wakeup]) -> list[str]:
+    """What processes publish after a commit: one wake-up per stream (the first of each), and none for a stream
+    whose wake-up is already queued and not yet begun. That is decided by `SET NX` on the stream's queued marker,
+    for the whole batch in one round trip; a drain deletes the marker before it reads any job
+    (`runner.drain`), so a job committed before the marker was seen is read by the drain the queued wake-up
+    starts, or by the lease holder that drain wakes. Returns the ids sent. The relay and a drain that leaves work
+    behind call `publish`, which always sends."""
+    wanted = coalesce(wakeups)
+    if not wanted:
+        return []
+    with _redis().pipeline(transaction=False) as pipe:
+        for wakeup in wanted:
+            pipe.set(_queued_key(wakeup), 1, nx=True, ex=_marker_seconds())
+        fresh = pipe.execute()
+    due = [wakeup for wakeup, marked in zip(wanted, fresh, strict=True) if marked]
+    if not due:
+        return []
+    try:
+        return _send(due)
+    except Exception:
+        _unmark(due)  # nothing was queued for them: the next commit (or the relay) sends again
+        raise
+
+
+def _unmark(wakeups: Sequence[Wakeup]) -> None:
+    try:
+        _redis().delete(*(_queued_key(wakeup) for wakeup in wakeups))
+    except Exception as exc:  # the markers expire on their own
+        log.warning("could not clear %d queued marker(s): %s", len(wakeups), exc)
 
 
 class BackgroundPublisher:
@@ -97,7 +168,7 @@ class BackgroundPublisher:
 
     def _send(self, batch: list[Wakeup]) -> None:
         try:
-            publish(coalesce(batch))
+            wake(batch)
         except Exception as exc:  # the jobs are committed: the relay sends what could not be sent now
             log.warning(
                 "publishing %d wake-up(s) failed (%s); the relay will send them",

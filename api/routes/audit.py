@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-
-from api.deps import CursorQuery, From, LimitQuery, Reader, SafeQuery, TenantSession, To, as_utc, tenant_of
+from api.deps import CursorQuery, From, LimitQuery, Reader, SafeQuery, TenantSession, To, api_router, as_utc, tenant_of
 from shared.audit import service as audit
 from shared.audit.schemas import AuditEventOut
 from shared.schemas import Page
 
-router = APIRouter(tags=["audit"])
+router = api_router(tags=["audit"])
 
 
 @router.get("/audit", response_model=Page[AuditEventOut], operation_id="audit_list")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 from fastapi.responses import JSONResponse
 
-from api.deps import CursorQuery, LimitQuery, MasterWriter, Reader, TenantSession, json_body, tenant_of
+from api.deps import CursorQuery, LimitQuery, MasterWriter, Reader, TenantSession, api_router, json_body, tenant_of
 from api.openapi import errors
 from api.routes.runs import JOURNAL_RESPONSES, journal_response
 from shared.auth import Permission
@@ -24,7 +24,7 @@ from shared.runs.schemas import (
 )
 from shared.schemas import Page
 
-router = APIRouter(tags=["costing"])
+router = api_router(tags=["costing"])
 
 
 @router.get("/settings/valuation", response_model=ValuationSettingsOut, operation_id="valuation_settings_get")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from api.accept import accept
@@ -15,6 +15,7 @@ from api.deps import (
     LimitQuery,
     Reader,
     TenantSession,
+    api_router,
     json_body,
     tenant_of,
 )
@@ -23,7 +24,7 @@ from shared.inventory.schemas import CountAccepted, CountCreate, CountOut, Count
 from shared.jobs import service as jobs
 from shared.schemas import Page
 
-router = APIRouter(prefix="/counts", tags=["counts"])
+router = api_router(prefix="/counts", tags=["counts"])
 
 
 @router.post("", status_code=202, response_model=CountAccepted, operation_id="counts_create")

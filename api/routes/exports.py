@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 from fastapi.responses import JSONResponse
 
 from api.accept import accept
@@ -15,6 +15,7 @@ from api.deps import (
     LimitQuery,
     Reader,
     TenantSession,
+    api_router,
     json_body,
     tenant_of,
 )
@@ -26,7 +27,7 @@ from shared.jobs import service as jobs
 from shared.reports.schemas import parse_params
 from shared.schemas import Page
 
-router = APIRouter(prefix="/exports", tags=["exports"])
+router = api_router(prefix="/exports", tags=["exports"])
 
 
 @router.post("", status_code=202, response_model=ExportAccepted, operation_id="exports_create", responses=errors(402))

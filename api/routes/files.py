@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import APIRouter, Response
+from fastapi import Response
 
+from api.deps import api_router
 from api.openapi import content
 from shared.runs import csvio
 
-router = APIRouter(prefix="/files", tags=["runs"])
+router = api_router(prefix="/files", tags=["runs"])
 
 
 @router.get(

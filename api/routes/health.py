@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-import weakref
 from typing import Literal
 
 import anyio.to_thread
 from anyio import CapacityLimiter
-from fastapi import APIRouter, Response
+from fastapi import Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
+from api.deps import api_router, lane
 from api.metrics import JobsCollector
 from api.openapi import content
 from shared import health
@@ -21,7 +20,7 @@ from shared.db import get_engine
 from shared.metrics import scrape_registry
 from worker import health as worker_health
 
-router = APIRouter(tags=["ops"])
+router = api_router(tags=["ops"])
 CheckStatus = Literal["ok", "warning", "alert", "down"]
 
 
@@ -46,15 +45,8 @@ _HEALTH: dict[int | str, dict[str, object]] = {
 
 # Health has its own lane: requests that wait on row locks may hold every thread of the shared pool, and a
 # probe must still see the dependencies. Two threads, so a probe never queues behind more than one other.
-_LANES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, CapacityLimiter] = weakref.WeakKeyDictionary()
-
-
 def _lane() -> CapacityLimiter:
-    loop = asyncio.get_running_loop()  # one lane per event loop (a test client runs its own)
-    lane = _LANES.get(loop)
-    if lane is None:
-        lane = _LANES[loop] = CapacityLimiter(2)
-    return lane
+    return lane("health", 2)
 
 
 @router.get("/health", operation_id="health", response_model=HealthOut, responses=_HEALTH)

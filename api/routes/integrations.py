@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from api.accept import accept
@@ -16,6 +15,7 @@ from api.deps import (
     LimitQuery,
     Reader,
     TenantSession,
+    api_router,
     json_body,
     tenant_of,
 )
@@ -35,7 +35,7 @@ from shared.integrations.schemas import (
 from shared.jobs import service as jobs
 from shared.schemas import Page
 
-router = APIRouter(prefix="/integrations", tags=["integrations"])
+router = api_router(prefix="/integrations", tags=["integrations"])
 
 
 @router.post(

@@ -5,10 +5,10 @@ vendor eligibility. Onboarding order: categories, hubs, bins, vendors, items."""
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import Query, Request, Response
 from pydantic import BaseModel
 
-from api.deps import CursorQuery, LimitQuery, MasterWriter, Reader, TenantSession, json_body, tenant_of
+from api.deps import CursorQuery, LimitQuery, MasterWriter, Reader, TenantSession, api_router, json_body, tenant_of
 from api.openapi import errors
 from shared.inventory import master as inventory
 from shared.inventory.models import Bin, Category, Hub, Item, Vendor
@@ -31,7 +31,7 @@ from shared.inventory.schemas import (
 )
 from shared.schemas import Page
 
-router = APIRouter(tags=["inventory"])
+router = api_router(tags=["inventory"])
 Filter = Annotated[str | None, Query(max_length=100, pattern=r"^[^\x00-\x1f\x7f]*$")]
 
 

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-
-from api.deps import CursorQuery, LimitQuery, Reader, TenantSession, tenant_of
+from api.deps import CursorQuery, LimitQuery, Reader, TenantSession, api_router, tenant_of
 from shared.jobs import service as jobs
 from shared.jobs.kinds import JobKind, JobStatus
 from shared.jobs.schemas import JobOut
 from shared.schemas import Page
 
-router = APIRouter(prefix="/jobs", tags=["jobs"])
+router = api_router(prefix="/jobs", tags=["jobs"])
 
 
 @router.get("/{job_id}", response_model=JobOut, operation_id="jobs_get")

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 from fastapi.responses import JSONResponse
 
 from api.accept import accept
-from api.deps import IdempotencyKeyHeader, Reader, RunsWriter, TenantSession, json_body, tenant_of
+from api.deps import IdempotencyKeyHeader, Reader, RunsWriter, TenantSession, api_router, json_body, tenant_of
 from api.routes.runs import JOURNAL_RESPONSES, journal_response
 from shared.jobs import service as jobs
 from shared.journals import service as journals
 from shared.landed_costs import service as landed_costs
 from shared.landed_costs.schemas import LandedCostAccepted, LandedCostCreate, LandedCostOut
 
-router = APIRouter(prefix="/landed-costs", tags=["landed-costs"])
+router = api_router(prefix="/landed-costs", tags=["landed-costs"])
 
 
 @router.post("", status_code=202, response_model=LandedCostAccepted, operation_id="landed_costs_create")

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-
-from api.deps import CursorQuery, From, LimitQuery, Reader, SafeQuery, TenantSession, To, as_utc, tenant_of
+from api.deps import CursorQuery, From, LimitQuery, Reader, SafeQuery, TenantSession, To, api_router, as_utc, tenant_of
 from shared.ledger import queries as ledger
 from shared.ledger.models import EventType
 from shared.ledger.schemas import LedgerEventOut
 from shared.schemas import Page
 
-router = APIRouter(tags=["ledger"])
+router = api_router(tags=["ledger"])
 
 
 @router.get("/ledger", response_model=Page[LedgerEventOut], operation_id="ledger_list")

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from api.accept import accept
-from api.deps import IdempotencyKeyHeader, ReceiptsWriter, TenantSession, json_body, tenant_of
+from api.deps import IdempotencyKeyHeader, ReceiptsWriter, TenantSession, api_router, json_body, tenant_of
 from shared.inventory import receipts as inventory
 from shared.inventory.schemas import JobAccepted, ReceiptCreate
 from shared.jobs import service as jobs
 
-router = APIRouter(tags=["receipts"])
+router = api_router(tags=["receipts"])
 
 
 @router.post("/receipts", status_code=202, response_model=JobAccepted, operation_id="receipts_create")

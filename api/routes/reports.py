@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import Depends, Query, Response
 
-from api.deps import Reader, TenantSession, tenant_of
+from api.deps import Reader, TenantSession, api_router, tenant_of
 from shared.reports import service as reports
 from shared.reports.schemas import (
     ID_MAX,
@@ -22,7 +22,7 @@ from shared.reports.schemas import (
     parse_params,
 )
 
-router = APIRouter(prefix="/reports", tags=["reports"])
+router = api_router(prefix="/reports", tags=["reports"])
 
 AsOf = Annotated[str | None, Query(max_length=MAX_TEXT, description="ISO date or date-time (business time)")]
 From = Annotated[str | None, Query(alias="from", max_length=MAX_TEXT, description="window start, inclusive")]

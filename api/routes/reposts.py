@@ -5,18 +5,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from api.accept import accept
-from api.deps import IdempotencyKeyHeader, RunsWriter, TenantSession, tenant_of
+from api.deps import IdempotencyKeyHeader, RunsWriter, TenantSession, api_router, tenant_of
 from api.openapi import errors
 from shared.jobs import service as jobs
 from shared.jobs.kinds import JobStatus
 from shared.runs import repost
 from shared.runs.schemas import RepostRollbackAccepted
 
-router = APIRouter(prefix="/reposts", tags=["runs"])
+router = api_router(prefix="/reposts", tags=["runs"])
 
 
 @router.post(

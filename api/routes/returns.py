@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 from fastapi.responses import JSONResponse
 
 from api.accept import accept
-from api.deps import IdempotencyKeyHeader, Reader, ReceiptsWriter, TenantSession, json_body, tenant_of
+from api.deps import IdempotencyKeyHeader, Reader, ReceiptsWriter, TenantSession, api_router, json_body, tenant_of
 from api.routes.runs import JOURNAL_RESPONSES, journal_response
 from shared.jobs import service as jobs
 from shared.journals import service as journals
 from shared.returns import service as returns
 from shared.returns.schemas import ReturnAccepted, ReturnCreate, ReturnOut
 
-router = APIRouter(prefix="/returns", tags=["returns"])
+router = api_router(prefix="/returns", tags=["returns"])
 
 
 @router.post("", status_code=202, response_model=ReturnAccepted, operation_id="returns_create")

@@ -6,7 +6,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, get_args
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from starlette.datastructures import UploadFile
@@ -20,6 +20,7 @@ from api.deps import (
     Reader,
     RunsWriter,
     TenantSession,
+    api_router,
     form_body,
     parse_json,
     read_body,
@@ -48,7 +49,7 @@ from shared.runs.schemas import (
 )
 from shared.schemas import Page
 
-router = APIRouter(prefix="/runs", tags=["runs"])
+router = api_router(prefix="/runs", tags=["runs"])
 
 
 @dataclass(frozen=True)

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter
-
-from api.deps import Reader, SettingsManager, TenantSession, json_body, tenant_of
+from api.deps import Reader, SettingsManager, TenantSession, api_router, json_body, tenant_of
 from shared.tenants import settings
 from shared.tenants.schemas import TenantSettings, TenantSettingsUpdate
 
-router = APIRouter(prefix="/settings", tags=["settings"])
+router = api_router(prefix="/settings", tags=["settings"])
 
 
 @router.get("", response_model=TenantSettings, operation_id="settings_get")

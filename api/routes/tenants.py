@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Response
+from fastapi import Response
 
-from api.deps import KeysManager, SessionDep, TenantId, TenantSession, TenantsManager, json_body, tenant_of
+from api.deps import KeysManager, SessionDep, TenantId, TenantSession, TenantsManager, api_router, json_body, tenant_of
 from api.openapi import errors
 from shared.tenants import service as tenants
 from shared.tenants.schemas import KeyCreate, KeyCreated, TenantCreate, TenantOut, TenantPlanUpdate
 
-router = APIRouter(tags=["tenants"])
+router = api_router(tags=["tenants"])
 
 
 @router.post(

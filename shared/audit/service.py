@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Required, TypedDict, Unpack
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from shared import db
 from shared.audit.models import AuditEvent
 from shared.auth import Principal
-from shared.base import table_of
 from shared.pagination import page
 
 SECRET_MARKERS = ("secret", "password", "token", "key", "authorization", "signature")
@@ -32,41 +32,54 @@ def redact(value: Any) -> Any:
 _SAFE_KEYS = frozenset({"key_id", "idempotency_key_reused", "api_key_id"})
 
 
-# The table's INSERT, not the ORM's, built once and sent on the session's connection: audit rows are written on
-# every hot path, and building the statement per row (and the ORM session's execute) cost more than sending it.
-_INSERT = insert(table_of(AuditEvent))
+# Sent as driver SQL on the session's connection, not through the ORM or a compiled Core INSERT: audit rows are
+# written on every hot path, and an intake can write its row inside its job's numbering statement (`insert`).
+_INSERT = """INSERT INTO audit_events (tenant_id, actor_key_id, actor_role, action, target, outcome, reason,
+                                       request_id, job_id, details)
+VALUES (%({p}tenant_id)s, %({p}actor_key_id)s, %({p}actor_role)s, %({p}action)s, %({p}target)s, %({p}outcome)s,
+        %({p}reason)s, %({p}request_id)s, %({p}job_id)s, %({p}details)s::jsonb)"""
 
 
-def record(
-    session: Session,
-    *,
-    tenant_id: str | None,
-    action: str,
-    outcome: str,
-    actor: Principal | None = None,
-    actor_key_id: str | None = None,
-    actor_role: str | None = None,
-    target: str | None = None,
-    reason: str | None = None,
-    request_id: str | None = None,
-    job_id: str | None = None,
-    details: dict[str, Any] | None = None,
-) -> None:
-    session.connection().execute(
+class AuditFields(TypedDict, total=False):
+    """What an audit event says: `tenant_id`, `action` and `outcome` always; `actor` (a principal) or its key id
+    and role; the rest when known."""
+
+    tenant_id: Required[str | None]
+    action: Required[str]
+    outcome: Required[str]
+    actor: Principal | None
+    actor_key_id: str | None
+    actor_role: str | None
+    target: str | None
+    reason: str | None
+    request_id: str | None
+    job_id: str | None
+    details: dict[str, Any] | None
+
+
+def insert(**event: Unpack[AuditFields]) -> db.Insert:
+    """An audit event as an INSERT, its details redacted: written by `record`, or handed to `jobs.accept_job`."""
+    actor, details = event.get("actor"), event.get("details")
+    return db.Insert(
         _INSERT,
         {
-            "tenant_id": tenant_id,
-            "actor_key_id": actor.key_id if actor else actor_key_id,
-            "actor_role": actor.role if actor else actor_role,
-            "action": action,
-            "target": target,
-            "outcome": outcome,
-            "reason": reason,
-            "request_id": request_id,
-            "job_id": job_id,
-            "details": redact(details) if details else None,
+            "tenant_id": event["tenant_id"],
+            "actor_key_id": actor.key_id if actor else event.get("actor_key_id"),
+            "actor_role": actor.role if actor else event.get("actor_role"),
+            "action": event["action"],
+            "target": event.get("target"),
+            "outcome": event["outcome"],
+            "reason": event.get("reason"),
+            "request_id": event.get("request_id"),
+            "job_id": event.get("job_id"),
+            "details": db.json_text(redact(details)) if details else None,
         },
     )
+
+
+def record(session: Session, **event: Unpack[AuditFields]) -> None:
+    """Write an audit event now."""
+    db.execute_insert(session, insert(**event))
 
 
 def list_events(

@@ -53,9 +53,9 @@ from shared.base import utcnow
 from shared.config import Settings
 from shared.errors import DomainError
 from shared.jobs.handlers import CARRIED, JobKinds, SelfTransacting
-from shared.jobs.kinds import LEDGER_STREAM, PENDING, JobKind, JobStatus
+from shared.jobs.kinds import LEDGER_STREAM, PENDING, JobKind, JobStatus, Queue
 from shared.jobs.models import Job
-from shared.locks import TenantLock, fence_key
+from shared.locks import TenantLock, begin_drain, fence_key
 from shared.logs import get_logger
 
 log = logging.getLogger(__name__)
@@ -99,6 +99,9 @@ class Stream:
     @property
     def wake_key(self) -> str:
         return f"asora:wake:{self.lease_name}"
+
+    def queued_key(self, queue: Queue) -> str:  # a wake-up is queued on `queue`, no drain begun (worker/publisher.py)
+        return f"asora:queued:{self.lease_name}:{queue}"
 
 
 def fence(session: Session, stream: Stream) -> None:
@@ -488,7 +491,9 @@ def drain(
     a call only says "this stream has work"."""
     hooks = hooks or DrainHooks()
     report = DrainReport()
-    redis_client.set(stream.wake_key, 1, ex=max(settings.tenant_lock_lease_seconds * 2, 60))
+    begin_drain(
+        redis_client, stream.wake_key, [stream.queued_key(q) for q in Queue], settings.tenant_lock_lease_seconds
+    )
     for _ in range(MAX_ROUNDS):
         lock = TenantLock(redis_client, stream.lease_name, settings.tenant_lock_lease_seconds)
         if not lock.acquire():

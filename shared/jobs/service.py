@@ -7,6 +7,10 @@ and records it in one statement (the counter's UPDATE and the job's INSERT toget
 COMMIT. The lock is held for that statement and the commit, nothing else. The job's own rows (its run,
 uploaded files, export, audit event) are written before it, which the foreign keys to `jobs` allow by being
 checked at commit (migration 0007). A job noted inside a savepoint that is rolled back is forgotten with it.
+
+A hot intake (a run) goes further and hands its own rows to `accept_job` as `db.Insert`s, its companions: the
+numbering statement itself writes them, as data-modifying CTEs before the counter's UPDATE, so the whole accept
+is one statement after the intake's read of its terms, and the counter is held no longer than before.
 """
 
 from __future__ import annotations
@@ -70,9 +74,22 @@ class _Pending:
     job: AcceptedJob
     params: dict[str, Any]
     transaction: Any  # the (nested) transaction it was accepted in
+    companions: tuple[db.Insert, ...] = ()
+
+    def statement(self) -> tuple[str, dict[str, Any]]:
+        """The numbering statement with the companions' INSERTs in front of the counter's UPDATE."""
+        if not self.companions:
+            return _NUMBER_AND_RECORD, self.params
+        ctes, params = [], dict(self.params)
+        for n, companion in enumerate(self.companions):
+            prefix = f"c{n}_"
+            ctes.append(f"c{n} AS ({companion.text(prefix)})")
+            params |= companion.prefixed(prefix)
+        return "WITH " + ", ".join(ctes) + "," + _NUMBER_AND_RECORD.removeprefix("\n    WITH"), params
 
 
 _PENDING = "asora.jobs_to_number"
+COMPANION_BYTES = 64 * 1024  # a companion larger than this is written at once, not in the numbering statement
 _HOLDING_SINCE = "asora.counter_held_since"  # perf_counter() when the numbering statement began
 
 
@@ -86,11 +103,13 @@ def accept_job(
     job_id: str | None = None,
     stream: str = LEDGER_STREAM,
     number_now: bool = False,
+    companions: tuple[db.Insert, ...] = (),
 ) -> AcceptedJob:
     """Accept a job: it is numbered with the tenant's next gapless `seq` and recorded just before the session
     commits, and its wake-up is published after (`shared/jobs/outbox.py`). `number_now` numbers it at once,
     for the rare intake that must know its place before answering (a count's cost-basis check); the
-    tenant's counter row is then locked from here to the commit."""
+    tenant's counter row is then locked from here to the commit. `companions` are the intake's own rows, written
+    by the numbering statement (see the module's docstring)."""
     job = AcceptedJob(job_id or new_job_id(), tenant_id, kind, stream)
     params = {
         "id": job.id,
@@ -102,8 +121,13 @@ def accept_job(
         "actor_role": actor.role if actor else None,
         "published_at": utcnow() if outbox.publishing() else None,
     }
+    # PostgreSQL runs a CTE the main query does not read after it, with the counter locked: a large companion
+    # (a big upload) is written now instead, so that it never lengthens the critical section.
+    inline = tuple(c for c in companions if c.size() <= COMPANION_BYTES)
+    for large in (c for c in companions if c.size() > COMPANION_BYTES):
+        db.execute_insert(session, large)
     transaction = session.get_nested_transaction() or session.get_transaction()
-    session.info.setdefault(_PENDING, []).append(_Pending(job, params, transaction))
+    session.info.setdefault(_PENDING, []).append(_Pending(job, params, transaction, inline))
     outbox.publish_after_commit(session, outbox.Wakeup(job.id, tenant_id, kind, stream))
     if number_now:
         number_pending(session)
@@ -142,7 +166,7 @@ def number_pending(session: Session) -> None:
         return
     session.flush()  # the jobs' own rows first: runs, files, exports, counts, audit events
     for entry in pending:
-        seq = session.connection().exec_driver_sql(_NUMBER_AND_RECORD, entry.params).scalar()
+        seq = session.connection().exec_driver_sql(*entry.statement()).scalar()
         session.info.setdefault(_HOLDING_SINCE, time.perf_counter())  # the lock is ours from here to COMMIT
         if seq is None:
             raise NotFound(f"tenant '{entry.job.tenant_id}' not found")
@@ -180,16 +204,21 @@ def _forget_rolled_back(session: Session, previous_transaction: Any) -> None:
 
 
 _INSERT_BLOBS = "INSERT INTO job_blobs (job_id, name, tenant_id, content, size) VALUES "
-_BLOB_ROW = "(%(job_id)s, %(name{n})s, %(tenant_id)s, %(content{n})s, %(size{n})s)"
+_BLOB_ROW = "(%({p}job_id)s, %({p}name{n})s, %({p}tenant_id)s, %({p}content{n})s, %({p}size{n})s)"
+
+
+def blobs_insert(tenant_id: str, job_id: str, blobs: dict[str, bytes]) -> db.Insert:
+    """The uploaded inputs of a job about to be accepted, as one INSERT."""
+    params: dict[str, Any] = {"job_id": job_id, "tenant_id": tenant_id}
+    for n, (name, content) in enumerate(blobs.items()):
+        params |= {f"name{n}": name, f"content{n}": content, f"size{n}": len(content)}
+    rows = ", ".join(_BLOB_ROW.replace("{n}", str(n)) for n in range(len(blobs)))
+    return db.Insert(_INSERT_BLOBS + rows, params)
 
 
 def attach_blobs(session: Session, tenant_id: str, job_id: str, blobs: dict[str, bytes]) -> None:
     """The uploaded inputs of a job about to be accepted (written before the job is numbered), in one INSERT."""
-    params: dict[str, Any] = {"job_id": job_id, "tenant_id": tenant_id}
-    for n, (name, content) in enumerate(blobs.items()):
-        params |= {f"name{n}": name, f"content{n}": content, f"size{n}": len(content)}
-    rows = ", ".join(_BLOB_ROW.format(n=n) for n in range(len(blobs)))
-    session.connection().exec_driver_sql(_INSERT_BLOBS + rows, params)
+    db.execute_insert(session, blobs_insert(tenant_id, job_id, blobs))
 
 
 def read_blob(session: Session, job_id: str, name: str) -> bytes | None:

@@ -22,7 +22,7 @@ ASYNC_DEPENDENCIES = {
     "check": "require(permission): compares the principal's role with a permission, no I/O",
     "tenant_session": "notes the tenant on the session; the scope is set when its transaction begins, in a thread",
     "tenant_id": "the principal's tenant, no I/O",
-    "get_session": "makes a session (no I/O); COMMIT, ROLLBACK and close run in threads of their own",
+    "get_session": "makes and closes a session (no I/O); COMMIT and ROLLBACK run in the route's own thread",
     "read_body": "awaits the request body from the ASGI server",
     "parse": "json_body: parses a small body at once and a large one in the threadpool; no database",
     "run_submission": "POST /runs body (JSON or multipart): parsed like json_body; no database",
@@ -49,8 +49,17 @@ def _is_async_generator(call: Any) -> bool:
 
 
 def test_route_handlers_are_sync_except_the_named_ones():
-    handlers = {_name(route.endpoint) for route in _routes() if _is_coroutine(route.endpoint)}
+    handlers = {_name(route.endpoint) for route in _routes() if _is_coroutine(inspect.unwrap(route.endpoint))}
     assert handlers == set(ASYNC_HANDLERS), f"coroutine handlers: {sorted(handlers)}"
+
+
+def test_every_sync_handler_makes_one_trip_to_the_threadpool():
+    """api.deps.in_one_trip: the handler and its COMMIT in one thread, its response model checked on the loop."""
+    routes = _routes()
+    sync = [route for route in routes if not _is_coroutine(inspect.unwrap(route.endpoint))]
+    assert len(sync) > 50, "the walk found few sync routes: it would pass on anything"
+    without = sorted(route.path for route in sync if not getattr(route.endpoint, "one_trip", False))
+    assert not without, f"sync routes outside in_one_trip: {without}"
 
 
 def test_async_dependencies_are_only_the_named_edge_plumbing():
