@@ -113,29 +113,18 @@ SettingsManager = Annotated[Principal, Depends(require(Permission.SETTINGS_MANAG
 _REQUEST_SESSION: contextvars.ContextVar[Session | None] = contextvars.ContextVar("asora_request_session", default=None)
 
 
-def _end_transaction(session: Session, failed: bool) -> None:
-    """Commit (or, after a failure, roll back) the request's transaction. A failed commit rolls back and raises,
-    so the route answers the error rather than a 2xx."""
-    if failed:
-        session.rollback()
-        return
-    try:
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-
-
 def _call_and_end(endpoint: Callable[..., Any], arguments: dict[str, Any]) -> Any:
+    """The route, then its transaction's end: ROLLBACK when it raised; COMMIT when it returned, and a COMMIT that
+    fails rolls back and raises, so the route answers the error rather than a 2xx."""
     session = _REQUEST_SESSION.get()
     try:
         result = endpoint(**arguments)
+        if session is not None:
+            session.commit()
     except BaseException:
         if session is not None:
-            _end_transaction(session, failed=True)
+            session.rollback()
         raise
-    if session is not None:
-        _end_transaction(session, failed=False)
     return result
 
 

@@ -82,7 +82,8 @@ log = logging.getLogger("asora.publisher")
 
 
 @lru_cache(maxsize=1)
-def _redis() -> redis.Redis:
+def redis_client() -> redis.Redis:
+    """This process's client of the broker's Redis (the queued marks; a worker's leases and wake flags)."""
     return redis.Redis.from_url(get_settings().redis_url or "")
 
 
@@ -95,11 +96,13 @@ def _marker_seconds() -> int:
     return max(1, get_settings().relay_republish_after_seconds)
 
 
-def _mark_queued(wakeups: Sequence[Wakeup]) -> None:
-    with _redis().pipeline(transaction=False) as pipe:
+def _mark_queued(wakeups: Sequence[Wakeup], *, only_new: bool = False) -> list[bool]:
+    """Mark each wakeup's stream and queue as having a wake-up queued, in one round trip; `only_new`: only where
+    no mark stands (`SET NX`). Returns, per wake-up, whether it was marked."""
+    with redis_client().pipeline(transaction=False) as pipe:
         for wakeup in wakeups:
-            pipe.set(_queued_key(wakeup), 1, ex=_marker_seconds())
-        pipe.execute()
+            pipe.set(_queued_key(wakeup), 1, nx=only_new, ex=_marker_seconds())
+        return [bool(marked) for marked in pipe.execute()]
 
 
 def wake(wakeups: Iterable[Wakeup]) -> list[str]:
@@ -112,10 +115,7 @@ def wake(wakeups: Iterable[Wakeup]) -> list[str]:
     wanted = coalesce(wakeups)
     if not wanted:
         return []
-    with _redis().pipeline(transaction=False) as pipe:
-        for wakeup in wanted:
-            pipe.set(_queued_key(wakeup), 1, nx=True, ex=_marker_seconds())
-        fresh = pipe.execute()
+    fresh = _mark_queued(wanted, only_new=True)
     due = [wakeup for wakeup, marked in zip(wanted, fresh, strict=True) if marked]
     if not due:
         return []
@@ -128,7 +128,7 @@ def wake(wakeups: Iterable[Wakeup]) -> list[str]:
 
 def _unmark(wakeups: Sequence[Wakeup]) -> None:
     try:
-        _redis().delete(*(_queued_key(wakeup) for wakeup in wakeups))
+        redis_client().delete(*(_queued_key(wakeup) for wakeup in wakeups))
     except Exception as exc:  # the markers expire on their own
         log.warning("could not clear %d queued marker(s): %s", len(wakeups), exc)
 

@@ -22,7 +22,7 @@ from worker import publisher
 @pytest.fixture
 def sent(monkeypatch: pytest.MonkeyPatch, service_urls: dict[str, str]) -> Iterator[list[str]]:
     del service_urls  # the settings' Redis is the test session's
-    publisher._redis.cache_clear()
+    publisher.redis_client.cache_clear()
     record: list[str] = []
 
     def send(wakeups: Sequence[Wakeup]) -> list[str]:
@@ -31,7 +31,7 @@ def sent(monkeypatch: pytest.MonkeyPatch, service_urls: dict[str, str]) -> Itera
 
     monkeypatch.setattr(publisher, "_send", send)
     yield record
-    publisher._redis.cache_clear()
+    publisher.redis_client.cache_clear()
 
 
 def _tenant() -> str:
@@ -68,7 +68,7 @@ def test_once_a_drain_begins_the_next_commit_sends_again(sent):
     report = runner.drain(
         runner.Stream(tenant),
         worker="test-wake",
-        redis_client=publisher._redis(),
+        redis_client=publisher.redis_client(),
         settings=get_settings(),
         kinds=registry.TABLE,
     )
@@ -102,5 +102,5 @@ def test_a_failed_send_leaves_no_marker(sent, monkeypatch):
 def test_the_marker_expires_after_the_relays_re_send_delay(sent):
     tenant = _tenant()
     publisher.wake([Wakeup("job-1", tenant, JobKind.COGS_RUN)])
-    ttl = publisher._redis().ttl(runner.Stream(tenant).queued_key(registry.queue_for(JobKind.COGS_RUN)))
+    ttl = publisher.redis_client().ttl(runner.Stream(tenant).queued_key(registry.queue_for(JobKind.COGS_RUN)))
     assert 0 < ttl <= get_settings().relay_republish_after_seconds

@@ -13,10 +13,8 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import time
-from functools import lru_cache
 from typing import Any
 
-import redis
 from celery import Task
 from celery.exceptions import Ignore
 from celery.signals import worker_shutting_down
@@ -28,7 +26,7 @@ from shared.jobs import outbox, runner
 from shared.jobs.kinds import LEDGER_STREAM, PENDING, JobKind, JobStatus
 from shared.jobs.models import Job
 from worker.celery_app import app
-from worker.publisher import publish, task_name
+from worker.publisher import publish, redis_client, task_name
 
 log = logging.getLogger("asora.worker")
 
@@ -44,11 +42,6 @@ def _on_shutdown(**_: Any) -> None:
 
 def shutting_down() -> bool:
     return bool(_shutting_down.value)
-
-
-@lru_cache(maxsize=1)
-def _redis() -> redis.Redis:
-    return redis.Redis.from_url(get_settings().redis_url or "")
 
 
 class JobFailed(Exception):
@@ -141,7 +134,7 @@ def run_job(task: Task[Any, Any], job_id: str, tenant_id: str, kind: str, stream
     report = runner.drain(
         runner.Stream(tenant_id, stream),
         worker=str(task.request.hostname),
-        redis_client=_redis(),
+        redis_client=redis_client(),
         settings=get_settings(),
         kinds=registry.TABLE,
         hooks=FlowerHooks(task, job_id, tenant_id),
